@@ -1,0 +1,26 @@
+# The two commands: `make up` runs the local platform, `make test` runs every test.
+VENV ?= .venv
+PY   := $(VENV)/bin/python
+
+.PHONY: setup up down test toolchain clean-state
+
+setup: $(VENV)/.installed toolchain  ## venv + pinned toolchain (idempotent, cached)
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(PY) -m yunshang.dev.shims $(VENV)/bin
+	touch $@
+
+toolchain: $(VENV)/.installed
+	$(VENV)/bin/yunshang dev setup
+
+up: setup
+	$(VENV)/bin/yunshang dev up
+
+down:
+	$(VENV)/bin/yunshang dev down
+
+test: setup
+	$(VENV)/bin/pytest

@@ -1,0 +1,1 @@
+"""yunshang: one shared, governed Kubernetes platform for every department."""

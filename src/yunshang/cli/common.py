@@ -1,0 +1,66 @@
+"""What every command shares: output format, one-line errors, no tracebacks for users."""
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Output(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+OutputOpt = typer.Option(Output.table, "--output", "-o", help="table for people, json for scripts")
+
+
+class UserError(Exception):
+    """An error the user can fix: printed as one line, exit code 1."""
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def run_app(app: typer.Typer) -> int:
+    """Run the app; known errors become one line on stderr, never a traceback."""
+    from ..dev.controlplane import StartError
+    from ..dev.toolchain import ToolMissing
+
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        return e.exit_code
+    except (UserError, ToolMissing, StartError) as e:
+        msg = str(e)
+        first, _, rest = msg.partition("\n")
+        err.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
+        if rest:
+            err.print(rest, highlight=False, markup=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as e:  # the last guard: one line, never locals or a traceback
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            return 1
+        err.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
+        return 1
+    return 0

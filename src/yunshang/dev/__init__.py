@@ -1,0 +1,1 @@
+"""Local development platform: the pinned toolchain and a throwaway control plane."""

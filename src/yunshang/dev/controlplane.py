@@ -1,0 +1,444 @@
+"""A throwaway Kubernetes control plane on loopback: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok with a few fake nodes.
+
+Every process writes to ``<state>/logs/<name>.log``; their pids are kept in
+``<state>/processes.json`` so that ``down`` can stop what ``up`` started, from any process.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterable
+
+import yaml
+
+from . import pki, toolchain
+
+SERVICE_CIDR = "10.96.0.0/16"  # allocated addresses only; nothing is ever sent there
+SERVICE_IP = "10.96.0.1"
+CONTEXT = "yunshang-local"
+
+# fake nodes: name -> capacity (kwok makes them Ready and runs the pods scheduled on them)
+DEFAULT_NODES = {f"kwok-node-{i}": {"cpu": "32", "memory": "128Gi", "pods": "110"} for i in range(3)}
+
+
+class StartError(RuntimeError):
+    """A component did not come up; the message names its log file."""
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state"))
+    return Path(os.environ.get("YUNSHANG_STATE_DIR", Path(base) / "yunshang" / "dev"))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclasses.dataclass
+class ControlPlane:
+    state: Path
+    ports: dict[str, int] = dataclasses.field(default_factory=dict)
+    pids: dict[str, int] = dataclasses.field(default_factory=dict)
+    nodes: dict[str, dict[str, str]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_NODES))
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def pki(self) -> Path:
+        return self.state / "pki"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    def _record(self) -> Path:
+        return self.state / "processes.json"
+
+    def save(self) -> None:
+        self._record().write_text(json.dumps({"ports": self.ports, "pids": self.pids}, indent=2))
+
+    @classmethod
+    def load(cls, state: Path) -> "ControlPlane":
+        cp = cls(state=state)
+        rec = cp._record()
+        if rec.exists():
+            data = json.loads(rec.read_text())
+            cp.ports, cp.pids = data.get("ports", {}), data.get("pids", {})
+        return cp
+
+    # ------------------------------------------------------------------ kubeconfigs
+    def write_kubeconfig(self, path: Path, client: str, context: str = CONTEXT) -> None:
+        cfg = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": context,
+                    "cluster": {"server": self.server, "certificate-authority": str(self.pki / "ca.crt")},
+                }
+            ],
+            "users": [
+                {
+                    "name": f"{context}-{client}",
+                    "user": {
+                        "client-certificate": str(self.pki / f"{client}.crt"),
+                        "client-key": str(self.pki / f"{client}.key"),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": context, "context": {"cluster": context, "user": f"{context}-{client}"}}
+            ],
+            "current-context": context,
+        }
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        path.chmod(0o600)
+
+    # ------------------------------------------------------------------ processes
+    def alive(self, name: str) -> bool:
+        pid = self.pids.get(name)
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        # a zombie of ours is not alive
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            return stat.split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        log.write(f"\n=== {time.strftime('%F %T')} {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.close()
+        self.pids[name] = proc.pid
+        self.save()
+        return proc
+
+    def _fail(self, name: str, why: str) -> StartError:
+        log = self.logs / f"{name}.log"
+        tail = ""
+        if log.exists():
+            lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+            tail = "\n".join("    " + ln[:300] for ln in lines[-8:])
+        return StartError(f"{name} {why}; see {log}" + (f"\n{tail}" if tail else ""))
+
+    def _wait(self, name: str, ready: Callable[[], bool], timeout: float, proc=None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise self._fail(name, f"exited with code {proc.returncode} while starting")
+            try:
+                if ready():
+                    return
+            except Exception:  # not up yet
+                pass
+            time.sleep(0.2)
+        raise self._fail(name, f"was not ready after {timeout:.0f}s")
+
+    def _https_ok(self, path: str) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        try:
+            with urllib.request.urlopen(self.server + path, context=ctx, timeout=2) as r:
+                return r.status == 200
+        except urllib.error.HTTPError:
+            return False
+
+    # ------------------------------------------------------------------ up / down
+    def up(self, progress: Callable[[str], None] = lambda m: None, timeout: float = 90) -> None:
+        if any(self.alive(n) for n in self.pids):
+            raise StartError(f"a control plane is already running from {self.state}; run `yunshang dev down` first")
+        bins = {n: toolchain.find(n) for n in toolchain.CONTROL_PLANE}
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.pids = {}
+        self.ports = {n: free_port() for n in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")}
+        self.save()
+        pki.ensure_pki(self.pki, SERVICE_IP)
+        for client in ("admin", "controller-manager", "scheduler", "kwok"):
+            self.write_kubeconfig(self.state / f"{client}.kubeconfig", client)
+        self.write_kubeconfig(self.kubeconfig, "admin")
+        try:
+            self._start_all(bins, progress, timeout)
+        except BaseException:
+            self.down()
+            raise
+
+    def _start_all(self, bins: dict[str, Path], progress, timeout: float) -> None:
+        p = self.ports
+        etcd_url = f"http://127.0.0.1:{p['etcd']}"
+        progress("starting etcd")
+        proc = self._spawn(
+            "etcd",
+            [
+                str(bins["etcd"]),
+                "--name=yunshang",
+                f"--data-dir={self.state / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
+                f"--initial-cluster=yunshang=http://127.0.0.1:{p['etcd-peer']}",
+                "--listen-metrics-urls=",
+                "--unsafe-no-fsync=true",  # throwaway data: trade durability for speed
+                "--log-level=warn",
+            ],
+        )
+
+        def etcd_ready() -> bool:
+            with urllib.request.urlopen(etcd_url + "/health", timeout=2) as r:
+                return json.loads(r.read()).get("health") == "true"
+
+        self._wait("etcd", etcd_ready, timeout, proc)
+
+        progress("starting kube-apiserver")
+        k = self.pki
+        proc = self._spawn(
+            "kube-apiserver",
+            [
+                str(bins["kube-apiserver"]),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={p['apiserver']}",
+                f"--tls-cert-file={k / 'apiserver.crt'}",
+                f"--tls-private-key-file={k / 'apiserver.key'}",
+                f"--client-ca-file={k / 'ca.crt'}",
+                f"--requestheader-client-ca-file={k / 'ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={k / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={k / 'front-proxy-client.key'}",
+                f"--service-account-key-file={k / 'sa.pub'}",
+                f"--service-account-signing-key-file={k / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+                "DefaultTolerationSeconds,PodSecurity,ResourceQuota,ValidatingAdmissionPolicy",
+                "--endpoint-reconciler-type=none",  # a loopback address is not a valid endpoint
+                "--allow-privileged=false",
+                "--profiling=false",
+                f"--cert-dir={self.state / 'apiserver-certs'}",
+            ],
+        )
+        self._wait("kube-apiserver", lambda: self._https_ok("/readyz"), timeout, proc)
+
+        progress("starting kube-controller-manager and kube-scheduler")
+        cm = self._spawn(
+            "kube-controller-manager",
+            [
+                str(bins["kube-controller-manager"]),
+                f"--kubeconfig={self.state / 'controller-manager.kubeconfig'}",
+                f"--authentication-kubeconfig={self.state / 'controller-manager.kubeconfig'}",
+                f"--authorization-kubeconfig={self.state / 'controller-manager.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['controller-manager']}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={k / 'sa.key'}",
+                f"--root-ca-file={k / 'ca.crt'}",
+                f"--cluster-signing-cert-file={k / 'ca.crt'}",
+                f"--cluster-signing-key-file={k / 'ca.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--controllers=*",
+                "--concurrent-namespace-syncs=5",
+                "--concurrent-gc-syncs=20",
+                "--horizontal-pod-autoscaler-sync-period=5s",
+            ],
+        )
+        sched = self._spawn(
+            "kube-scheduler",
+            [
+                str(bins["kube-scheduler"]),
+                f"--kubeconfig={self.state / 'scheduler.kubeconfig'}",
+                f"--authentication-kubeconfig={self.state / 'scheduler.kubeconfig'}",
+                f"--authorization-kubeconfig={self.state / 'scheduler.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['scheduler']}",
+                "--leader-elect=false",
+            ],
+        )
+        progress("starting kwok and its fake nodes")
+        kwok = self._spawn(
+            "kwok",
+            [
+                str(bins["kwok"]),
+                f"--kubeconfig={self.state / 'kwok.kubeconfig'}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--node-ip=127.0.0.1",
+                f"--server-address=127.0.0.1:{p['kwok']}",
+            ],
+        )
+        from kubernetes import client, config  # slow import: only when starting
+
+        api = config.new_client_from_config(str(self.kubeconfig))
+        core = client.CoreV1Api(api)
+        for name, cap in self.nodes.items():
+            body = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"kwok.x-k8s.io/node": "fake"},
+                    "labels": {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
+                },
+                "status": {"capacity": cap, "allocatable": cap},
+            }
+            try:
+                core.create_node(body)
+            except client.ApiException as e:
+                if e.status != 409:
+                    raise
+
+        def nodes_ready() -> bool:
+            items = core.list_node().items
+            ready = [
+                n for n in items
+                if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+            ]
+            return len(ready) >= len(self.nodes)
+
+        self._wait("kwok", nodes_ready, timeout, kwok)
+
+        def default_sa() -> bool:
+            core.read_namespaced_service_account("default", "default")
+            return True
+
+        self._wait("kube-controller-manager", default_sa, timeout, cm)
+        if sched.poll() is not None:
+            raise self._fail("kube-scheduler", f"exited with code {sched.returncode}")
+        api.close()
+
+    def down(self, timeout: float = 20) -> list[str]:
+        """Stop every recorded process (reverse start order); return the names stopped."""
+        stopped = []
+        for name in reversed(list(self.pids)):
+            pid = self.pids[name]
+            if not self.alive(name):
+                continue
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + timeout
+            while self.alive(name) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.1)
+            if self.alive(name):
+                os.killpg(pid, signal.SIGKILL)
+                while self.alive(name):
+                    _reap(pid)
+                    time.sleep(0.05)
+            _reap(pid)
+            stopped.append(name)
+        self.pids = {}
+        if self.state.exists():
+            self.save()
+        return stopped
+
+    def status(self) -> dict[str, dict]:
+        out = {}
+        for name, pid in self.pids.items():
+            out[name] = {"pid": pid, "running": self.alive(name), "log": str(self.logs / f"{name}.log")}
+        if "kube-apiserver" in out and out["kube-apiserver"]["running"]:
+            try:
+                out["kube-apiserver"]["ready"] = self._https_ok("/readyz")
+            except Exception:
+                out["kube-apiserver"]["ready"] = False
+        return out
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# ---------------------------------------------------------------------- user kubeconfig
+
+def user_kubeconfig_path() -> Path:
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return Path(env.split(os.pathsep)[0])
+    return Path.home() / ".kube" / "config"
+
+
+def merge_into_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> tuple[Path, str | None]:
+    """Add (or refresh) the yunshang-local context and make it current; return the previous one."""
+    path = path or user_kubeconfig_path()
+    cfg = yaml.safe_load(path.read_text()) if path.exists() else None
+    cfg = cfg or {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
+    ours = yaml.safe_load(cp.kubeconfig.read_text())
+    previous = cfg.get("current-context")
+    for key in ("clusters", "users", "contexts"):
+        names = {e["name"] for e in ours[key]}
+        cfg[key] = [e for e in cfg.get(key) or [] if e["name"] not in names] + ours[key]
+    cfg["current-context"] = CONTEXT
+    if previous and previous != CONTEXT:
+        cfg.setdefault("preferences", {})
+        (cp.state / "previous-context").write_text(previous)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path.chmod(0o600)
+    return path, previous
+
+
+def remove_from_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> None:
+    path = path or user_kubeconfig_path()
+    if not path.exists():
+        return
+    cfg = yaml.safe_load(path.read_text()) or {}
+    for key in ("clusters", "users", "contexts"):
+        cfg[key] = [e for e in cfg.get(key) or [] if not e["name"].startswith(CONTEXT)]
+    if cfg.get("current-context") == CONTEXT:
+        prev = cp.state / "previous-context"
+        cfg["current-context"] = prev.read_text().strip() if prev.exists() else ""
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def processes_of(paths: Iterable[Path]) -> list[int]:
+    """Pids of running processes whose executable is one of ``paths`` (for leak checks)."""
+    wanted = {str(p) for p in paths}
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if os.readlink(d / "exe") in wanted:
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found

@@ -1,0 +1,338 @@
+"""The pinned toolchain: what yunshang builds or installs, and where it lives.
+
+Everything comes from the three registries this project may use (PyPI, the Go module
+proxy, Debian).  Go binaries are built in small wrapper modules, one per group, so
+their dependency versions never mix; the wrappers, the Go caches and the binaries live
+outside the repository, under ``$YUNSHANG_CACHE`` (default ``~/.cache/yunshang``).
+
+A user who already has binaries points the project at them with ``YUNSHANG_BIN_DIR``
+(a directory searched before the cache) or one variable per binary, e.g.
+``YUNSHANG_KUBE_APISERVER=/usr/local/bin/kube-apiserver``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.8"  # the etcd release k8s.io/kubernetes v1.36.3 itself requires
+KWOK_VERSION = "v0.7.0"  # newest kwok whose go line our Go satisfies
+PULUMI_VERSION = "v3.259.0"  # newest pulumi/pkg/v3 the Go module proxy serves whole
+
+# The pinned versions decide the toolchain directory, so a new pin never mixes with an old build.
+PINS = {
+    "kubernetes": KUBERNETES_VERSION,
+    "etcd": ETCD_VERSION,
+    "kwok": KWOK_VERSION,
+    "pulumi": PULUMI_VERSION,
+}
+TOOLCHAIN_ID = hashlib.sha256(json.dumps(PINS, sort_keys=True).encode()).hexdigest()[:10]
+
+DEBIAN_PACKAGES = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "alertmanager": "prometheus-alertmanager",
+}
+DEBIAN_PATHS = {
+    "prometheus": "/usr/bin/prometheus",
+    "promtool": "/usr/bin/promtool",
+    "alertmanager": "/usr/bin/prometheus-alertmanager",
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("YUNSHANG_CACHE", Path.home() / ".cache" / "yunshang"))
+
+
+def toolchain_dir() -> Path:
+    return cache_root() / f"toolchain-{TOOLCHAIN_ID}"
+
+
+def bin_dir() -> Path:
+    return toolchain_dir() / "bin"
+
+
+class ToolMissing(RuntimeError):
+    """A binary the platform needs is not installed."""
+
+
+def _env_name(tool: str) -> str:
+    return "YUNSHANG_" + tool.upper().replace("-", "_")
+
+
+def find(tool: str) -> Path:
+    """Where a tool's binary is: an explicit variable, YUNSHANG_BIN_DIR, the cache, Debian's path."""
+    explicit = os.environ.get(_env_name(tool))
+    candidates: list[Path] = [Path(explicit)] if explicit else []
+    if os.environ.get("YUNSHANG_BIN_DIR"):
+        candidates.append(Path(os.environ["YUNSHANG_BIN_DIR"]) / tool)
+    candidates.append(bin_dir() / tool)
+    if tool in DEBIAN_PATHS:
+        candidates.append(Path(DEBIAN_PATHS[tool]))
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    raise ToolMissing(
+        f"{tool} not found (looked in {', '.join(str(c) for c in candidates)}); "
+        f"run `make setup`, or set {_env_name(tool)} or YUNSHANG_BIN_DIR"
+    )
+
+
+# --------------------------------------------------------------------------- go builds
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("GOTOOLCHAIN", "local")
+    env.setdefault("GOFLAGS", "-mod=mod")
+    env["CGO_ENABLED"] = env.get("CGO_ENABLED", "0")
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    with log.open("a") as fh:
+        fh.write(f"\n$ (cd {cwd} && {' '.join(cmd)})\n")
+        fh.flush()
+        rc = subprocess.call(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env or _go_env())
+    if rc != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {rc}) in {cwd}; log: {log}\n" + "\n".join(tail))
+
+
+def _module_gomod(mod: str) -> str:
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", mod], capture_output=True, text=True, env=_go_env(), check=False
+    )
+    info = json.loads(out.stdout or "{}")
+    if "Error" in info or not info.get("GoMod"):
+        raise RuntimeError(f"go mod download {mod}: {info.get('Error', out.stderr.strip())}")
+    return Path(info["GoMod"]).read_text()
+
+
+@dataclasses.dataclass
+class GoGroup:
+    """One wrapper module: a go.mod requiring upstream modules, built into several binaries."""
+
+    name: str
+    requires: dict[str, str]
+    binaries: dict[str, str]  # binary name -> package path
+    ldflags: list[str] = dataclasses.field(default_factory=list)
+    replaces: Callable[[], dict[str, str]] = dict
+    header: Callable[[], list[str]] = list
+
+    def workdir(self) -> Path:
+        return cache_root() / "build" / f"{self.name}-{TOOLCHAIN_ID}"
+
+    def write_module(self) -> Path:
+        wd = self.workdir()
+        wd.mkdir(parents=True, exist_ok=True)
+        lines = [f"module yunshang.local/toolchain/{self.name}", "", "go 1.26.0", *self.header(), ""]
+        lines.append("require (")
+        lines += [f"\t{m} {v}" for m, v in sorted(self.requires.items())]
+        lines.append(")")
+        rep = self.replaces()
+        if rep:
+            lines += ["", "replace ("]
+            lines += [f"\t{a} => {b}" for a, b in sorted(rep.items())]
+            lines.append(")")
+        (wd / "go.mod").write_text("\n".join(lines) + "\n")
+        imports = "\n".join(f'\t_ "{p}"' for p in sorted(set(self.binaries.values())))
+        (wd / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+        return wd
+
+    def build(self, dest: Path, log: Path, progress: Callable[[str], None]) -> None:
+        wd = self.write_module()
+        stamp = wd / ".tidy-ok"
+        if not stamp.exists():
+            progress(f"{self.name}: resolving modules")
+            _run(["go", "mod", "tidy"], wd, log)
+            stamp.write_text("ok\n")
+        for binary, pkg in self.binaries.items():
+            if (dest / binary).exists():
+                continue
+            progress(f"{self.name}: building {binary} (cold: minutes; cached: seconds)")
+            tmp = dest / f".{binary}.tmp"
+            flags = " ".join(["-s", "-w", *self.ldflags])
+            _run(["go", "build", "-trimpath", "-ldflags", flags, "-o", str(tmp), pkg], wd, log)
+            tmp.rename(dest / binary)
+
+
+def _k8s_replaces() -> dict[str, str]:
+    gomod = _module_gomod(f"k8s.io/kubernetes@{KUBERNETES_VERSION}")
+    minor_patch = KUBERNETES_VERSION.removeprefix("v1.")
+    out = {}
+    for line in gomod.splitlines():
+        line = line.strip()
+        if "=> ./staging/src/" in line:
+            mod = line.split("=>")[0].strip()
+            out[mod] = f"{mod} v0.{minor_patch}"
+    return out
+
+
+def _k8s_header() -> list[str]:
+    gomod = _module_gomod(f"k8s.io/kubernetes@{KUBERNETES_VERSION}")
+    return [line for line in gomod.splitlines() if line.startswith("godebug")]
+
+
+def _k8s_version_ldflags() -> list[str]:
+    major, minor, _ = KUBERNETES_VERSION.removeprefix("v").split(".")
+    pkg = "k8s.io/component-base/version"
+    return [
+        f"-X {pkg}.gitVersion={KUBERNETES_VERSION}",
+        f"-X {pkg}.gitMajor={major}",
+        f"-X {pkg}.gitMinor={minor}",
+        f"-X {pkg}.gitTreeState=clean",
+    ]
+
+
+def _pulumi_replaces() -> dict[str, str]:
+    gomod = _module_gomod(f"github.com/pulumi/pulumi/pkg/v3@{PULUMI_VERSION}")
+    out = {}
+    in_block = False
+    for raw in gomod.splitlines():
+        line = raw.strip()
+        if line.startswith("replace ("):
+            in_block = True
+            continue
+        if in_block and line == ")":
+            in_block = False
+            continue
+        if line.startswith("replace "):
+            line = line.removeprefix("replace ").strip()
+        elif not in_block:
+            continue
+        if "=>" not in line:
+            continue
+        left, right = (s.strip() for s in line.split("=>"))
+        if right.startswith("."):
+            continue  # local path (../sdk): required at the same release instead
+        out[left] = right
+    return out
+
+
+GROUPS = [
+    GoGroup(
+        name="kubernetes",
+        requires={"k8s.io/kubernetes": KUBERNETES_VERSION, "go.etcd.io/etcd/server/v3": ETCD_VERSION},
+        binaries={
+            "etcd": "go.etcd.io/etcd/server/v3",
+            "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+            "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        },
+        ldflags=_k8s_version_ldflags(),
+        replaces=_k8s_replaces,
+        header=_k8s_header,
+    ),
+    GoGroup(
+        name="kwok",
+        requires={"sigs.k8s.io/kwok": KWOK_VERSION},
+        binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
+        ldflags=[f"-X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}"],
+    ),
+    GoGroup(
+        name="pulumi",
+        requires={
+            "github.com/pulumi/pulumi/pkg/v3": PULUMI_VERSION,
+            "github.com/pulumi/pulumi/sdk/v3": PULUMI_VERSION,
+        },
+        binaries={"pulumi": "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"},
+        ldflags=[f"-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={PULUMI_VERSION}"],
+        replaces=_pulumi_replaces,
+    ),
+]
+
+
+# --------------------------------------------------------------------------- install
+
+def _apt_install(packages: list[str], log: Path, progress: Callable[[str], None]) -> None:
+    if not shutil.which("apt-get"):
+        raise ToolMissing(f"apt-get not found: install {' '.join(packages)} yourself, or set YUNSHANG_BIN_DIR")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    progress(f"debian: apt-get install {' '.join(packages)}")
+    lists = Path("/var/lib/apt/lists")
+    if not any(lists.glob("*Packages*")):
+        _run([*sudo, "apt-get", "update", "-qq"], Path("/"), log, env)
+    try:
+        _run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], Path("/"), log, env)
+    except RuntimeError:
+        _run([*sudo, "apt-get", "update", "-qq"], Path("/"), log, env)
+        _run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], Path("/"), log, env)
+
+
+ALL_TOOLS = [*(b for g in GROUPS for b in g.binaries), *DEBIAN_PATHS]
+CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+
+
+def missing(tools: list[str] | None = None) -> list[str]:
+    """Names of the tools (default: all of them) that cannot be found."""
+    out = []
+    for tool in tools or ALL_TOOLS:
+        try:
+            find(tool)
+        except ToolMissing:
+            out.append(tool)
+    return out
+
+
+def install(progress: Callable[[str], None] = print) -> dict[str, float]:
+    """Install every missing tool; idempotent. Returns seconds spent per step."""
+    timings: dict[str, float] = {}
+    dest = bin_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    logs = cache_root() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"install-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    need = set(missing())
+    apt = sorted({DEBIAN_PACKAGES[t] for t in need if t in DEBIAN_PACKAGES})
+    if apt:
+        t0 = time.monotonic()
+        _apt_install(apt, log, progress)
+        timings["debian"] = time.monotonic() - t0
+    for group in GROUPS:
+        if not need & set(group.binaries):
+            continue
+        t0 = time.monotonic()
+        group.build(dest, log, progress)
+        timings[group.name] = time.monotonic() - t0
+    still = missing()
+    if still:
+        raise ToolMissing(f"still missing after install: {', '.join(still)}; log: {log}")
+    return timings
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for tool, args in {
+        "etcd": ["--version"],
+        "kube-apiserver": ["--version"],
+        "kwok": ["--version"],
+        "pulumi": ["version"],
+        "prometheus": ["--version"],
+        "alertmanager": ["--version"],
+    }.items():
+        try:
+            r = subprocess.run([str(find(tool)), *args], capture_output=True, text=True, timeout=20)
+            out[tool] = (r.stdout or r.stderr).strip().splitlines()[0]
+        except (ToolMissing, IndexError, subprocess.TimeoutExpired) as e:
+            out[tool] = f"missing ({e})"
+    return out
+
+
+if __name__ == "__main__":  # python -m yunshang.dev.toolchain [install|check]
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "install"
+    if cmd == "install":
+        t = install(lambda m: print(f"[setup] {m}", flush=True))
+        print("[setup] toolchain ready in", bin_dir(), json.dumps({k: round(v, 1) for k, v in t.items()}))
+    elif cmd == "check":
+        gone = missing()
+        print("missing: " + ", ".join(gone) if gone else f"all tools present ({bin_dir()})")
+        sys.exit(1 if gone else 0)

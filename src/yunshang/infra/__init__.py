@@ -1,0 +1,1 @@
+"""The Pulumi side of yunshang: components that provision the shared platform."""

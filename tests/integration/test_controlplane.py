@@ -1,0 +1,175 @@
+"""The local control plane is a real one: admission, controllers, scheduling, kwok nodes."""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+
+def wait_for(what, fn, timeout=60.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except client.ApiException as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def ns(kube_api):
+    core = client.CoreV1Api(kube_api)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+def test_version_is_pinned_release(kube_api):
+    v = client.VersionApi(kube_api).get_code()
+    assert v.git_version == "v1.36.3"
+
+
+def test_fake_nodes_ready_with_capacity(kube_api):
+    nodes = client.CoreV1Api(kube_api).list_node().items
+    assert len(nodes) == 3
+    for n in nodes:
+        assert n.status.allocatable["cpu"] == "32"
+        assert any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+
+
+def test_deployment_pods_get_scheduled_and_run(kube_api, ns):
+    apps = client.AppsV1Api(kube_api)
+    core = client.CoreV1Api(kube_api)
+    labels = {"app": "web"}
+    apps.create_namespaced_deployment(ns, {
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels},
+                         "spec": {"containers": [{"name": "c", "image": "registry.local/web:1"}]}},
+        },
+    })
+
+    def running():
+        pods = core.list_namespaced_pod(ns, label_selector="app=web").items
+        ok = [p for p in pods if p.status.phase == "Running" and p.spec.node_name]
+        return len(ok) == 2 and ok
+
+    pods = wait_for("2 running pods", running)
+    assert all(p.spec.node_name.startswith("kwok-node-") for p in pods)
+
+
+def test_resource_quota_is_enforced_and_counted(kube_api, ns):
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_resource_quota(ns, {"metadata": {"name": "q"}, "spec": {"hard": {"configmaps": "3"}}})
+    wait_for("quota status", lambda: (core.read_namespaced_resource_quota("q", ns).status.used or {}).get("configmaps"))
+    created = 0
+    with pytest.raises(client.ApiException) as exc:
+        for i in range(10):
+            core.create_namespaced_config_map(ns, {"metadata": {"name": f"c{i}"}})
+            created += 1
+    assert exc.value.status == 403 and "exceeded quota" in exc.value.body
+    assert created == 2  # kube-root-ca.crt is the third
+
+
+def test_pod_security_restricted_is_enforced(kube_api, ns):
+    core = client.CoreV1Api(kube_api)
+    core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    with pytest.raises(client.ApiException) as exc:
+        core.create_namespaced_pod(ns, {"metadata": {"name": "p"},
+                                        "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    assert exc.value.status == 403 and "violates PodSecurity" in exc.value.body
+
+
+def test_rbac_and_impersonation(control_plane, kube_api, ns):
+    from kubernetes import config
+
+    api = config.new_client_from_config(str(control_plane.kubeconfig))
+    api.default_headers["Impersonate-User"] = "alice"
+    with pytest.raises(client.ApiException) as exc:
+        client.CoreV1Api(api).list_namespaced_config_map(ns)
+    assert exc.value.status == 403
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role_binding(ns, {
+        "metadata": {"name": "alice-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}],
+    })
+    wait_for("alice can list", lambda: client.CoreV1Api(api).list_namespaced_config_map(ns) is not None)
+
+
+def test_service_account_tokens_work(control_plane, kube_api, ns):
+    core = client.CoreV1Api(kube_api)
+    wait_for("default SA", lambda: core.read_namespaced_service_account("default", ns))
+    tok = core.create_namespaced_service_account_token(
+        "default", ns, {"spec": {"expirationSeconds": 600}}).status.token
+    cfg = client.Configuration()
+    cfg.host = control_plane.server
+    cfg.ssl_ca_cert = str(control_plane.pki / "ca.crt")
+    cfg.api_key = {"authorization": "Bearer " + tok}
+    review = client.AuthenticationV1Api(client.ApiClient(cfg))
+    # a token with no RBAC can still ask who it is
+    who = review.create_self_subject_review({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert who.status.user_info.username == f"system:serviceaccount:{ns}:default"
+
+
+def test_namespace_deletion_and_garbage_collection(kube_api):
+    core = client.CoreV1Api(kube_api)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    owner = core.create_namespaced_config_map(name, {"metadata": {"name": "owner"}})
+    core.create_namespaced_config_map(name, {"metadata": {"name": "child", "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]}})
+    core.delete_namespaced_config_map("owner", name)
+
+    def child_gone():
+        try:
+            core.read_namespaced_config_map("child", name)
+            return False
+        except client.ApiException as e:
+            return e.status == 404
+
+    wait_for("garbage collection of child", child_gone)
+    core.delete_namespace(name)
+
+    def ns_gone():
+        try:
+            core.read_namespace(name)
+            return False
+        except client.ApiException as e:
+            return e.status == 404
+
+    wait_for("namespace deletion", ns_gone, timeout=90)
+
+
+def test_every_server_listens_on_loopback_only(control_plane):
+    """Every listening TCP socket owned by a control-plane process is bound to 127.0.0.1."""
+    pids = {p for p in control_plane.pids.values()}
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                listening.append(f[1])
+    assert listening, "found no listening sockets at all"
+    loopback = {"0100007F", "00000000000000000000000001000000"}
+    assert all(addr.split(":")[0] in loopback for addr in listening), listening
