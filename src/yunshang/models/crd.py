@@ -1,0 +1,164 @@
+"""Generate CustomResourceDefinitions from the pydantic models.
+
+Pydantic's JSON schema is not a Kubernetes structural schema; this turns one into the other:
+every ``$ref`` inlined, ``Optional`` as ``nullable``, quantities as int-or-string, titles and
+defaults dropped (the models apply defaults), enums and formats kept, descriptions kept.
+
+    python -m yunshang.models.crd            # rewrite operator/crds/
+    python -m yunshang.models.crd --check    # exit 1 if the checked-in CRDs drifted
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from .tenant import GROUP, VERSION, TenantSpec, TenantStatus
+
+DROP = {"title", "default", "examples"}
+
+
+def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> dict[str, Any]:
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        target = defs[schema["$ref"].split("/")[-1]]
+        merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        return structural(merged, defs)
+    out: dict[str, Any] = {}
+    any_of = schema.get("anyOf")
+    if any_of is not None and not schema.get("x-kubernetes-int-or-string"):
+        non_null = [s for s in any_of if s.get("type") != "null"]
+        if len(non_null) == 1 and len(non_null) < len(any_of):
+            inner = structural(non_null[0], defs)
+            inner["nullable"] = True
+            if "description" in schema:
+                inner["description"] = schema["description"]
+            return inner
+        raise ValueError(f"cannot express anyOf {any_of} structurally")
+    for key, value in schema.items():
+        if key in DROP or key == "$defs" or key == "required" and not value:
+            continue
+        if key == "properties":
+            out[key] = {k: structural(v, defs) for k, v in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = structural(value, defs)
+        elif key == "additionalProperties" and value is False:
+            continue  # structural schemas prune unknown fields already
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = value
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    return out
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return structural(model.model_json_schema(by_alias=True, mode="validation"))
+
+
+TENANT_RULES = [
+    {
+        "rule": "self.level == 'province' ? !has(self.parent) || self.parent == null : has(self.parent) && self.parent != null",
+        "message": "a province tenant has no parent; a city or county tenant needs one",
+    },
+    {
+        "rule": "!has(self.approval) || self.approval == null || self.approval.decision != 'Rejected' || size(self.approval.reason) > 0",
+        "message": "a rejection needs a reason",
+    },
+]
+
+
+def tenant_crd() -> dict[str, Any]:
+    spec = schema_of(TenantSpec)
+    spec["x-kubernetes-validations"] = TENANT_RULES
+    status = schema_of(TenantStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"tenants.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Cluster",
+            "names": {
+                "kind": "Tenant",
+                "listKind": "TenantList",
+                "plural": "tenants",
+                "singular": "tenant",
+                "shortNames": ["tn"],
+                "categories": ["yunshang"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Level", "type": "string", "jsonPath": ".spec.level"},
+                        {"name": "Parent", "type": "string", "jsonPath": ".spec.parent"},
+                        {"name": "Department", "type": "string", "jsonPath": ".spec.department.name"},
+                        {"name": "Namespaces", "type": "integer", "jsonPath": ".status.namespaceCount"},
+                        {"name": "CPU", "type": "string", "jsonPath": ".spec.quota.cpu", "priority": 1},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A department's governed slice of the shared platform.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """File name -> CRD, for everything yunshang defines."""
+    crds = [tenant_crd()]
+    return {f"{c['metadata']['name']}.yaml": c for c in crds}
+
+
+def render(crd: dict[str, Any]) -> str:
+    return "# Generated by `python -m yunshang.models.crd` from yunshang.models: do not edit.\n" + yaml.safe_dump(
+        crd, sort_keys=False, allow_unicode=True, width=100
+    )
+
+
+def crd_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "operator" / "crds"
+
+
+def main(argv: list[str]) -> int:
+    out = crd_dir()
+    drifted = []
+    for name, crd in all_crds().items():
+        path, text = out / name, render(crd)
+        if "--check" in argv:
+            if not path.exists() or path.read_text() != text:
+                drifted.append(str(path))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    if drifted:
+        print(f"CRDs differ from the models: {', '.join(drifted)}; run `python -m yunshang.models.crd`")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,300 @@
+"""The tenant: one department's governed slice of the shared platform.
+
+`TenantRequest` is what a department asks for (CLI input, the catalog in tenants/).
+`TenantSpec` is what is stored in the cluster: the request plus what only the platform
+bureau may set (the approval, suspension).  The CRD schema is generated from these models
+(`yunshang.models.crd`); every field's docstring becomes its CRD description.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from .quantity import Quantity, to_decimal
+
+GROUP = "platform.yunshang.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TENANT_NAME_MAX = 30  # leaves room for "-<namespace suffix>" within 63 characters
+NAMESPACE_MAX = 63
+
+# identities (who may do what is enforced by RBAC + ValidatingAdmissionPolicy, see policies.py)
+ADMIN_GROUP = "yunshang:platform-admins"
+DEPARTMENTS_GROUP = "yunshang:departments"
+DEPT_GROUP_PREFIX = "yunshang:dept:"  # + tenant name: the department's own identity
+
+
+def dept_group(tenant: str) -> str:
+    return DEPT_GROUP_PREFIX + tenant
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        str_strip_whitespace=True,
+    )
+
+
+def _dns_label(v: str) -> str:
+    if not DNS_LABEL.match(v):
+        raise ValueError(
+            f"{v!r} must be lower-case letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return v
+
+
+DnsLabel = Annotated[str, Field(min_length=1, max_length=NAMESPACE_MAX), AfterValidator(_dns_label)]
+TenantName = Annotated[str, Field(min_length=2, max_length=TENANT_NAME_MAX), AfterValidator(_dns_label)]
+
+
+class Level(str, enum.Enum):
+    """Administrative level: a city tenant sits under a province, a county under a city."""
+
+    province = "province"
+    city = "city"
+    county = "county"
+
+
+PARENT_LEVEL = {Level.city: Level.province, Level.county: Level.city}
+
+
+class Classification(str, enum.Enum):
+    """Data classification of what the tenant holds (decides what it may share, and with whom)."""
+
+    public = "public"
+    internal = "internal"
+    sensitive = "sensitive"
+    secret = "secret"
+
+
+class Department(Model):
+    code: str = Field(min_length=2, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+    """The department's official code, e.g. 520000-DSJ."""
+    name: str = Field(min_length=1, max_length=128)
+    """The department's full name, in any script, e.g. 贵州省大数据发展管理局."""
+
+
+class Owner(Model):
+    kind: Literal["User", "Group"] = "User"
+    """User or Group, as the API server authenticates it."""
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[^\s]+$")
+    """User or group name; owners are admins inside the tenant's namespaces only."""
+
+
+class Quota(Model):
+    """Resources for the whole tenant; split evenly over its namespaces' ResourceQuotas."""
+
+    cpu: Quantity = "2"
+    """CPU requests, e.g. 4 or 500m."""
+    memory: Quantity = "4Gi"
+    """Memory requests, e.g. 8Gi."""
+    storage: Quantity = "10Gi"
+    """Persistent volume requests, e.g. 100Gi."""
+    pods: int = Field(default=20, ge=0, le=100_000)
+    """Number of pods."""
+    services: int = Field(default=10, ge=0, le=10_000)
+    """Number of services."""
+    configmaps: int = Field(default=50, ge=0, le=100_000)
+    """Number of config maps."""
+    secrets: int = Field(default=50, ge=0, le=100_000)
+    """Number of secrets."""
+    persistentvolumeclaims: int = Field(default=10, ge=0, le=10_000)
+    """Number of persistent volume claims."""
+
+    def amounts(self) -> dict[str, Decimal]:
+        """Every resource as an exact number (quantities parsed)."""
+        return {
+            k: to_decimal(v) if isinstance(v, str) else Decimal(v)
+            for k, v in self.model_dump().items()
+        }
+
+    def fits_within(self, other: "Quota") -> list[str]:
+        """Names of the resources where this quota exceeds ``other``."""
+        mine, theirs = self.amounts(), other.amounts()
+        return [k for k in mine if mine[k] > theirs[k]]
+
+
+class Elastic(Model):
+    enabled: bool = False
+    """Let monitoring grow and shrink the quota between floor and ceiling."""
+    floor: Quota | None = None
+    """The least the quota may shrink to (default: the requested quota)."""
+    ceiling: Quota | None = None
+    """The most the quota may grow to, as approved (default: the requested quota)."""
+
+
+class Allowed(Model):
+    registries: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(default_factory=list, max_length=32)
+    """Image registries the tenant's pods may pull from (empty: the platform's default)."""
+    storage_classes: list[DnsLabel] = Field(default_factory=list, max_length=32)
+    """Storage classes the tenant may use."""
+    ingress_classes: list[DnsLabel] = Field(default_factory=list, max_length=32)
+    """Ingress classes the tenant may use."""
+
+
+class DeletionPolicy(str, enum.Enum):
+    """What happens to the tenant's namespaces (and their data) when the tenant is deleted."""
+
+    Retain = "Retain"
+    Delete = "Delete"
+
+
+class TenantRequest(Model):
+    """What a department asks for; the platform bureau approves it before anything exists."""
+
+    department: Department
+    """The department this tenant belongs to."""
+    level: Level
+    """province, city or county."""
+    parent: TenantName | None = None
+    """The tenant this one's quota is carved out of (required for city and county)."""
+    owners: list[Owner] = Field(min_length=1, max_length=32)
+    """Who administers the tenant's namespaces."""
+    purpose: str = Field(min_length=1, max_length=512)
+    """What the tenant is for, in plain words."""
+    project: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    """Reference of the approved IT project (立项), e.g. GZ-IT-2026-0042."""
+    classification: Classification = Classification.internal
+    """Data classification of the tenant's data."""
+    namespaces: list[DnsLabel] = Field(default_factory=lambda: ["main"], min_length=1, max_length=16)
+    """Namespace suffixes; each becomes the namespace <tenant>-<suffix>."""
+    quota: Quota = Field(default_factory=Quota)
+    """Resources requested for the whole tenant."""
+    elastic: Elastic = Field(default_factory=Elastic)
+    """Elastic quota bounds (approved with the request)."""
+    allowed: Allowed = Field(default_factory=Allowed)
+    """Registries, storage classes and ingress classes the tenant may use."""
+    review_date: dt.date | None = None
+    """When the tenant is due for review (or expires)."""
+    deletion_policy: DeletionPolicy = DeletionPolicy.Retain
+    """Retain keeps the namespaces and their data when the tenant is deleted; Delete removes them."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TenantRequest":
+        if self.level == Level.province and self.parent:
+            raise ValueError("a province tenant has no parent")
+        if self.level != Level.province and not self.parent:
+            raise ValueError(f"a {self.level.value} tenant needs a parent ({PARENT_LEVEL[self.level].value} tenant)")
+        if len(set(self.namespaces)) != len(self.namespaces):
+            raise ValueError("namespaces must be unique")
+        e = self.elastic
+        if e.floor and (over := e.floor.fits_within(self.quota)):
+            raise ValueError(f"elastic.floor is above the quota for {', '.join(over)}")
+        if e.ceiling and (under := self.quota.fits_within(e.ceiling)):
+            raise ValueError(f"quota is above elastic.ceiling for {', '.join(under)}")
+        return self
+
+    def ceiling(self) -> Quota:
+        return self.elastic.ceiling or self.quota
+
+    def floor(self) -> Quota:
+        return self.elastic.floor or self.quota
+
+
+class Decision(str, enum.Enum):
+    Approved = "Approved"
+    Rejected = "Rejected"
+
+
+class Approval(Model):
+    """Set by the platform bureau only (enforced by the API server)."""
+
+    decision: Decision
+    """Approved or Rejected."""
+    by: str = Field(min_length=1, max_length=253)
+    """Who decided (must be the requesting user: checked by the admission policy)."""
+    reason: str = Field(default="", max_length=1024)
+    """Why (required for a rejection)."""
+    at: dt.datetime | None = None
+    """When the decision was made."""
+
+    @model_validator(mode="after")
+    def _reason(self) -> "Approval":
+        if self.decision == Decision.Rejected and not self.reason:
+            raise ValueError("a rejection needs a reason")
+        return self
+
+
+class TenantSpec(TenantRequest):
+    approval: Approval | None = None
+    """The platform bureau's decision; a department can never set or change it."""
+    suspended: bool = False
+    """A suspended tenant keeps its data but cannot run new pods (platform bureau only)."""
+    suspend_reason: str = Field(default="", max_length=1024)
+    """Why the tenant was suspended or quarantined."""
+
+
+class Phase(str, enum.Enum):
+    Pending = "Pending"
+    Approved = "Approved"
+    Provisioning = "Provisioning"
+    Ready = "Ready"
+    Suspended = "Suspended"
+    Rejected = "Rejected"
+    Terminating = "Terminating"
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: dt.datetime | None = None
+
+
+class NamespaceUsage(Model):
+    name: str
+    hard: dict[str, str] = Field(default_factory=dict)
+    used: dict[str, str] = Field(default_factory=dict)
+
+
+class TenantStatus(Model):
+    phase: Phase = Phase.Pending
+    """Where the tenant is in its life."""
+    message: str = ""
+    """A one-line explanation of the phase."""
+    observed_generation: int = 0
+    """The spec generation the operator last acted on."""
+    conditions: list[Condition] = Field(default_factory=list)
+    namespaces: list[NamespaceUsage] = Field(default_factory=list)
+    """Per namespace: quota hard and used."""
+    namespace_count: int = 0
+
+
+class Tenant(Model):
+    api_version: Literal["platform.yunshang.io/v1alpha1"] = API_VERSION
+    kind: Literal["Tenant"] = "Tenant"
+    metadata: dict
+    spec: TenantSpec
+    status: TenantStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+
+def namespace_names(tenant: str, spec: TenantRequest) -> list[str]:
+    return [f"{tenant}-{s}" for s in spec.namespaces]
+
+
+def check_tenant_name(name: str, spec: TenantRequest | None = None) -> str:
+    """Validate a tenant name (and that its namespaces fit in 63 characters)."""
+    if not 2 <= len(name) <= TENANT_NAME_MAX or not DNS_LABEL.match(name):
+        raise ValueError(
+            f"tenant name {name!r} must be 2-{TENANT_NAME_MAX} lower-case letters, digits or '-'"
+        )
+    for ns in namespace_names(name, spec) if spec else []:
+        if len(ns) > NAMESPACE_MAX:
+            raise ValueError(f"namespace {ns!r} is longer than {NAMESPACE_MAX} characters")
+    return name
