@@ -38,6 +38,15 @@ def kube_api(control_plane):
     api.close()
 
 
+@pytest.fixture(scope="session")
+def platform(control_plane, kube_api):
+    """The control plane with yunshang's CRDs, RBAC and admission policies installed."""
+    from yunshang import platform as plat
+
+    plat.install(kube_api)
+    return control_plane
+
+
 @pytest.fixture(autouse=True)
 def _no_user_kubeconfig(monkeypatch, tmp_path_factory):
     """Nothing a test runs may read or write the user's kubeconfig."""

@@ -113,6 +113,16 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         path.chmod(0o600)
 
+    def identity_kubeconfig(self, user: str, groups: list[str]) -> Path:
+        """A kubeconfig that authenticates as ``user`` in ``groups`` (a client cert from the local CA)."""
+        import hashlib
+
+        stem = "id-" + hashlib.sha256(f"{user}|{','.join(groups)}".encode()).hexdigest()[:12]
+        pki.issue_client(self.pki, stem, user, groups)
+        path = self.state / f"{stem}.kubeconfig"
+        self.write_kubeconfig(path, stem)
+        return path
+
     # ------------------------------------------------------------------ processes
     def alive(self, name: str) -> bool:
         pid = self.pids.get(name)

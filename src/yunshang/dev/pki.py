@@ -108,3 +108,13 @@ def ensure_pki(pki: Path, service_ip: str) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def issue_client(pki: Path, stem: str, user: str, groups: list[str]) -> None:
+    """A client certificate for ``user`` in ``groups`` signed by the local CA (for tests and demos)."""
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert(_name(user, groups), ca.subject, key.public_key(), ca_key, client=True)
+    _write_key(pki / f"{stem}.key", key)
+    (pki / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))

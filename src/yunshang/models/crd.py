@@ -1,7 +1,7 @@
 """Generate CustomResourceDefinitions from the pydantic models.
 
 Pydantic's JSON schema is not a Kubernetes structural schema; this turns one into the other:
-every ``$ref`` inlined, ``Optional`` as ``nullable``, quantities as int-or-string, titles and
+every ``$ref`` inlined, ``Optional`` as an optional field (a null is dropped), quantities as int-or-string, titles and
 defaults dropped (the models apply defaults), enums and formats kept, descriptions kept.
 
     python -m yunshang.models.crd            # rewrite operator/crds/
@@ -32,8 +32,8 @@ def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> di
     if any_of is not None and not schema.get("x-kubernetes-int-or-string"):
         non_null = [s for s in any_of if s.get("type") != "null"]
         if len(non_null) == 1 and len(non_null) < len(any_of):
+            # Optional: absent rather than null (the API server drops nulls of non-nullable fields)
             inner = structural(non_null[0], defs)
-            inner["nullable"] = True
             if "description" in schema:
                 inner["description"] = schema["description"]
             return inner
@@ -62,11 +62,11 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 
 TENANT_RULES = [
     {
-        "rule": "self.level == 'province' ? !has(self.parent) || self.parent == null : has(self.parent) && self.parent != null",
+        "rule": "self.level == 'province' ? !has(self.parent) : has(self.parent)",
         "message": "a province tenant has no parent; a city or county tenant needs one",
     },
     {
-        "rule": "!has(self.approval) || self.approval == null || self.approval.decision != 'Rejected' || size(self.approval.reason) > 0",
+        "rule": "!has(self.approval) || self.approval.decision != 'Rejected' || (has(self.approval.reason) && size(self.approval.reason) > 0)",
         "message": "a rejection needs a reason",
     },
 ]

@@ -1,0 +1,1 @@
+"""The yunshang operator: `python -m yunshang.operator` (or `yunshang operator run`)."""

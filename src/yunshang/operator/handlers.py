@@ -1,0 +1,302 @@
+"""The tenant operator (kopf): thin handlers over yunshang.tenancy's pure functions.
+
+Every trigger (tenant created/changed/resumed, a periodic resync, any event on an owned
+child) ends in ``reconcile(name)``, which compares desired objects with the live ones kept
+in kopf indices (no reads) and writes only what differs: an idle resync writes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import threading
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+from pydantic import ValidationError
+
+from .. import tenancy
+from ..models.tenant import GROUP, Decision, Phase, TenantSpec, VERSION
+from . import kube
+
+TENANTS = (GROUP, VERSION, "tenants")
+CHILD_RESOURCES = [
+    ("", "v1", "namespaces"),
+    ("", "v1", "resourcequotas"),
+    ("", "v1", "limitranges"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+]
+OWNED = {tenancy.LABEL_TENANT: kopf.PRESENT}
+RESYNC_SECONDS = float(os.environ.get("YUNSHANG_RESYNC_SECONDS", "60"))
+
+log = logging.getLogger("yunshang.operator")
+_api: client.ApiClient | None = None
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def api() -> client.ApiClient:
+    global _api
+    if _api is None:
+        try:
+            config.load_incluster_config()
+            _api = client.ApiClient()
+        except config.ConfigException:
+            _api = config.new_client_from_config()
+    return _api
+
+
+def _lock(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(name, threading.Lock())
+
+
+def _plain(body: Any) -> dict:
+    """A kopf Body (a live view) as a plain, detached dict."""
+    import copy
+
+    return copy.deepcopy(dict(body))
+
+
+# ---------------------------------------------------------------------------- setup
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
+    settings.posting.level = logging.WARNING  # Events are posted explicitly, for transitions
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    settings.execution.max_workers = int(os.environ.get("YUNSHANG_WORKERS", "16"))
+    # two replicas never fight: the higher priority runs, the other pauses (kopf peering)
+    settings.peering.priority = int(os.environ.get("YUNSHANG_PRIORITY", random.randint(1, 2**30)))
+    settings.peering.mandatory = os.environ.get("YUNSHANG_PEERING", "") != ""
+    if settings.peering.mandatory:
+        settings.peering.name = os.environ["YUNSHANG_PEERING"]
+        settings.peering.clusterwide = True
+    api()
+
+
+# ---------------------------------------------------------------------------- indices
+
+@kopf.index(*TENANTS)
+def tenant_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict]:
+    return {name: _plain(body)}
+
+
+def _child_key(body: kopf.Body) -> dict:
+    return {body["metadata"]["labels"][tenancy.LABEL_TENANT]: _plain(body)}
+
+
+for _g, _v, _plural in CHILD_RESOURCES:
+    kopf.index(_g, _v, _plural, labels=OWNED, id=f"children_{_plural}")(lambda body, **_: _child_key(body))
+
+
+def _one(store: Any) -> dict | None:
+    for v in store or []:
+        return v
+    return None
+
+
+def _children(indices: dict[str, Any], tenant: str) -> dict[tuple[str, str, str], dict]:
+    live = {}
+    for _g, _v, plural in CHILD_RESOURCES:
+        idx = indices.get(f"children_{plural}")
+        if idx is None or tenant not in idx:
+            continue
+        for obj in idx[tenant]:
+            live[tenancy.key_of(obj)] = obj
+    return live
+
+
+# ---------------------------------------------------------------------------- reconcile
+
+def reconcile(name: str, indices: dict[str, Any], logger: logging.Logger | None = None) -> None:
+    logger = logger or log
+    with _lock(name):
+        body = _one(indices["tenant_index"].get(name))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        _reconcile(name, body, indices, logger)
+
+
+def _status_patch(name: str, body: dict, status: dict[str, Any]) -> None:
+    current = body.get("status") or {}
+    if tenancy.is_subset(status, current) and len(status.get("conditions", [])) == len(current.get("conditions", [])):
+        return
+    kube.patch(api(), "Tenant", name, {"status": status}, sub="status")
+    old, new = current.get("phase"), status.get("phase")
+    if old != new:
+        kopf.event(body, type="Normal" if new not in ("Rejected",) else "Warning", reason=new,
+                   message=status.get("message") or f"tenant is {new}")
+
+
+def _condition(ctype: str, ok: bool, reason: str, message: str, body: dict) -> dict:
+    prev = next((c for c in (body.get("status") or {}).get("conditions", []) if c.get("type") == ctype), None)
+    status = "True" if ok else "False"
+    when = prev["lastTransitionTime"] if prev and prev.get("status") == status and prev.get("lastTransitionTime") \
+        else dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": ctype, "status": status, "reason": reason, "message": message, "lastTransitionTime": when}
+
+
+def _usage(live: dict, ns_names: list[str]) -> list[dict]:
+    out = []
+    for ns in ns_names:
+        q = live.get(("ResourceQuota", ns, tenancy.QUOTA_NAME)) or {}
+        st = q.get("status") or {}
+        out.append({"name": ns, "hard": dict(st.get("hard") or {}), "used": dict(st.get("used") or {})})
+    return out
+
+
+def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
+    gen = body["metadata"].get("generation", 0)
+    try:
+        spec = TenantSpec.model_validate(body.get("spec") or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        _status_patch(name, body, {"phase": Phase.Pending.value, "message": f"invalid spec.{where}: {err['msg']}",
+                                   "observedGeneration": gen})
+        return
+    if spec.approval is None or spec.approval.decision != Decision.Approved:
+        phase = tenancy.phase_of(spec)
+        msg = "waiting for the platform bureau's approval" if phase == Phase.Pending \
+            else f"rejected: {spec.approval.reason}"
+        _status_patch(name, body, {"phase": phase.value, "message": msg, "observedGeneration": gen})
+        return
+
+    tenants = indices["tenant_index"]
+    blocked = None
+    if spec.parent:
+        parent_body = _one(tenants.get(spec.parent))
+        parent = _spec_or_none(parent_body)
+        siblings = {}
+        for other_name in tenants:
+            other = _one(tenants.get(other_name))
+            s = _spec_or_none(other)
+            if other_name != name and s and s.parent == spec.parent and s.approval \
+                    and s.approval.decision == Decision.Approved \
+                    and not other["metadata"].get("deletionTimestamp"):
+                siblings[other_name] = s
+        parents = {n: (_one(tenants.get(n)) or {}).get("spec", {}).get("parent") for n in tenants}
+        if tenancy.parent_chain_has_cycle(name, parents):
+            blocked = "the chain of parents loops back to this tenant"
+        else:
+            blocked = tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings)
+    if blocked:
+        _status_patch(name, body, {
+            "phase": Phase.Approved.value, "message": blocked, "observedGeneration": gen,
+            "conditions": [_condition("Ready", False, "QuotaOverParent", blocked, body)],
+        })
+        return
+
+    uid = body["metadata"]["uid"]
+    desired = tenancy.desired_objects(name, uid, spec)
+    live = _children(indices, name)
+    stale = [d for d in desired if not tenancy.in_sync(d, live.get(tenancy.key_of(d)))]
+    first_time = not any(k[0] == "Namespace" for k in live)
+    if stale and first_time:
+        _status_patch(name, body, {"phase": Phase.Provisioning.value, "message": "creating namespaces, quota, RBAC and policies",
+                                   "observedGeneration": gen})
+    for obj in stale:
+        was = live.get(tenancy.key_of(obj))
+        kube.apply(api(), obj)
+        if was is not None:
+            logger.info("repaired drift of %s/%s %s", obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+            kopf.event(body, type="Warning", reason="DriftRepaired",
+                       message=f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']} restored")
+    wanted = {tenancy.key_of(d) for d in desired}
+    for key, obj in live.items():
+        if key not in wanted:
+            _remove_extra(name, spec, key, obj)
+
+    ns_names = [f"{name}-{s}" for s in spec.namespaces]
+    phase = tenancy.phase_of(spec, provisioned=True)
+    msg = f"suspended: {spec.suspend_reason or 'by the platform bureau'}" if spec.suspended else \
+        f"{len(ns_names)} namespace(s) provisioned"
+    _status_patch(name, body, {
+        "phase": phase.value,
+        "message": msg,
+        "observedGeneration": gen,
+        "namespaceCount": len(ns_names),
+        "namespaces": _usage(live, ns_names),
+        "conditions": [_condition("Ready", True, phase.value, msg, body)],
+    })
+
+
+def _spec_or_none(body: dict | None) -> TenantSpec | None:
+    if not body:
+        return None
+    try:
+        return TenantSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return None
+
+
+def _remove_extra(name: str, spec: TenantSpec, key: tuple[str, str, str], obj: dict) -> None:
+    kind, ns, obj_name = key
+    if kind == "Namespace" and spec.deletion_policy.value == "Retain":
+        _retain_namespace(name, obj_name)
+    else:
+        kube.delete(api(), kind, obj_name, ns or None)
+
+
+def _retain_namespace(tenant: str, ns: str) -> None:
+    """Keep a namespace and its data, detached from the tenant (labelled where it came from)."""
+    kube.patch(api(), "Namespace", ns, {"metadata": {
+        "ownerReferences": None,
+        "labels": {tenancy.LABEL_TENANT: None, tenancy.LABEL_RETAINED: tenant},
+    }})
+
+
+# ---------------------------------------------------------------------------- triggers
+
+@kopf.on.resume(*TENANTS)
+@kopf.on.create(*TENANTS)
+@kopf.on.update(*TENANTS, field="spec")
+def tenant_changed(name: str, logger: logging.Logger, **kwargs: Any) -> None:
+    reconcile(name, kwargs, logger)
+
+
+@kopf.timer(*TENANTS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync(name: str, logger: logging.Logger, **kwargs: Any) -> None:
+    reconcile(name, kwargs, logger)
+
+
+def _child_event(body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
+    tenant = body["metadata"].get("labels", {}).get(tenancy.LABEL_TENANT)
+    if tenant:
+        reconcile(tenant, kwargs, logger)
+
+
+for _g, _v, _plural in CHILD_RESOURCES:
+    kopf.on.event(_g, _v, _plural, labels=OWNED, id=f"child_{_plural}")(_child_event)
+
+
+@kopf.on.delete(*TENANTS)
+def tenant_deleted(name: str, body: kopf.Body, spec: kopf.Spec, logger: logging.Logger, **kwargs: Any) -> None:
+    """Finalizer: Delete removes the namespaces (and data); Retain detaches and keeps them."""
+    live = _children(kwargs, name)
+    namespaces = [k[2] for k in live if k[0] == "Namespace"]
+    status = dict(body.get("status") or {})
+    if status.get("phase") != Phase.Terminating.value:
+        kube.patch(api(), "Tenant", name, {"status": {"phase": Phase.Terminating.value,
+                                                      "message": f"removing {len(namespaces)} namespace(s)"}}, sub="status")
+        kopf.event(_plain(body), type="Normal", reason="Terminating", message="tenant is being deleted")
+    policy = (spec or {}).get("deletionPolicy", "Retain")
+    for ns in namespaces:
+        if policy == "Delete":
+            kube.delete(api(), "Namespace", ns)
+        else:
+            _retain_namespace(name, ns)
+    if policy == "Delete":
+        remaining = [ns for ns in namespaces if kube.get(api(), "Namespace", ns) is not None]
+        if remaining:
+            raise kopf.TemporaryError(f"waiting for namespaces {', '.join(remaining)} to go", delay=2)
+    with _locks_guard:
+        _locks.pop(name, None)

@@ -1,0 +1,100 @@
+"""The few API calls the operator makes: server-side apply, delete, status patch.
+
+A small table of the kinds a tenant owns replaces discovery, so starting costs no requests.
+Every write is counted (``WRITES``) so tests and the benchmark can assert steady state.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+from kubernetes import client
+
+FIELD_MANAGER = "yunshang-operator"
+
+# kind -> (api prefix, plural, namespaced)
+KINDS = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "ResourceQuota": ("/api/v1", "resourcequotas", True),
+    "LimitRange": ("/api/v1", "limitranges", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    "Tenant": ("/apis/platform.yunshang.io/v1alpha1", "tenants", False),
+}
+
+WRITES: collections.Counter[str] = collections.Counter()
+_lock = threading.Lock()
+
+
+def _count(verb: str, kind: str) -> None:
+    with _lock:
+        WRITES[f"{verb} {kind}"] += 1
+
+
+def path(kind: str, name: str, namespace: str | None = None, sub: str = "") -> str:
+    prefix, plural, namespaced = KINDS[kind]
+    ns = f"/namespaces/{namespace}" if namespaced else ""
+    return f"{prefix}{ns}/{plural}/{name}" + (f"/{sub}" if sub else "")
+
+
+def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None, content_type=None):
+    headers = {"Accept": "application/json"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return api.call_api(
+        url,
+        method,
+        query_params=query or [],
+        header_params=headers,
+        body=body,
+        response_type="object",
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+    )
+
+
+def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply ``obj`` as the operator (forcing conflicts: drift is repaired)."""
+    md = obj["metadata"]
+    _count("apply", obj["kind"])
+    return _call(
+        api,
+        "PATCH",
+        path(obj["kind"], md["name"], md.get("namespace")),
+        body=obj,
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        content_type="application/apply-patch+yaml",
+    )
+
+
+def patch(api: client.ApiClient, kind: str, name: str, body: dict, namespace: str | None = None, sub: str = ""):
+    _count(f"patch{'/' + sub if sub else ''}", kind)
+    return _call(
+        api,
+        "PATCH",
+        path(kind, name, namespace, sub),
+        body=body,
+        content_type="application/merge-patch+json",
+    )
+
+
+def delete(api: client.ApiClient, kind: str, name: str, namespace: str | None = None) -> bool:
+    """Delete; False if it was already gone."""
+    _count("delete", kind)
+    try:
+        _call(api, "DELETE", path(kind, name, namespace), body={"propagationPolicy": "Background"})
+        return True
+    except client.ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+
+
+def get(api: client.ApiClient, kind: str, name: str, namespace: str | None = None) -> dict | None:
+    try:
+        return _call(api, "GET", path(kind, name, namespace))
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise

@@ -1,0 +1,68 @@
+"""The platform's own objects (namespaces, CRDs, RBAC, admission policies) as one list, and a
+plain installer for tests and `yunshang dev up`; the Pulumi program installs the same list."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from . import policies
+from .models import crd
+from .tenancy import MONITORING_NAMESPACE, SYSTEM_NAMESPACE
+
+FIELD_MANAGER = "yunshang-platform"
+
+
+def system_namespaces() -> list[dict[str, Any]]:
+    labels = {"app.kubernetes.io/part-of": "yunshang", "pod-security.kubernetes.io/enforce": "baseline"}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": labels}}
+        for n in (SYSTEM_NAMESPACE, MONITORING_NAMESPACE)
+    ]
+
+
+def operator_account() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": policies.OPERATOR_SA, "namespace": SYSTEM_NAMESPACE},
+    }
+
+
+def crds() -> list[dict[str, Any]]:
+    return [*crd.all_crds().values(), policies.kopf_peering_crd()]
+
+
+def manifests() -> list[dict[str, Any]]:
+    """Everything, in apply order (CRDs before anything that uses them)."""
+    return [
+        *system_namespaces(),
+        *crds(),
+        operator_account(),
+        *policies.rbac(),
+        *policies.admission_policy(),
+    ]
+
+
+def install(api, objs: Iterable[dict[str, Any]] | None = None, timeout: float = 60) -> None:
+    """Server-side apply every object, then wait until the CRDs are served."""
+    from kubernetes import dynamic
+
+    dyn = dynamic.DynamicClient(api)
+    objs = list(objs or manifests())
+    for obj in objs:
+        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        res.server_side_apply(
+            body=obj, namespace=obj["metadata"].get("namespace"), field_manager=FIELD_MANAGER, force_conflicts=True
+        )
+    deadline = time.monotonic() + timeout
+    for obj in objs:
+        if obj["kind"] != "CustomResourceDefinition":
+            continue
+        res = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+        while True:
+            conds = res.get(name=obj["metadata"]["name"]).status.conditions or []
+            if any(c.type == "Established" and c.status == "True" for c in conds):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {obj['metadata']['name']} not established after {timeout}s")
+            time.sleep(0.2)

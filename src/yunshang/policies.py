@@ -1,0 +1,257 @@
+"""Who may do what with tenants: RBAC and a ValidatingAdmissionPolicy (CEL on userInfo).
+
+The API server enforces these, whatever client is used:
+- a department (group ``yunshang:departments`` plus its own ``yunshang:dept:<tenant>``) may
+  request its own tenant and edit it while pending, but never approve or reject it, never
+  change an approved quota or elastic ceiling, never suspend or resume, never touch another
+  department's tenant, and never delete;
+- the platform bureau (``yunshang:platform-admins``) may do all of it;
+- the operator's service account may update status and metadata.
+
+    python -m yunshang.policies            # rewrite operator/policies/
+    python -m yunshang.policies --check    # exit 1 if the checked-in manifests drifted
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .models.tenant import ADMIN_GROUP, DEPARTMENTS_GROUP, DEPT_GROUP_PREFIX, GROUP
+from .tenancy import SYSTEM_NAMESPACE
+
+OPERATOR_SA = "yunshang-operator"
+OPERATOR_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{OPERATOR_SA}"
+POLICY = "yunshang-tenant-governance"
+
+# spec fields a department may never change once the tenant is approved
+FROZEN_AFTER_APPROVAL = ["quota", "elastic", "level", "parent", "namespaces", "department", "classification"]
+
+
+def _opt(var: str, field: str) -> str:
+    return f"has({var}.spec.{field})"
+
+
+def admission_policy() -> list[dict[str, Any]]:
+    approved_old = (
+        f"request.operation == 'UPDATE' && {_opt('oldObject', 'approval')} "
+        "&& oldObject.spec.approval.decision == 'Approved'"
+    )
+    frozen = " && ".join(
+        f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && (!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))"
+        for f in FROZEN_AFTER_APPROVAL
+    )
+    susp = "(has(object.spec.suspended) && object.spec.suspended == true)"
+    old_susp = "(request.operation == 'UPDATE' && has(oldObject.spec.suspended) && oldObject.spec.suspended == true)"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": POLICY},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["tenants"],
+                    }
+                ]
+            },
+            "matchConditions": [
+                {
+                    "name": "not-the-platform",
+                    "expression": (
+                        f"!('{ADMIN_GROUP}' in request.userInfo.groups) && "
+                        "!('system:masters' in request.userInfo.groups) && "
+                        f"request.userInfo.username != '{OPERATOR_USER}'"
+                    ),
+                }
+            ],
+            "variables": [{"name": "deptGroup", "expression": f"'{DEPT_GROUP_PREFIX}' + object.metadata.name"}],
+            "validations": [
+                {
+                    "expression": "variables.deptGroup in request.userInfo.groups",
+                    "messageExpression": (
+                        "'only members of ' + variables.deptGroup + ' may request or edit tenant ' + object.metadata.name"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": (
+                        f"request.operation == 'CREATE' ? !{_opt('object', 'approval')} : "
+                        f"(({_opt('object', 'approval')}) == ({_opt('oldObject', 'approval')}) && "
+                        f"(!{_opt('object', 'approval')} || object.spec.approval == oldObject.spec.approval))"
+                    ),
+                    "message": f"only the platform bureau ({ADMIN_GROUP}) may approve or reject a tenant",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": f"!({approved_old}) || ({frozen})",
+                    "message": (
+                        "an approved tenant's quota, elastic ceiling, level, parent, namespaces, department and "
+                        "classification can be changed by the platform bureau only (`yunshang tenant quota`)"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": f"{susp} == {old_susp}",
+                    "message": "only the platform bureau may suspend or resume a tenant",
+                    "reason": "Forbidden",
+                },
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": POLICY},
+        "spec": {"policyName": POLICY, "validationActions": ["Deny"]},
+    }
+    return [policy, binding]
+
+
+def _role(name: str, rules: list[dict]) -> dict:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+        "rules": rules,
+    }
+
+
+def _binding(name: str, role: str, subject: dict) -> dict:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [subject],
+    }
+
+
+def _group(name: str) -> dict:
+    return {"kind": "Group", "name": name, "apiGroup": "rbac.authorization.k8s.io"}
+
+
+def rbac() -> list[dict[str, Any]]:
+    read = ["get", "list", "watch"]
+    tenants = {"apiGroups": [GROUP], "resources": ["tenants"]}
+    return [
+        _role("yunshang:department", [{**tenants, "verbs": [*read, "create", "update", "patch"]}]),
+        _binding("yunshang:departments", "yunshang:department", _group(DEPARTMENTS_GROUP)),
+        _role(
+            "yunshang:platform-admin",
+            [
+                {**tenants, "verbs": ["*"]},
+                {"apiGroups": [GROUP], "resources": ["tenants/status"], "verbs": read},
+                {"apiGroups": [""], "resources": ["namespaces", "events", "resourcequotas"], "verbs": read},
+                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
+            ],
+        ),
+        _binding("yunshang:platform-admins", "yunshang:platform-admin", _group(ADMIN_GROUP)),
+        _role(
+            "yunshang:operator",
+            [
+                {**tenants, "verbs": [*read, "patch", "update"]},
+                {"apiGroups": [GROUP], "resources": ["tenants/status"], "verbs": ["get", "patch", "update"]},
+                {
+                    "apiGroups": [""],
+                    "resources": ["namespaces", "resourcequotas", "limitranges"],
+                    "verbs": [*read, "create", "patch", "update", "delete"],
+                },
+                {
+                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "resources": ["rolebindings"],
+                    "verbs": [*read, "create", "patch", "update", "delete"],
+                },
+                {
+                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "resources": ["clusterroles"],
+                    "resourceNames": ["admin"],
+                    "verbs": ["bind"],
+                },
+                {
+                    "apiGroups": ["networking.k8s.io"],
+                    "resources": ["networkpolicies"],
+                    "verbs": [*read, "create", "patch", "update", "delete"],
+                },
+                {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+                {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": [*read, "patch"]},
+                {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": read},
+            ],
+        ),
+        _binding(
+            "yunshang:operator",
+            "yunshang:operator",
+            {"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE},
+        ),
+    ]
+
+
+def kopf_peering_crd() -> dict[str, Any]:
+    """The object kopf replicas use to see each other (only the highest priority acts)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": "Cluster",
+            "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings", "singular": "clusterkopfpeering"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def manifests() -> dict[str, list[dict[str, Any]]]:
+    """File (under operator/) -> objects."""
+    return {
+        "policies/rbac.yaml": rbac(),
+        "policies/tenant-admission.yaml": admission_policy(),
+        "crds/clusterkopfpeerings.kopf.dev.yaml": [kopf_peering_crd()],
+    }
+
+
+def render(objs: list[dict[str, Any]]) -> str:
+    head = "# Generated by `python -m yunshang.policies`: do not edit.\n"
+    return head + "---\n".join(yaml.safe_dump(o, sort_keys=False, width=120) for o in objs)
+
+
+def main(argv: list[str]) -> int:
+    root = Path(__file__).resolve().parents[2] / "operator"
+    drifted = []
+    for rel, objs in manifests().items():
+        path, text = root / rel, render(objs)
+        if "--check" in argv:
+            if not path.exists() or path.read_text() != text:
+                drifted.append(str(path))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    if drifted:
+        print(f"manifests differ from the code: {', '.join(drifted)}; run `python -m yunshang.policies`")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

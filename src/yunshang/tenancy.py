@@ -1,0 +1,345 @@
+"""Desired state of a tenant: pure functions of its spec (no I/O here).
+
+The operator, the CLI and the Pulumi program only call these and act on the result.
+"""
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, Iterable, Mapping
+
+from .models.quantity import format_quantity
+from .models.tenant import (
+    API_VERSION,
+    Decision,
+    Level,
+    PARENT_LEVEL,
+    Phase,
+    Quota,
+    TenantSpec,
+    namespace_names,
+)
+
+LABEL_TENANT = "platform.yunshang.io/tenant"
+LABEL_RETAINED = "platform.yunshang.io/retained-from"
+LABEL_LEVEL = "platform.yunshang.io/level"
+LABEL_CLASSIFICATION = "platform.yunshang.io/classification"
+LABEL_QUARANTINE = "platform.yunshang.io/quarantined"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "yunshang"}
+SYSTEM_NAMESPACE = "yunshang-system"
+MONITORING_NAMESPACE = "yunshang-monitoring"
+
+QUOTA_NAME = "tenant-quota"
+LIMITRANGE_NAME = "tenant-defaults"
+OWNERS_BINDING = "tenant-owners"
+
+# quota field -> ResourceQuota key
+QUOTA_KEYS = {
+    "cpu": "requests.cpu",
+    "memory": "requests.memory",
+    "storage": "requests.storage",
+    "pods": "pods",
+    "services": "services",
+    "configmaps": "configmaps",
+    "secrets": "secrets",
+    "persistentvolumeclaims": "persistentvolumeclaims",
+}
+BINARY = {"memory", "storage"}
+
+
+# ---------------------------------------------------------------------------- quotas
+
+def split_quota(quota: Quota, parts: int) -> dict[str, str]:
+    """One namespace's share of the tenant quota (rounded down so the shares never exceed it)."""
+    out = {}
+    for field, amount in quota.amounts().items():
+        if field in ("cpu",):
+            share = (amount * 1000 / parts).to_integral_value(ROUND_FLOOR) / 1000
+        else:
+            share = (amount / parts).to_integral_value(ROUND_FLOOR)
+        out[QUOTA_KEYS[field]] = format_quantity(share, binary=field in BINARY)
+    return out
+
+
+def quota_left(parent: Quota, children: Iterable[Quota]) -> dict[str, Decimal]:
+    """What a parent has not yet carved out for its children."""
+    left = parent.amounts()
+    for child in children:
+        for k, v in child.amounts().items():
+            left[k] -= v
+    return left
+
+
+def describe_amounts(amounts: Mapping[str, Decimal]) -> str:
+    return ", ".join(f"{k} {format_quantity(max(v, Decimal(0)), binary=k in BINARY)}" for k, v in amounts.items())
+
+
+def hierarchy_problem(
+    name: str,
+    spec: TenantSpec,
+    parent_name: str | None,
+    parent: TenantSpec | None,
+    siblings: Mapping[str, TenantSpec],
+) -> str | None:
+    """Why this tenant cannot be carved out of its parent, or None if it can.
+
+    ``siblings`` are the parent's other approved children (this tenant excluded).
+    The ceiling counts, not just the quota: elastic growth must fit too.
+    """
+    if spec.level == Level.province:
+        return None
+    if parent is None:
+        return f"parent tenant {parent_name!r} does not exist"
+    if parent.level != PARENT_LEVEL[spec.level]:
+        return (
+            f"a {spec.level.value} tenant needs a {PARENT_LEVEL[spec.level].value} parent, "
+            f"but {parent_name!r} is a {parent.level.value}"
+        )
+    if parent.approval is None or parent.approval.decision != Decision.Approved:
+        return f"parent tenant {parent_name!r} is not approved yet"
+    left = quota_left(parent.ceiling(), (s.ceiling() for n, s in siblings.items() if n != name))
+    asked = spec.ceiling().amounts()
+    over = {k: v for k, v in asked.items() if v > left[k]}
+    if over:
+        return (
+            f"quota over parent {parent_name!r}: asked {describe_amounts(over)}; "
+            f"left {describe_amounts({k: left[k] for k in over})}"
+        )
+    return None
+
+
+def parent_chain_has_cycle(name: str, parents: Mapping[str, str | None]) -> bool:
+    seen = {name}
+    cur = parents.get(name)
+    while cur:
+        if cur in seen:
+            return True
+        seen.add(cur)
+        cur = parents.get(cur)
+    return False
+
+
+# ---------------------------------------------------------------------------- phase
+
+def phase_of(spec: TenantSpec, *, deleting: bool = False, blocked: str | None = None, provisioned: bool = False) -> Phase:
+    if deleting:
+        return Phase.Terminating
+    if spec.approval is None:
+        return Phase.Pending
+    if spec.approval.decision == Decision.Rejected:
+        return Phase.Rejected
+    if blocked:
+        return Phase.Approved
+    if not provisioned:
+        return Phase.Provisioning
+    return Phase.Suspended if spec.suspended else Phase.Ready
+
+
+# ---------------------------------------------------------------------------- objects
+
+def owner_reference(name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Tenant",
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _meta(name: str, tenant: str, uid: str, namespace: str | None = None, labels=None) -> dict[str, Any]:
+    md: dict[str, Any] = {
+        "name": name,
+        "labels": {LABEL_TENANT: tenant, **MANAGED_BY, **(labels or {})},
+        "ownerReferences": [owner_reference(tenant, uid)],
+    }
+    if namespace:
+        md["namespace"] = namespace
+    return md
+
+
+def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
+    """Every object an approved tenant owns, in the order they should be applied."""
+    namespaces = namespace_names(tenant, spec)
+    hard = split_quota(spec.quota, len(namespaces))
+    if spec.suspended:
+        hard["pods"] = "0"
+    objs: list[dict[str, Any]] = []
+    for ns in namespaces:
+        objs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": _meta(
+                    ns,
+                    tenant,
+                    uid,
+                    labels={
+                        LABEL_LEVEL: spec.level.value,
+                        LABEL_CLASSIFICATION: spec.classification.value,
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                        "pod-security.kubernetes.io/audit": "restricted",
+                    },
+                ),
+            }
+        )
+    for ns in namespaces:
+        objs += namespace_children(tenant, uid, spec, ns, hard)
+    return objs
+
+
+def namespace_children(tenant: str, uid: str, spec: TenantSpec, ns: str, hard: dict[str, str]) -> list[dict]:
+    tenant_ns = {"namespaceSelector": {"matchLabels": {LABEL_TENANT: tenant}}}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": _meta(QUOTA_NAME, tenant, uid, ns),
+            "spec": {"hard": hard},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": _meta(LIMITRANGE_NAME, tenant, uid, ns),
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                        "default": {"cpu": "500m", "memory": "512Mi"},
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(OWNERS_BINDING, tenant, uid, ns),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [
+                {"kind": o.kind, "name": o.name, "apiGroup": "rbac.authorization.k8s.io"} for o in spec.owners
+            ],
+        },
+        _netpol(tenant, uid, ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        _netpol(
+            tenant,
+            uid,
+            ns,
+            "allow-intra-tenant",
+            {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [tenant_ns]}],
+                "egress": [{"to": [tenant_ns]}],
+            },
+        ),
+        _netpol(
+            tenant,
+            uid,
+            ns,
+            "allow-dns",
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                                },
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+        ),
+        _netpol(
+            tenant,
+            uid,
+            ns,
+            "allow-monitoring",
+            {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
+                                }
+                            }
+                        ]
+                    }
+                ],
+            },
+        ),
+    ]
+
+
+def _netpol(tenant: str, uid: str, ns: str, name: str, spec: dict) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, tenant, uid, ns),
+        "spec": spec,
+    }
+
+
+def key_of(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    md = obj["metadata"]
+    return (obj["kind"], md.get("namespace") or "", md["name"])
+
+
+# ---------------------------------------------------------------------------- comparison
+
+def _quantity_equal(a: Any, b: Any) -> bool:
+    from kubernetes.utils.quantity import parse_quantity
+
+    try:
+        return parse_quantity(a) == parse_quantity(b)
+    except (ValueError, TypeError, ArithmeticError):
+        return False
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """True if every field we set has the same value in the live object.
+
+    The API server adds defaults and canonicalises quantities, so "equal" means "what we
+    declare is there" (lists compared element-wise, quantities by value).
+    """
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            return False
+        return all(k in live and is_subset(v, live[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return False
+        return all(is_subset(d, l) for d, l in zip(desired, live))
+    if desired == live:
+        return True
+    if isinstance(desired, (str, int)) and isinstance(live, (str, int)):
+        return str(desired) == str(live) or _quantity_equal(desired, live)
+    return False
+
+
+def in_sync(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """Is the live object what we want? Labels and owner refs must match too; lists exactly."""
+    if live is None:
+        return False
+    if live.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    want = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
+    md = dict(want["metadata"])
+    md.pop("ownerReferences")
+    want["metadata"] = md
+    live_refs = live.get("metadata", {}).get("ownerReferences") or []
+    if not any(r.get("uid") == desired["metadata"]["ownerReferences"][0]["uid"] for r in live_refs):
+        return False
+    # RoleBinding subjects and NetworkPolicy rules must match exactly, not as a subset
+    return is_subset(want, live)

@@ -1,0 +1,59 @@
+"""Test helpers: waiting on conditions with deadlines, and acting as another identity."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import urllib3
+from kubernetes import client
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except client.ApiException as e:
+            last = e
+        except AssertionError as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Impersonated:
+    """Requests made by the admin client on behalf of ``user`` in ``groups`` (Impersonate-* headers).
+
+    The Python client keeps headers in a plain dict, which cannot repeat Impersonate-Group, so this
+    sends through the client's own connection pool with a multi-valued header dict.
+    """
+
+    def __init__(self, api: client.ApiClient, user: str, groups: list[str]):
+        self.api, self.user, self.groups = api, user, groups
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json"):
+        h = urllib3.HTTPHeaderDict()
+        h.add("Impersonate-User", self.user)
+        for g in self.groups:
+            h.add("Impersonate-Group", g)
+        h.add("Accept", "application/json")
+        h.add("Content-Type", content_type)
+        r = self.api.rest_client.pool_manager.request(
+            method, self.api.configuration.host + path,
+            body=json.dumps(body).encode() if body is not None else None, headers=h,
+        )
+        data = json.loads(r.data or b"{}")
+        return r.status, data
+
+    def create(self, path: str, body: Any):
+        return self.request("POST", path, body)
+
+    def merge_patch(self, path: str, body: Any):
+        return self.request("PATCH", path, body, "application/merge-patch+json")
+
+    def delete(self, path: str):
+        return self.request("DELETE", path)
