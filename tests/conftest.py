@@ -53,3 +53,81 @@ def _no_user_kubeconfig(monkeypatch, tmp_path_factory):
     fake = tmp_path_factory.getbasetemp() / "user-kubeconfig"
     monkeypatch.setenv("KUBECONFIG", str(fake))
     yield
+
+
+class OperatorProcess:
+    """The operator as a real process (so tests can kill -9 it and start it again)."""
+
+    def __init__(self, control_plane, log_dir: Path, resync: float = 3.0, extra_env=None):
+        self.cp, self.log_dir, self.resync, self.extra_env = control_plane, log_dir, resync, extra_env or {}
+        self.proc = None
+        self.metrics_port = None
+        self.starts = 0
+
+    def start(self):
+        import subprocess
+        import sys
+
+        from yunshang.dev.controlplane import free_port
+
+        self.starts += 1
+        self.metrics_port = free_port()
+        env = dict(os.environ, KUBECONFIG=str(self.cp.kubeconfig), YUNSHANG_RESYNC_SECONDS=str(self.resync),
+                   **self.extra_env)
+        log = (self.log_dir / f"operator-{self.starts}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "yunshang.operator", "--metrics-port", str(self.metrics_port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+        from helpers import wait_for
+
+        wait_for("operator metrics endpoint", self._metrics_up, timeout=30)
+        return self
+
+    def _metrics_up(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"operator exited {self.proc.returncode}; see {self.log_dir}")
+        try:
+            self.metrics()
+            return True
+        except OSError:
+            return False
+
+    def metrics(self) -> dict[str, float]:
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        out = {}
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                key = s.name + "{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}"
+                out[key] = s.value
+        return out
+
+    def writes(self) -> float:
+        return sum(v for k, v in self.metrics().items() if k.startswith("yunshang_operator_api_writes_total"))
+
+    def kill(self):
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except Exception:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def operator(platform, tmp_path_factory):
+    op = OperatorProcess(platform, tmp_path_factory.mktemp("operator")).start()
+    yield op
+    op.stop()

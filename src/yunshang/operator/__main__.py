@@ -19,12 +19,20 @@ def main() -> None:
                    help="peering object name (leader election between replicas); empty: standalone")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--liveness", default="", help="e.g. http://127.0.0.1:8080/healthz")
+    p.add_argument("--metrics-port", type=int, default=int(os.environ.get("YUNSHANG_METRICS_PORT", "0")),
+                   help="serve Prometheus metrics on this port (0: off)")
+    p.add_argument("--metrics-address", default=os.environ.get("YUNSHANG_METRICS_ADDRESS", "127.0.0.1"))
     args = p.parse_args()
     if args.peering:
         os.environ["YUNSHANG_PEERING"] = args.peering
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from . import handlers  # noqa: F401  (registers the handlers)
+
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_address)
 
     asyncio.run(kopf.operator(
         standalone=not args.peering,

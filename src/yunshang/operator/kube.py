@@ -6,10 +6,12 @@ Every write is counted (``WRITES``) so tests and the benchmark can assert steady
 from __future__ import annotations
 
 import collections
+import json
 import threading
 from typing import Any
 
 from kubernetes import client
+from prometheus_client import Counter
 
 FIELD_MANAGER = "yunshang-operator"
 
@@ -25,11 +27,15 @@ KINDS = {
 
 WRITES: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()
+API_WRITES = Counter(
+    "yunshang_operator_api_writes", "Write calls the operator made to the API server", ["verb", "kind"]
+)
 
 
 def _count(verb: str, kind: str) -> None:
     with _lock:
         WRITES[f"{verb} {kind}"] += 1
+    API_WRITES.labels(verb, kind).inc()
 
 
 def path(kind: str, name: str, namespace: str | None = None, sub: str = "") -> str:
@@ -42,16 +48,19 @@ def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
-    return api.call_api(
-        url,
-        method,
+    method, full_url, headers, body, _ = api.param_serialize(
+        method=method,
+        resource_path=url,
         query_params=query or [],
         header_params=headers,
         body=body,
-        response_type="object",
         auth_settings=["BearerToken"],
-        _return_http_data_only=True,
     )
+    resp = api.call_api(method, full_url, header_params=headers, body=body)
+    data = resp.read()
+    if not 200 <= resp.status <= 299:
+        raise client.ApiException(status=resp.status, reason=resp.reason, body=data.decode(errors="replace"))
+    return json.loads(data) if data else {}
 
 
 def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
