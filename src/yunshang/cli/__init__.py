@@ -2,20 +2,37 @@
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import typer
 
 from .common import run_app
 from .dev import dev_app
+from .tenant import tenant_app
 
 app = typer.Typer(
     name="yunshang",
-    help="云上 yunshang: one shared, governed Kubernetes platform for every department.",
+    help="云上 yunshang: one shared, governed Kubernetes platform for every department.\n\n"
+    "Start here: `make up` (or `yunshang dev up`), then `yunshang tenant request --help`.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    kubeconfig: Optional[str] = typer.Option(
+        None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"
+    ),
+    context: Optional[str] = typer.Option(None, "--context", help="kubeconfig context (default: the current one)"),
+) -> None:
+    ctx.obj = {"kubeconfig": kubeconfig.split(":")[0] if kubeconfig else None, "context": context}
+
+
 app.add_typer(dev_app, name="dev")
+app.add_typer(tenant_app, name="tenant")
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ def fail(message: str, code: int = 1) -> None:
 
 def run_app(app: typer.Typer) -> int:
     """Run the app; known errors become one line on stderr, never a traceback."""
+    from ..client import ClientError
     from ..dev.controlplane import StartError
     from ..dev.toolchain import ToolMissing
 
@@ -43,7 +44,7 @@ def run_app(app: typer.Typer) -> int:
         app(standalone_mode=False)
     except typer.Exit as e:
         return e.exit_code
-    except (UserError, ToolMissing, StartError) as e:
+    except (UserError, ClientError, ToolMissing, StartError) as e:
         msg = str(e)
         first, _, rest = msg.partition("\n")
         err.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)

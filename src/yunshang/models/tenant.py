@@ -125,12 +125,28 @@ class Quota(Model):
         return [k for k in mine if mine[k] > theirs[k]]
 
 
+class QuotaBound(Model):
+    """A bound on the quota; a resource left out is bounded by the quota itself."""
+
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+    storage: Quantity | None = None
+    pods: int | None = Field(default=None, ge=0, le=100_000)
+    services: int | None = Field(default=None, ge=0, le=10_000)
+    configmaps: int | None = Field(default=None, ge=0, le=100_000)
+    secrets: int | None = Field(default=None, ge=0, le=100_000)
+    persistentvolumeclaims: int | None = Field(default=None, ge=0, le=10_000)
+
+    def over(self, quota: Quota) -> Quota:
+        return Quota.model_validate({**quota.model_dump(), **self.model_dump(exclude_none=True)})
+
+
 class Elastic(Model):
     enabled: bool = False
     """Let monitoring grow and shrink the quota between floor and ceiling."""
-    floor: Quota | None = None
+    floor: QuotaBound | None = None
     """The least the quota may shrink to (default: the requested quota)."""
-    ceiling: Quota | None = None
+    ceiling: QuotaBound | None = None
     """The most the quota may grow to, as approved (default: the requested quota)."""
 
 
@@ -188,18 +204,19 @@ class TenantRequest(Model):
             raise ValueError(f"a {self.level.value} tenant needs a parent ({PARENT_LEVEL[self.level].value} tenant)")
         if len(set(self.namespaces)) != len(self.namespaces):
             raise ValueError("namespaces must be unique")
-        e = self.elastic
-        if e.floor and (over := e.floor.fits_within(self.quota)):
+        if over := self.floor().fits_within(self.quota):
             raise ValueError(f"elastic.floor is above the quota for {', '.join(over)}")
-        if e.ceiling and (under := self.quota.fits_within(e.ceiling)):
+        if under := self.quota.fits_within(self.ceiling()):
             raise ValueError(f"quota is above elastic.ceiling for {', '.join(under)}")
         return self
 
     def ceiling(self) -> Quota:
-        return self.elastic.ceiling or self.quota
+        """The approved ceiling: the quota, raised where elastic.ceiling says."""
+        return self.elastic.ceiling.over(self.quota) if self.elastic.ceiling else self.quota
 
     def floor(self) -> Quota:
-        return self.elastic.floor or self.quota
+        """The floor: the quota, lowered where elastic.floor says."""
+        return self.elastic.floor.over(self.quota) if self.elastic.floor else self.quota
 
 
 class Decision(str, enum.Enum):

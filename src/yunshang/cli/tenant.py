@@ -1,0 +1,236 @@
+"""`yunshang tenant`: request, approve and govern department tenants."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from ..client import ClientError, Tenants, load_request_file, validation_message
+from ..models.tenant import TenantRequest, check_tenant_name
+from .common import Output, OutputOpt, UserError, emit_json, out
+
+tenant_app = typer.Typer(
+    help="Department tenants: a department requests one, the platform bureau approves it, the "
+    "operator provisions namespaces, quota, RBAC and isolation and keeps them so.",
+    no_args_is_help=True,
+)
+
+
+def _client(ctx: typer.Context) -> Tenants:
+    obj = ctx.find_root().obj or {}
+    try:
+        return Tenants(obj.get("kubeconfig"), obj.get("context"))
+    except ClientError as e:
+        raise UserError(str(e)) from None
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ClientError as e:
+        raise UserError(str(e)) from None
+
+
+def _summary(t: dict[str, Any]) -> dict[str, Any]:
+    spec, st = t["spec"], t.get("status") or {}
+    return {
+        "name": t["metadata"]["name"],
+        "phase": st.get("phase", "Pending"),
+        "level": spec.get("level"),
+        "parent": spec.get("parent"),
+        "department": spec.get("department", {}).get("name"),
+        "namespaces": st.get("namespaceCount", 0),
+        "cpu": str(spec.get("quota", {}).get("cpu", "")),
+        "memory": str(spec.get("quota", {}).get("memory", "")),
+        "message": st.get("message", ""),
+    }
+
+
+PHASE_STYLE = {"Ready": "green", "Pending": "yellow", "Approved": "yellow", "Provisioning": "cyan",
+               "Suspended": "red", "Rejected": "red", "Terminating": "magenta"}
+
+
+@tenant_app.command("request")
+def request(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="tenant name (lower-case, 2-30 chars); taken from the file if omitted"),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="a Tenant manifest, e.g. tenants/gz-bigdata.yaml"),
+    department_code: Optional[str] = typer.Option(None, help="official department code, e.g. 520000-DSJ"),
+    department_name: Optional[str] = typer.Option(None, help="department name, e.g. 贵州省大数据发展管理局"),
+    level: Optional[str] = typer.Option(None, help="province, city or county"),
+    parent: Optional[str] = typer.Option(None, help="parent tenant (for city and county)"),
+    owner: list[str] = typer.Option([], help="owner user (or group:NAME); repeat for several"),
+    purpose: Optional[str] = typer.Option(None, help="what the tenant is for"),
+    project: Optional[str] = typer.Option(None, help="approved IT project reference"),
+    classification: Optional[str] = typer.Option(None, help="public, internal, sensitive or secret"),
+    namespace: list[str] = typer.Option([], help="namespace suffix; repeat for several (default: main)"),
+    cpu: Optional[str] = typer.Option(None, help="CPU quota, e.g. 4 or 500m"),
+    memory: Optional[str] = typer.Option(None, help="memory quota, e.g. 8Gi"),
+    storage: Optional[str] = typer.Option(None, help="storage quota, e.g. 100Gi"),
+    pods: Optional[int] = typer.Option(None, help="pod count quota"),
+    output: Output = OutputOpt,
+) -> None:
+    """Ask for a tenant (it stays Pending until the platform bureau approves it).
+
+    From a catalog file:  yunshang tenant request -f tenants/gz-bigdata.yaml
+
+    From flags:  yunshang tenant request gz-health --department-code 520000-WJW
+    --department-name 贵州省卫生健康委员会 --level province --owner wang.fang
+    --purpose "hospital records" --project GZ-IT-2026-0107 --cpu 4 --memory 8Gi
+    """
+    data: dict[str, Any] = {}
+    if file:
+        file_name, req = _call(load_request_file, file)
+        data = req.model_dump(by_alias=True, exclude_none=True)
+        name = name or file_name
+    if not name:
+        raise UserError("give a tenant name or --file")
+    flags = {
+        "level": level, "parent": parent, "purpose": purpose, "project": project,
+        "classification": classification,
+    }
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if department_code or department_name:
+        data["department"] = {**data.get("department", {}),
+                              **({"code": department_code} if department_code else {}),
+                              **({"name": department_name} if department_name else {})}
+    if owner:
+        data["owners"] = [{"kind": "Group", "name": o[6:]} if o.startswith("group:") else {"kind": "User", "name": o}
+                          for o in owner]
+    if namespace:
+        data["namespaces"] = namespace
+    quota = {k: v for k, v in {"cpu": cpu, "memory": memory, "storage": storage, "pods": pods}.items() if v is not None}
+    if quota:
+        data["quota"] = {**data.get("quota", {}), **quota}
+    try:
+        req = TenantRequest.model_validate(data)
+        check_tenant_name(name, req)
+    except ValidationError as e:
+        raise UserError(validation_message(e)) from None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    created = _call(_client(ctx).request, name, req)
+    if output == Output.json:
+        emit_json(created)
+        return
+    out.print(f"tenant [bold]{name}[/] requested: Pending until the platform bureau approves it "
+              f"(`yunshang tenant approve {name}`)")
+
+
+@tenant_app.command("list")
+def list_(ctx: typer.Context, output: Output = OutputOpt) -> None:
+    """All tenants with their phase, level, parent and quota."""
+    items = [_summary(t) for t in _call(_client(ctx).list)]
+    if output == Output.json:
+        emit_json(items)
+        return
+    if not items:
+        out.print("no tenants yet: request one with `yunshang tenant request --help`")
+        return
+    table = Table("NAME", "PHASE", "LEVEL", "PARENT", "DEPARTMENT", "NS", "CPU", "MEMORY")
+    for s in sorted(items, key=lambda s: s["name"]):
+        style = PHASE_STYLE.get(s["phase"], "")
+        table.add_row(s["name"], f"[{style}]{s['phase']}[/]" if style else s["phase"], s["level"],
+                      s["parent"] or "-", s["department"], str(s["namespaces"]), s["cpu"], s["memory"])
+    out.print(table)
+
+
+@tenant_app.command()
+def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
+    """One tenant: spec, approval, status, conditions, per-namespace usage and recent events."""
+    c = _client(ctx)
+    t = _call(c.get, name)
+    if output == Output.json:
+        emit_json(t)
+        return
+    spec, st = t["spec"], t.get("status") or {}
+    s = _summary(t)
+    out.print(f"[bold]{name}[/]  {spec['department']['name']} ({spec['department']['code']})")
+    out.print(f"  phase      : [{PHASE_STYLE.get(s['phase'], '')}]{s['phase']}[/] {st.get('message', '')}")
+    out.print(f"  level      : {spec['level']}" + (f" under {spec['parent']}" if spec.get("parent") else ""))
+    out.print(f"  purpose    : {spec['purpose']} (project {spec['project']}, {spec.get('classification', '')})")
+    owners = ", ".join(f"{o.get('kind', 'User')}:{o['name']}" for o in spec.get("owners", []))
+    out.print(f"  owners     : {owners}")
+    appr = spec.get("approval")
+    out.print("  approval   : " + (f"{appr['decision']} by {appr['by']} {appr.get('reason', '')}" if appr else "none yet"))
+    if spec.get("suspended"):
+        out.print(f"  suspended  : [red]{spec.get('suspendReason', '')}[/]")
+    q = spec.get("quota", {})
+    out.print("  quota      : " + ", ".join(f"{k}={v}" for k, v in q.items()))
+    if st.get("namespaces"):
+        table = Table("NAMESPACE", "CPU used/hard", "MEMORY used/hard", "PODS used/hard")
+        for ns in st["namespaces"]:
+            h, u = ns.get("hard", {}), ns.get("used", {})
+            table.add_row(ns["name"], *(f"{u.get(k, '0')}/{h.get(k, '-')}"
+                                        for k in ("requests.cpu", "requests.memory", "pods")))
+        out.print(table)
+    events = sorted(c.events(name), key=lambda e: str(e.last_timestamp or e.event_time or ""))[-8:]
+    for e in events:
+        out.print(f"  [dim]{e.last_timestamp or e.event_time}[/] {e.reason}: {e.message}")
+
+
+@tenant_app.command()
+def approve(ctx: typer.Context, name: str, reason: str = typer.Option("", help="optional note")) -> None:
+    """Approve a pending tenant (platform bureau only); the operator then provisions it."""
+    _call(_client(ctx).approve, name, reason)
+    out.print(f"tenant [bold]{name}[/] approved; watch it with `yunshang tenant show {name}`")
+
+
+@tenant_app.command()
+def reject(ctx: typer.Context, name: str, reason: str = typer.Option(..., help="why (required)")) -> None:
+    """Reject a pending tenant with a reason (platform bureau only)."""
+    _call(_client(ctx).reject, name, reason)
+    out.print(f"tenant [bold]{name}[/] rejected: {reason}")
+
+
+@tenant_app.command()
+def suspend(ctx: typer.Context, name: str, reason: str = typer.Option("", help="why")) -> None:
+    """Suspend: data stays, no new pods can run (platform bureau only)."""
+    _call(_client(ctx).suspend, name, reason)
+    out.print(f"tenant [bold]{name}[/] suspended; undo with `yunshang tenant resume {name}`")
+
+
+@tenant_app.command()
+def resume(ctx: typer.Context, name: str) -> None:
+    """Resume a suspended or quarantined tenant (platform bureau only)."""
+    _call(_client(ctx).resume, name)
+    out.print(f"tenant [bold]{name}[/] resumed")
+
+
+@tenant_app.command()
+def quota(
+    ctx: typer.Context,
+    name: str,
+    cpu: Optional[str] = typer.Option(None, help="e.g. 6 or 1500m"),
+    memory: Optional[str] = typer.Option(None, help="e.g. 12Gi"),
+    storage: Optional[str] = typer.Option(None, help="e.g. 200Gi"),
+    pods: Optional[int] = typer.Option(None),
+    services: Optional[int] = typer.Option(None),
+) -> None:
+    """Set a tenant's quota within its approved floor and ceiling (and its parent's remainder)."""
+    changes = {k: v for k, v in {"cpu": cpu, "memory": memory, "storage": storage, "pods": pods,
+                                 "services": services}.items() if v is not None}
+    if not changes:
+        raise UserError("nothing to change: pass --cpu, --memory, --storage, --pods or --services")
+    t = _call(_client(ctx).set_quota, name, changes)
+    out.print(f"tenant [bold]{name}[/] quota: " + ", ".join(f"{k}={v}" for k, v in t["spec"]["quota"].items()))
+
+
+@tenant_app.command()
+def delete(
+    ctx: typer.Context,
+    name: str,
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+) -> None:
+    """Delete a tenant. With deletionPolicy Retain (the default) its namespaces and data are kept."""
+    c = _client(ctx)
+    t = _call(c.get, name)
+    policy = t["spec"].get("deletionPolicy", "Retain")
+    what = "and DELETE its namespaces and data" if policy == "Delete" else "keeping its namespaces and data"
+    if not yes and not typer.confirm(f"delete tenant {name} {what}?"):
+        raise typer.Exit(1)
+    _call(c.delete, name)
+    out.print(f"tenant [bold]{name}[/] is being deleted ({what})")

@@ -1,0 +1,231 @@
+"""The API the CLI (and scripts) use: tenants on the cluster of the current kubeconfig context.
+
+Every failure becomes a `ClientError` with one line a person can act on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from pydantic import ValidationError
+
+from . import tenancy
+from .models.tenant import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    Approval,
+    Decision,
+    Quota,
+    TenantRequest,
+    TenantSpec,
+    check_tenant_name,
+)
+
+PLURAL = "tenants"
+
+
+class ClientError(Exception):
+    """One line: what went wrong and how to fix it."""
+
+
+def validation_message(e: ValidationError, prefix: str = "") -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+    where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "input"
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    return f"invalid {where}: {msg}{more}"
+
+
+def api_message(e: client.ApiException, what: str) -> str:
+    try:
+        body = json.loads(e.body or "{}")
+        msg = body.get("message") or e.reason
+    except (ValueError, TypeError):
+        msg = e.body or e.reason
+    if e.status == 404:
+        return f"{what} not found (see `yunshang tenant list`)"
+    if e.status == 403:
+        return f"not allowed: {msg}"
+    if e.status == 409:
+        return f"{what} already exists: {msg}"
+    if e.status == 422:
+        return f"invalid: {msg}"
+    return f"{what}: API server said {e.status}: {msg}"
+
+
+def load_request_file(path: Path) -> tuple[str, TenantRequest]:
+    """A catalog file (a Tenant manifest without approval) -> (name, validated request)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ClientError(f"cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ClientError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "Tenant":
+        raise ClientError(f"{path}: expected a Tenant manifest (kind: Tenant, metadata.name, spec)")
+    name = (doc.get("metadata") or {}).get("name", "")
+    try:
+        req = TenantRequest.model_validate(doc.get("spec") or {})
+        check_tenant_name(name, req)
+    except ValidationError as e:
+        raise ClientError(f"{path}: " + validation_message(e, "spec.")) from None
+    except ValueError as e:
+        raise ClientError(f"{path}: {e}") from None
+    return name, req
+
+
+def manifest(name: str, spec: TenantRequest) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Tenant",
+        "metadata": {"name": name},
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+class Tenants:
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None):
+        try:
+            self.api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        except (config.ConfigException, OSError) as e:
+            where = kubeconfig or "your kubeconfig"
+            raise ClientError(
+                f"cannot use {where}: {e}; start the local platform with `yunshang dev up` or pass --kubeconfig"
+            ) from None
+        self.co = client.CustomObjectsApi(self.api)
+
+    # -------------------------------------------------------------- reads
+    def get(self, name: str) -> dict[str, Any]:
+        try:
+            return self.co.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+        except client.ApiException as e:
+            raise ClientError(api_message(e, f"tenant {name!r}")) from None
+        except Exception as e:  # connection refused, TLS, ...
+            raise ClientError(f"cannot reach the API server: {_short(e)}; is it running (`yunshang dev status`)?") from None
+
+    def list(self) -> list[dict[str, Any]]:
+        try:
+            return self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        except client.ApiException as e:
+            raise ClientError(api_message(e, "tenants")) from None
+        except Exception as e:
+            raise ClientError(f"cannot reach the API server: {_short(e)}; is it running (`yunshang dev status`)?") from None
+
+    def whoami(self) -> str:
+        review = client.AuthenticationV1Api(self.api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        return review.status.user_info.username
+
+    def events(self, name: str) -> list[Any]:
+        try:
+            return client.CoreV1Api(self.api).list_event_for_all_namespaces(
+                field_selector=f"involvedObject.name={name},involvedObject.kind=Tenant"
+            ).items
+        except client.ApiException:
+            return []
+
+    # -------------------------------------------------------------- writes
+    def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.co.patch_cluster_custom_object(GROUP, VERSION, PLURAL, name, {"spec": spec})
+        except client.ApiException as e:
+            raise ClientError(api_message(e, f"tenant {name!r}")) from None
+
+    def request(self, name: str, spec: TenantRequest) -> dict[str, Any]:
+        try:
+            check_tenant_name(name, spec)
+        except ValueError as e:
+            raise ClientError(str(e)) from None
+        if spec.parent:
+            self._check_carve(name, TenantSpec.model_validate(spec.model_dump()), approved_only=False)
+        try:
+            return self.co.create_cluster_custom_object(GROUP, VERSION, PLURAL, manifest(name, spec))
+        except client.ApiException as e:
+            raise ClientError(api_message(e, f"tenant {name!r}")) from None
+
+    def _spec(self, name: str) -> TenantSpec:
+        body = self.get(name)
+        return TenantSpec.model_validate(body["spec"])
+
+    def _check_carve(self, name: str, spec: TenantSpec, approved_only: bool = True) -> None:
+        """Refuse (before the operator would) a child whose quota does not fit its parent's."""
+        if not spec.parent:
+            return
+        items = {t["metadata"]["name"]: t for t in self.list()}
+        parent_body = items.get(spec.parent)
+        parent = TenantSpec.model_validate(parent_body["spec"]) if parent_body else None
+        siblings = {}
+        for n, t in items.items():
+            s = t["spec"]
+            if n != name and s.get("parent") == spec.parent and (s.get("approval") or {}).get("decision") == "Approved":
+                siblings[n] = TenantSpec.model_validate(s)
+        problem = tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings)
+        if problem and (approved_only or "quota over parent" in problem or "does not exist" in problem):
+            raise ClientError(f"tenant {name!r}: {problem}")
+
+    def approve(self, name: str, reason: str = "") -> dict[str, Any]:
+        spec = self._spec(name)
+        if spec.approval and spec.approval.decision == Decision.Approved:
+            raise ClientError(f"tenant {name!r} is already approved (by {spec.approval.by})")
+        self._check_carve(name, spec)
+        return self._decide(name, Decision.Approved, reason)
+
+    def reject(self, name: str, reason: str) -> dict[str, Any]:
+        if not reason.strip():
+            raise ClientError("a rejection needs a reason: pass --reason '...'")
+        spec = self._spec(name)
+        if spec.approval and spec.approval.decision == Decision.Approved:
+            raise ClientError(f"tenant {name!r} is already approved; suspend or delete it instead")
+        return self._decide(name, Decision.Rejected, reason)
+
+    def _decide(self, name: str, decision: Decision, reason: str) -> dict[str, Any]:
+        approval = Approval(decision=decision, by=self.whoami(), reason=reason,
+                            at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        return self._patch(name, {"approval": approval.model_dump(mode="json", by_alias=True)})
+
+    def suspend(self, name: str, reason: str) -> dict[str, Any]:
+        self.get(name)
+        return self._patch(name, {"suspended": True, "suspendReason": reason or "suspended by the platform bureau"})
+
+    def resume(self, name: str) -> dict[str, Any]:
+        self.get(name)
+        return self._patch(name, {"suspended": False, "suspendReason": ""})
+
+    def set_quota(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        spec = self._spec(name)
+        try:
+            quota = Quota.model_validate({**spec.quota.model_dump(), **changes})
+        except ValidationError as e:
+            raise ClientError(validation_message(e, "quota.")) from None
+        over = quota.fits_within(spec.ceiling())
+        if over:
+            ceiling = spec.ceiling().model_dump()
+            raise ClientError(
+                f"tenant {name!r}: quota above the approved ceiling for "
+                + ", ".join(f"{k} (ceiling {ceiling[k]})" for k in over)
+            )
+        under = spec.floor().fits_within(quota)
+        if under:
+            raise ClientError(f"tenant {name!r}: quota below the approved floor for {', '.join(under)}")
+        new_spec = spec.model_copy(update={"quota": quota})
+        self._check_carve(name, new_spec)
+        return self._patch(name, {"quota": quota.model_dump(mode="json", by_alias=True)})
+
+    def delete(self, name: str) -> None:
+        self.get(name)
+        try:
+            self.co.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+        except client.ApiException as e:
+            raise ClientError(api_message(e, f"tenant {name!r}")) from None
+
+
+def _short(e: Exception) -> str:
+    s = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return s[:200]

@@ -1,0 +1,128 @@
+"""`yunshang tenant ...` end to end: the real CLI entry point, API server and operator."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from yunshang.cli import app
+from yunshang.cli.common import run_app
+from yunshang.models.tenant import ADMIN_GROUP
+
+from factories import dept_groups
+from helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Cli:
+    def __init__(self, kubeconfig, capsys, monkeypatch):
+        self.kubeconfig, self.capsys, self.mp = str(kubeconfig), capsys, monkeypatch
+
+    def __call__(self, *args, ok=True):
+        self.mp.setattr("sys.argv", ["yunshang", "--kubeconfig", self.kubeconfig, *args])
+        self.capsys.readouterr()
+        code = run_app(app)
+        out, err = self.capsys.readouterr()
+        assert "Traceback" not in out + err
+        if ok:
+            assert code == 0, err
+        return code, out, err
+
+    def json(self, *args):
+        return json.loads(self(*args, "-o", "json")[1])
+
+
+@pytest.fixture
+def admin(platform, operator, capsys, monkeypatch):
+    kc = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP])
+    return Cli(kc, capsys, monkeypatch)
+
+
+def dept_cli(platform, name, capsys, monkeypatch):
+    return Cli(platform.identity_kubeconfig(f"clerk-{name}", dept_groups(name)), capsys, monkeypatch)
+
+
+def phase(admin, name):
+    return admin.json("tenant", "show", name).get("status", {}).get("phase")
+
+
+def flags(name, **over):
+    base = {"--department-code": "520000-T", "--department-name": "测试局", "--level": "province",
+            "--owner": "li.wei", "--purpose": "testing", "--project": "T-1", "--cpu": "4", "--memory": "8Gi"}
+    base.update(over)
+    return ["tenant", "request", name, *[x for kv in base.items() for x in kv]]
+
+
+def test_department_requests_admin_approves_operator_provisions(platform, admin, capsys, monkeypatch):
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    dept = dept_cli(platform, name, capsys, monkeypatch)
+    dept(*flags(name))
+    assert phase(admin, name) in (None, "Pending")
+    # the department cannot approve itself: the API server says so, the CLI prints one line
+    code, _, err = dept("tenant", "approve", name, ok=False)
+    assert code == 1 and "not allowed" in err and "platform bureau" in err and len(err.strip().splitlines()) == 1
+    admin("tenant", "approve", name)
+    wait_for("Ready", lambda: phase(admin, name) == "Ready", timeout=60)
+    listed = {t["name"]: t for t in admin.json("tenant", "list")}
+    assert listed[name]["phase"] == "Ready" and listed[name]["namespaces"] == 1
+    shown = admin.json("tenant", "show", name)
+    assert shown["spec"]["approval"]["by"] == "bureau.chen"
+    _, out, _ = admin("tenant", "show", name)
+    assert "Ready" in out and f"{name}-main" in out
+
+
+def test_catalog_file_request(admin, platform):
+    code, out, err = admin("tenant", "request", "-f", str(ROOT / "tenants" / "gz-bigdata.yaml"), ok=False)
+    assert code == 0 or "already exists" in err
+
+
+def test_errors_are_one_clear_line(admin):
+    code, _, err = admin("tenant", "show", "no-such-tenant", ok=False)
+    assert code == 1 and "tenant 'no-such-tenant' not found" in err
+    code, _, err = admin(*flags("bad-cpu", **{"--cpu": "lots"}), ok=False)
+    assert code == 1 and "invalid quota.cpu" in err
+    code, _, err = admin(*flags("Bad_Name"), ok=False)
+    assert code == 1 and "tenant name 'Bad_Name'" in err
+    code, _, err = admin(*flags("x" * 29, **{"--namespace": "a-very-long-namespace-suffix-indeed-yes-it-is"}), ok=False)
+    assert code == 1 and "longer than 63" in err
+    code, _, err = admin(*flags("orphan", **{"--level": "city", "--parent": "nobody-here"}), ok=False)
+    assert code == 1 and "'nobody-here' does not exist" in err
+    code, _, err = admin("tenant", "reject", "whatever", "--reason", " ", ok=False)
+    assert code == 1
+    for e in (err,):
+        assert len(e.strip().splitlines()) == 1
+
+
+def test_quota_over_parent_remainder_is_refused_with_what_is_left(admin):
+    prov = f"p-{uuid.uuid4().hex[:6]}"
+    admin(*flags(prov, **{"--cpu": "8", "--memory": "16Gi"}))
+    admin("tenant", "approve", prov)
+    city = f"c-{uuid.uuid4().hex[:6]}"
+    admin(*flags(city, **{"--level": "city", "--parent": prov, "--cpu": "6", "--memory": "8Gi", "--pods": "5"}))
+    admin("tenant", "approve", city)
+    city2 = f"c-{uuid.uuid4().hex[:6]}"
+    code, _, err = admin(*flags(city2, **{"--level": "city", "--parent": prov, "--cpu": "3", "--memory": "1Gi",
+                                          "--pods": "5"}), ok=False)
+    assert code == 1 and "left cpu 2" in err
+
+
+def test_suspend_resume_quota_reject_delete(admin):
+    name = f"s-{uuid.uuid4().hex[:6]}"
+    admin(*flags(name))
+    admin("tenant", "approve", name)
+    wait_for("Ready", lambda: phase(admin, name) == "Ready")
+    admin("tenant", "suspend", name, "--reason", "security review")
+    wait_for("Suspended", lambda: phase(admin, name) == "Suspended")
+    admin("tenant", "resume", name)
+    wait_for("Ready again", lambda: phase(admin, name) == "Ready")
+    code, _, err = admin("tenant", "quota", name, "--cpu", "64", ok=False)
+    assert code == 1 and "above the approved ceiling" in err
+    pend = f"r-{uuid.uuid4().hex[:6]}"
+    admin(*flags(pend))
+    admin("tenant", "reject", pend, "--reason", "no approved project")
+    wait_for("Rejected", lambda: phase(admin, pend) == "Rejected")
+    admin("tenant", "delete", name, "--yes")
+    wait_for("gone", lambda: admin("tenant", "show", name, ok=False)[0] == 1, timeout=60)
