@@ -30,6 +30,8 @@ def _validate(value: Any) -> str:
         d = parse_quantity(value)
     except (ValueError, ArithmeticError):
         raise ValueError(f"{value!r} is not a quantity (examples: 4, 500m, 8Gi)") from None
+    if not d.is_finite():
+        raise ValueError(f"{value!r} is not a finite quantity")
     if d < 0:
         raise ValueError(f"{value!r} is negative")
     if d > MAX_QUANTITY:

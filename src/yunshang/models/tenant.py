@@ -81,7 +81,7 @@ class Classification(str, enum.Enum):
 class Department(Model):
     code: str = Field(min_length=2, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
     """The department's official code, e.g. 520000-DSJ."""
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
     """The department's full name, in any script, e.g. 贵州省大数据发展管理局."""
 
 
