@@ -32,15 +32,25 @@ def up(
         True, "--kubeconfig/--no-kubeconfig",
         help="merge the yunshang-local context into your kubeconfig and make it current",
     ),
+    with_platform: bool = typer.Option(
+        True, "--platform/--bare",
+        help="also install yunshang's CRDs and policies and run the operator (--bare: Kubernetes only)",
+    ),
     output: Output = OutputOpt,
 ) -> None:
-    """Start the local control plane and wait until it is ready.
+    """Start the local platform and wait until it is ready.
 
-    Example: `yunshang dev up && kubectl get nodes`
+    Example: `yunshang dev up && yunshang tenant list`
     """
     cp = cp_mod.ControlPlane.load(_state(state_dir))
     with out.status("starting the local platform") as status:
         cp.up(progress=lambda m: status.update(m))
+        if with_platform:
+            try:
+                cp.start_platform(progress=lambda m: status.update(m))
+            except BaseException:
+                cp.down()
+                raise
     merged = None
     if kubeconfig:
         merged, _ = cp_mod.merge_into_user_kubeconfig(cp)
@@ -58,7 +68,11 @@ def up(
     out.print(f"[green]local platform ready[/] at {cp.server}")
     out.print(f"  kubeconfig : {cp.kubeconfig}" + (f" (context {cp_mod.CONTEXT} merged into {merged})" if merged else ""))
     out.print(f"  logs       : {cp.logs}")
-    out.print("  try        : kubectl get nodes   |   yunshang dev status   |   yunshang dev down")
+    if with_platform:
+        out.print(f"  operator   : running (log {cp.logs / 'operator.log'})")
+        out.print("  next       : yunshang tenant request -f tenants/gz-bigdata.yaml")
+        out.print("               yunshang tenant approve gz-bigdata && yunshang tenant list")
+    out.print("  also       : kubectl get nodes   |   yunshang dev status   |   yunshang dev down")
 
 
 @dev_app.command()

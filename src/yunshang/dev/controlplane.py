@@ -141,13 +141,14 @@ class ControlPlane:
         except OSError:
             return False
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{name}.log").open("ab")
         log.write(f"\n=== {time.strftime('%F %T')} {' '.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         log.close()
         self.pids[name] = proc.pid
@@ -351,6 +352,32 @@ class ControlPlane:
         if sched.poll() is not None:
             raise self._fail("kube-scheduler", f"exited with code {sched.returncode}")
         api.close()
+
+    def start_platform(self, progress: Callable[[str], None] = lambda m: None, timeout: float = 60) -> None:
+        """Install yunshang's CRDs, RBAC and admission policies, and run the operator as a local process."""
+        import sys
+
+        from kubernetes import config
+
+        from .. import platform
+
+        progress("installing CRDs, RBAC and admission policies")
+        api = config.new_client_from_config(str(self.kubeconfig))
+        platform.install(api)
+        api.close()
+        progress("starting the operator")
+        self.ports["operator-metrics"] = free_port()
+        proc = self._spawn(
+            "operator",
+            [sys.executable, "-m", "yunshang.operator", "--metrics-port", str(self.ports["operator-metrics"])],
+            env={"KUBECONFIG": str(self.kubeconfig)},
+        )
+
+        def metrics() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['operator-metrics']}/metrics", timeout=2) as r:
+                return r.status == 200
+
+        self._wait("operator", metrics, timeout, proc)
 
     def down(self, timeout: float = 20) -> list[str]:
         """Stop every recorded process (reverse start order); return the names stopped."""

@@ -36,6 +36,9 @@ log = logging.getLogger("yunshang.operator")
 _api: client.ApiClient | None = None
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
+# What this process wrote last, until the watch streams catch up (kopf indices lag our writes):
+_written_status: dict[str, dict] = {}
+_applied: dict[tuple[str, str, str], dict] = {}
 
 
 def api() -> client.ApiClient:
@@ -103,7 +106,15 @@ def _one(store: Any) -> dict | None:
     return None
 
 
+def _rv(obj: dict | None) -> int:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion", 0))
+    except ValueError:
+        return 0
+
+
 def _children(indices: dict[str, Any], tenant: str) -> dict[tuple[str, str, str], dict]:
+    """The tenant's live children: the index, or what we applied if that is newer."""
     live = {}
     for _g, _v, plural in CHILD_RESOURCES:
         idx = indices.get(f"children_{plural}")
@@ -111,6 +122,9 @@ def _children(indices: dict[str, Any], tenant: str) -> dict[tuple[str, str, str]
             continue
         for obj in idx[tenant]:
             live[tenancy.key_of(obj)] = obj
+    for key, obj in list(_applied.items()):
+        if obj["metadata"].get("labels", {}).get(tenancy.LABEL_TENANT) == tenant and _rv(obj) > _rv(live.get(key)):
+            live[key] = obj
     return live
 
 
@@ -125,12 +139,18 @@ def reconcile(name: str, indices: dict[str, Any], logger: logging.Logger | None 
         _reconcile(name, body, indices, logger)
 
 
+def _same_status(want: dict, have: dict) -> bool:
+    return tenancy.is_subset(want, have) and len(want.get("conditions", [])) == len(have.get("conditions", []))
+
+
 def _status_patch(name: str, body: dict, status: dict[str, Any]) -> None:
     current = body.get("status") or {}
-    if tenancy.is_subset(status, current) and len(status.get("conditions", [])) == len(current.get("conditions", [])):
+    mine = _written_status.get(name)
+    if _same_status(status, current) or (mine is not None and _same_status(status, mine)):
         return
     kube.patch(api(), "Tenant", name, {"status": status}, sub="status")
-    old, new = current.get("phase"), status.get("phase")
+    _written_status[name] = status
+    old, new = (mine or current).get("phase"), status.get("phase")
     if old != new:
         kopf.event(body, type="Normal" if new not in ("Rejected",) else "Warning", reason=new,
                    message=status.get("message") or f"tenant is {new}")
@@ -205,7 +225,7 @@ def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
                                    "observedGeneration": gen})
     for obj in stale:
         was = live.get(tenancy.key_of(obj))
-        kube.apply(api(), obj)
+        _applied[tenancy.key_of(obj)] = kube.apply(api(), obj)
         if was is not None:
             logger.info("repaired drift of %s/%s %s", obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
             kopf.event(body, type="Warning", reason="DriftRepaired",
@@ -268,7 +288,10 @@ def resync(name: str, logger: logging.Logger, **kwargs: Any) -> None:
     reconcile(name, kwargs, logger)
 
 
-def _child_event(body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
+def _child_event(event: dict, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
+    key = tenancy.key_of(body)
+    if event.get("type") == "DELETED" or _rv(body) >= _rv(_applied.get(key)):
+        _applied.pop(key, None)  # the watch has caught up (or the object is gone)
     tenant = body["metadata"].get("labels", {}).get(tenancy.LABEL_TENANT)
     if tenant:
         reconcile(tenant, kwargs, logger)
@@ -300,3 +323,4 @@ def tenant_deleted(name: str, body: kopf.Body, spec: kopf.Spec, logger: logging.
             raise kopf.TemporaryError(f"waiting for namespaces {', '.join(remaining)} to go", delay=2)
     with _locks_guard:
         _locks.pop(name, None)
+    _written_status.pop(name, None)
