@@ -55,6 +55,9 @@ def _no_user_kubeconfig(monkeypatch, tmp_path_factory):
     yield
 
 
+RUNNING: list["OperatorProcess"] = []
+
+
 class OperatorProcess:
     """The operator as a real process (so tests can kill -9 it and start it again)."""
 
@@ -71,6 +74,8 @@ class OperatorProcess:
         from yunshang.dev.controlplane import free_port
 
         self.starts += 1
+        if self not in RUNNING:
+            RUNNING.append(self)
         self.metrics_port = free_port()
         env = dict(os.environ, KUBECONFIG=str(self.cp.kubeconfig), YUNSHANG_RESYNC_SECONDS=str(self.resync),
                    **self.extra_env)

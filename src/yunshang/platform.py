@@ -32,11 +32,20 @@ def crds() -> list[dict[str, Any]]:
     return [*crd.all_crds().values(), policies.kopf_peering_crd()]
 
 
+PEERING = "yunshang"
+
+
+def peering() -> dict[str, Any]:
+    """Where operator replicas announce themselves (run them with --peering yunshang)."""
+    return {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}}
+
+
 def manifests() -> list[dict[str, Any]]:
     """Everything, in apply order (CRDs before anything that uses them)."""
     return [
         *system_namespaces(),
         *crds(),
+        peering(),
         operator_account(),
         *policies.rbac(),
         *policies.admission_policy(),
@@ -44,25 +53,28 @@ def manifests() -> list[dict[str, Any]]:
 
 
 def install(api, objs: Iterable[dict[str, Any]] | None = None, timeout: float = 60) -> None:
-    """Server-side apply every object, then wait until the CRDs are served."""
+    """Server-side apply every object; CRDs first, and wait until they are served."""
     from kubernetes import dynamic
 
-    dyn = dynamic.DynamicClient(api)
     objs = list(objs or manifests())
-    for obj in objs:
-        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        res.server_side_apply(
-            body=obj, namespace=obj["metadata"].get("namespace"), field_manager=FIELD_MANAGER, force_conflicts=True
-        )
+    defs = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
+    rest = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
+    dyn = dynamic.DynamicClient(api)
+    crd_res = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+    for obj in defs:
+        crd_res.server_side_apply(body=obj, field_manager=FIELD_MANAGER, force_conflicts=True)
     deadline = time.monotonic() + timeout
-    for obj in objs:
-        if obj["kind"] != "CustomResourceDefinition":
-            continue
-        res = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+    for obj in defs:
         while True:
-            conds = res.get(name=obj["metadata"]["name"]).status.conditions or []
+            conds = crd_res.get(name=obj["metadata"]["name"]).status.conditions or []
             if any(c.type == "Established" and c.status == "True" for c in conds):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {obj['metadata']['name']} not established after {timeout}s")
             time.sleep(0.2)
+    dyn = dynamic.DynamicClient(api)  # fresh discovery: sees the new kinds
+    for obj in rest:
+        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        res.server_side_apply(
+            body=obj, namespace=obj["metadata"].get("namespace"), field_manager=FIELD_MANAGER, force_conflicts=True
+        )

@@ -17,6 +17,8 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m yunshang.operator", description=__doc__)
     p.add_argument("--peering", default=os.environ.get("YUNSHANG_PEERING", ""),
                    help="peering object name (leader election between replicas); empty: standalone")
+    p.add_argument("--priority", type=int, default=int(os.environ.get("YUNSHANG_PRIORITY", "0")) or None,
+                   help="peering priority (default: random, so two replicas never tie)")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--liveness", default="", help="e.g. http://127.0.0.1:8080/healthz")
     p.add_argument("--metrics-port", type=int, default=int(os.environ.get("YUNSHANG_METRICS_PORT", "0")),
@@ -34,9 +36,12 @@ def main() -> None:
 
         start_http_server(args.metrics_port, addr=args.metrics_address)
 
+    import random
+
     asyncio.run(kopf.operator(
         standalone=not args.peering,
         peering_name=args.peering or None,
+        priority=args.priority or random.randint(1, 2**30),
         clusterwide=True,
         liveness_endpoint=args.liveness or None,
     ))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import random
 import threading
 from typing import Any
 
@@ -76,12 +75,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     settings.execution.max_workers = int(os.environ.get("YUNSHANG_WORKERS", "16"))
-    # two replicas never fight: the higher priority runs, the other pauses (kopf peering)
-    settings.peering.priority = int(os.environ.get("YUNSHANG_PRIORITY", random.randint(1, 2**30)))
-    settings.peering.mandatory = os.environ.get("YUNSHANG_PEERING", "") != ""
-    if settings.peering.mandatory:
-        settings.peering.name = os.environ["YUNSHANG_PEERING"]
-        settings.peering.clusterwide = True
+    # with --peering: a replica that stops renewing for this long is taken over by the next one
+    settings.peering.lifetime = int(os.environ.get("YUNSHANG_PEERING_LIFETIME", "60"))
     api()
 
 
