@@ -71,6 +71,7 @@ def test_deployment_pods_get_scheduled_and_run(kube_api, ns):
 
 def test_resource_quota_is_enforced_and_counted(kube_api, ns):
     core = client.CoreV1Api(kube_api)
+    wait_for("kube-root-ca.crt published", lambda: core.read_namespaced_config_map("kube-root-ca.crt", ns))
     core.create_namespaced_resource_quota(ns, {"metadata": {"name": "q"}, "spec": {"hard": {"configmaps": "3"}}})
     wait_for("quota status", lambda: (core.read_namespaced_resource_quota("q", ns).status.used or {}).get("configmaps"))
     created = 0

@@ -59,8 +59,11 @@ def test_pending_until_approved_then_ready(operator, co, core):
     wait_phase(co, name, "Ready")
     st = get(co, name)["status"]
     assert st["namespaceCount"] == 2 and st["observedGeneration"] == get(co, name)["metadata"]["generation"]
-    events = core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}").items
-    assert {"Provisioning", "Ready"} <= {e.reason for e in events}
+    def reasons():
+        events = core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}").items
+        return {e.reason for e in events}
+
+    wait_for("transition events", lambda: {"Pending", "Provisioning", "Ready"} <= reasons(), timeout=20)
 
 
 def test_provisioned_objects(operator, co, core, kube_api):
