@@ -52,6 +52,8 @@ class ControlPlane:
     ports: dict[str, int] = dataclasses.field(default_factory=dict)
     pids: dict[str, int] = dataclasses.field(default_factory=dict)
     nodes: dict[str, dict[str, str]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_NODES))
+    audit_users: list[str] = dataclasses.field(default_factory=list)
+    """Users whose every request is written to logs/audit.log (Metadata level); empty: no audit log."""
 
     # ------------------------------------------------------------------ paths
     @property
@@ -176,6 +178,24 @@ class ControlPlane:
             time.sleep(0.2)
         raise self._fail(name, f"was not ready after {timeout:.0f}s")
 
+    def _audit_flags(self) -> list[str]:
+        if not self.audit_users:
+            return []
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata", "users": self.audit_users}, {"level": "None"}],
+        }
+        path = self.state / "audit-policy.yaml"
+        path.write_text(yaml.safe_dump(policy))
+        return [
+            f"--audit-policy-file={path}",
+            f"--audit-log-path={self.logs / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+        ]
+
     def _https_ok(self, path: str) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
         ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
@@ -262,6 +282,7 @@ class ControlPlane:
                 "--allow-privileged=false",
                 "--profiling=false",
                 f"--cert-dir={self.state / 'apiserver-certs'}",
+                *self._audit_flags(),
             ],
         )
         self._wait("kube-apiserver", lambda: self._https_ok("/readyz"), timeout, proc)
