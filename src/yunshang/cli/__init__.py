@@ -8,6 +8,7 @@ import typer
 
 from .common import run_app
 from .dev import dev_app
+from .platform import platform_app
 from .tenant import tenant_app
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ def root(
 
 app.add_typer(dev_app, name="dev")
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(platform_app, name="platform")
 
 
 def main() -> None:

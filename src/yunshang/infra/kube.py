@@ -33,12 +33,23 @@ def object_id(m: dict[str, Any]) -> str:
     return "/".join(p for p in (api, kind, ns, name) if p)
 
 
-def _resource(kubeconfig: str, context: str | None, manifest: dict[str, Any]):
+def _resource(kubeconfig: str, context: str | None, manifest: dict[str, Any], wait: float = 60):
+    """The dynamic-client resource for the manifest's kind (waiting for a new CRD to be served)."""
     from kubernetes import config, dynamic
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     api = config.new_client_from_config(config_file=kubeconfig or None, context=context or None)
-    client = dynamic.DynamicClient(api)
-    return client, client.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+    deadline = time.monotonic() + wait
+    while True:
+        client = dynamic.DynamicClient(api)
+        try:
+            return client, client.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+        except ResourceNotFoundError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the API server does not serve {manifest['kind']} ({manifest['apiVersion']}) after {wait:.0f}s"
+                ) from None
+            time.sleep(1)
 
 
 def _live_outputs(obj) -> dict[str, Any]:
@@ -49,25 +60,10 @@ def _live_outputs(obj) -> dict[str, Any]:
 class KubeObjectProvider(dyn.ResourceProvider):
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         manifest = json.loads(props["manifest"])
-        client, res = _resource(props.get("kubeconfig", ""), props.get("context"), manifest)
+        _, res = _resource(props.get("kubeconfig", ""), props.get("context"), manifest)
         ns = manifest.get("metadata", {}).get("namespace")
-        for attempt in range(30):
-            try:
-                obj = res.server_side_apply(
-                    body=manifest,
-                    namespace=ns,
-                    field_manager=FIELD_MANAGER,
-                    force_conflicts=True,
-                )
-                return {**props, **_live_outputs(obj)}
-            except Exception as e:  # a CRD just created may not be served yet
-                status = getattr(e, "status", None)
-                if status == 404 and attempt < 29:
-                    time.sleep(0.5)
-                    client.resources.invalidate_cache() if hasattr(client.resources, "invalidate_cache") else None
-                    continue
-                raise
-        raise RuntimeError("unreachable")
+        obj = res.server_side_apply(body=manifest, namespace=ns, field_manager=FIELD_MANAGER, force_conflicts=True)
+        return {**props, **_live_outputs(obj)}
 
     def create(self, props):
         outs = self._apply(props)

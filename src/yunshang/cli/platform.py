@@ -1,0 +1,91 @@
+"""`yunshang platform`: provision the shared platform with Pulumi (the real engine, offline)."""
+from __future__ import annotations
+
+import time
+
+import typer
+
+from .common import Output, OutputOpt, UserError, emit_json, out
+
+platform_app = typer.Typer(
+    help="Platform as code: the Pulumi program in infra/ with the stacks in stacks/ "
+    "(namespaces, CRDs, RBAC, admission policies, operator, the department catalog).",
+    no_args_is_help=True,
+)
+
+StackOpt = typer.Option("local", "--stack", "-s", help="stack: local (the local platform) or prod, see stacks/")
+
+
+def _stack(name: str):
+    from pulumi import automation as auto
+
+    from ..infra import automation
+
+    try:
+        return automation.stack(name)
+    except auto.errors.CommandError as e:
+        raise UserError(f"cannot open stack {name!r}: {_last_line(str(e))}") from None
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "stderr:" not in ln]
+    errs = [ln for ln in lines if ln.lower().startswith("error")]
+    return (errs or lines or ["unknown error"])[-1][:400]
+
+
+def _run(what: str, fn, output: Output):
+    from pulumi import automation as auto
+
+    t0 = time.monotonic()
+    try:
+        result = fn(on_output=None if output == Output.json else lambda line: out.print(line, markup=False, highlight=False))
+    except auto.errors.CommandError as e:
+        raise UserError(f"pulumi {what} failed: {_last_line(str(e))}") from None
+    return result, time.monotonic() - t0
+
+
+@platform_app.command()
+def up(stack: str = StackOpt, output: Output = OutputOpt) -> None:
+    """Create or update everything the stack declares (pulumi up)."""
+    s = _stack(stack)
+    result, secs = _run("up", s.up, output)
+    outputs = {k: v.value for k, v in result.outputs.items()}
+    if output == Output.json:
+        emit_json({"changes": result.summary.resource_changes, "seconds": round(secs, 1), "outputs": outputs})
+        return
+    out.print(f"[green]up[/] in {secs:.1f}s: {result.summary.resource_changes}")
+    for k, v in outputs.items():
+        out.print(f"  {k:12} {v}")
+
+
+@platform_app.command()
+def preview(stack: str = StackOpt, output: Output = OutputOpt) -> None:
+    """Show what `up` would change, without changing anything."""
+    s = _stack(stack)
+    result, secs = _run("preview", s.preview, output)
+    if output == Output.json:
+        emit_json({"changes": result.change_summary, "seconds": round(secs, 1)})
+        return
+    out.print(f"preview in {secs:.1f}s: {result.change_summary}")
+
+
+@platform_app.command()
+def destroy(stack: str = StackOpt, yes: bool = typer.Option(False, "--yes", "-y")) -> None:
+    """Remove everything the stack created (tenants first; the operator must be running)."""
+    if not yes and not typer.confirm(f"destroy everything in stack {stack}?"):
+        raise typer.Exit(1)
+    s = _stack(stack)
+    result, secs = _run("destroy", s.destroy, Output.table)
+    out.print(f"destroyed in {secs:.1f}s: {result.summary.resource_changes}")
+
+
+@platform_app.command()
+def outputs(stack: str = StackOpt, output: Output = OutputOpt) -> None:
+    """The stack's outputs (API server, namespaces, tenants, dashboards)."""
+    s = _stack(stack)
+    values = {k: v.value for k, v in s.outputs().items()}
+    if output == Output.json:
+        emit_json(values)
+        return
+    for k, v in values.items():
+        out.print(f"{k:12} {v}")

@@ -1,0 +1,103 @@
+"""Typed stack configuration (namespace `yunshang:` in stacks/Pulumi.<stack>.yaml).
+
+A bad or missing value stops the run with one line naming the key and what is expected.
+"""
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+NAMESPACE = "yunshang"
+
+
+class OperatorMode(str, enum.Enum):
+    process = "process"  # the operator runs as a local process (`yunshang dev up`): local stack
+    deployment = "deployment"  # a Deployment in yunshang-system: real clusters
+
+
+class OperatorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: OperatorMode = OperatorMode.deployment
+    """process (local platform) or deployment (a real cluster)."""
+    image: str = Field(default="registry.local/yunshang/operator:0.1.0", min_length=1)
+    """Container image of the operator (deployment mode)."""
+    replicas: int = Field(default=2, ge=1, le=5)
+    """Operator replicas; they elect a leader through kopf peering."""
+
+
+class StackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kubeconfig: str = ""
+    """Path of the kubeconfig to deploy with ('' = the default kubeconfig)."""
+    context: str = ""
+    """kubeconfig context ('' = the current one)."""
+    catalog: str = "tenants"
+    """Directory of the department catalog, relative to the project."""
+    approve_catalog: bool = False
+    """Tenants merged into the catalog are approved (git review is the bureau's approval)."""
+    operator: OperatorConfig = Field(default_factory=OperatorConfig)
+    environment: Literal["local", "production"] = "production"
+    """Shown in outputs and labels."""
+
+    def kubeconfig_path(self) -> str:
+        return str(Path(os.path.expanduser(self.kubeconfig))) if self.kubeconfig else ""
+
+
+KEYS = {
+    "kubeconfig": "kubeconfig",
+    "context": "context",
+    "catalog": "catalog",
+    "approveCatalog": "approve_catalog",
+    "operator": "operator",
+    "environment": "environment",
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse(raw: dict[str, Any]) -> StackConfig:
+    """Config values (as strings or objects, keyed as in the stack file) -> StackConfig."""
+    data: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in KEYS:
+            known = ", ".join(f"{NAMESPACE}:{k}" for k in KEYS)
+            raise ConfigError(f"config {NAMESPACE}:{key} is not a setting (known: {known})")
+        data[KEYS[key]] = value
+    try:
+        return StackConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        inverse = {v: k for k, v in KEYS.items()}
+        path = [inverse.get(str(err["loc"][0]), str(err["loc"][0])), *map(str, err["loc"][1:])]
+        raise ConfigError(
+            f"config {NAMESPACE}:{'.'.join(path)}: {err['msg'].removeprefix('Value error, ')} "
+            f"(got {err.get('input')!r})"
+        ) from None
+
+
+def from_pulumi() -> StackConfig:
+    import json
+
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{NAMESPACE}:"
+    raw: dict[str, Any] = {}
+    for full, value in runtime_config.CONFIG.get().items():
+        if not full.startswith(prefix):
+            continue
+        key = full[len(prefix):]
+        if not isinstance(value, str):
+            raw[key] = value
+            continue
+        if value[:1] in "{[":
+            value = json.loads(value)
+        elif value in ("true", "false"):
+            value = value == "true"
+        raw[key] = value
+    return parse(raw)

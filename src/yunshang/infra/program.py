@@ -1,0 +1,59 @@
+"""The Pulumi program: config -> catalog -> components -> outputs.
+
+`infra/__main__.py` calls `main()` (for `pulumi up` with a Python language host);
+`yunshang platform up` runs the same `main` inline through the Automation API.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from .. import catalog
+from .components import (
+    CustomResourceDefinitions,
+    DepartmentCatalog,
+    Governance,
+    Operator,
+    PlatformNamespaces,
+    PriorityClasses,
+)
+from .config import ConfigError, StackConfig, from_pulumi
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
+    """Declare every component; return what the stack exports.  ``root`` is the project
+    directory (the one holding Pulumi.yaml); the catalog path is relative to it."""
+    catalog_dir = (root or PROJECT_ROOT) / cfg.catalog
+    if not catalog_dir.is_dir():
+        raise pulumi.RunError(f"config yunshang:catalog: {catalog_dir} is not a directory")
+    try:
+        entries = catalog.load(catalog_dir)
+    except catalog.CatalogError as e:
+        raise pulumi.RunError(str(e)) from None
+
+    namespaces = PlatformNamespaces("namespaces", cfg)
+    crds = CustomResourceDefinitions("crds", cfg)
+    governance = Governance("governance", cfg, pulumi.ResourceOptions(depends_on=[crds]))
+    PriorityClasses("priority-classes", cfg)
+    Operator("operator", cfg, pulumi.ResourceOptions(depends_on=[namespaces, crds, governance]))
+    departments = DepartmentCatalog("catalog", entries, cfg, pulumi.ResourceOptions(depends_on=[crds, governance]))
+    return {
+        "environment": cfg.environment,
+        "kubeconfig": cfg.kubeconfig_path() or "(default)",
+        "namespaces": namespaces.names,
+        "tenants": departments.tenants,
+        "operator": cfg.operator.mode.value,
+        "dashboards": "not yet deployed (monitoring issue)",
+    }
+
+
+def main(root: Path | None = None) -> None:
+    try:
+        cfg = from_pulumi()
+    except ConfigError as e:
+        raise pulumi.RunError(str(e)) from None
+    for key, value in build(cfg, root).items():
+        pulumi.export(key, value)
