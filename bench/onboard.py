@@ -133,11 +133,12 @@ def run(n: int, resync: float, workers: int) -> dict:
         idle_metric = operator_writes(port) - w0
         idle_audit = writes_of(audit_counts(cp, OPERATOR_USER)) - a0
         rss = peak_rss_mib(op.pid)
+        print(json.dumps({"tenants": n, "approval_to_all_ready_s": round(to_ready, 1),
+                          "idle_resync_writes": idle_metric, "partial": True}), file=sys.stderr, flush=True)
 
         # the floor: a bare client applies exactly the same objects, no operator involved
         bare_api = config.new_client_from_config(str(cp.identity_kubeconfig(BARE_USER, ["system:masters"])))
-        op.terminate()
-        op.wait(timeout=30)
+        _stop(op)
         op = None
         objs = []
         for i in range(n):
@@ -176,9 +177,17 @@ def run(n: int, resync: float, workers: int) -> dict:
         }
     finally:
         if op is not None:
-            op.terminate()
-            op.wait(timeout=30)
+            _stop(op)
         cp.down()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main() -> None:

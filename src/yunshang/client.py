@@ -196,7 +196,7 @@ class Tenants:
 
     def resume(self, name: str) -> dict[str, Any]:
         self.get(name)
-        return self._patch(name, {"suspended": False, "suspendReason": ""})
+        return self._patch(name, {"suspended": False, "suspendReason": "", "quarantine": None})
 
     def set_quota(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         spec = self._spec(name)

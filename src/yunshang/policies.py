@@ -102,6 +102,15 @@ def admission_policy() -> list[dict[str, Any]]:
                     "message": "only the platform bureau may suspend or resume a tenant",
                     "reason": "Forbidden",
                 },
+                {
+                    "expression": (
+                        "request.operation == 'CREATE' ? !has(object.spec.quarantine) : "
+                        "(has(object.spec.quarantine) == has(oldObject.spec.quarantine) && "
+                        "(!has(object.spec.quarantine) || object.spec.quarantine == oldObject.spec.quarantine))"
+                    ),
+                    "message": "only the platform may quarantine a tenant or lift a quarantine (`yunshang tenant resume`)",
+                    "reason": "Forbidden",
+                },
             ],
         },
     }

@@ -131,7 +131,7 @@ def phase_of(spec: TenantSpec, *, deleting: bool = False, blocked: str | None = 
         return Phase.Approved
     if not provisioned:
         return Phase.Provisioning
-    return Phase.Suspended if spec.suspended else Phase.Ready
+    return Phase.Suspended if spec.suspended or spec.quarantine else Phase.Ready
 
 
 # ---------------------------------------------------------------------------- objects
@@ -162,8 +162,9 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, A
     """Every object an approved tenant owns, in the order they should be applied."""
     namespaces = namespace_names(tenant, spec)
     hard = split_quota(spec.quota, len(namespaces))
-    if spec.suspended:
+    if spec.suspended or spec.quarantine:
         hard["pods"] = "0"
+    quarantine_label = {LABEL_QUARANTINE: "true"} if spec.quarantine else {}
     objs: list[dict[str, Any]] = []
     for ns in namespaces:
         objs.append(
@@ -181,6 +182,7 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, A
                         "pod-security.kubernetes.io/enforce-version": "latest",
                         "pod-security.kubernetes.io/warn": "restricted",
                         "pod-security.kubernetes.io/audit": "restricted",
+                        **quarantine_label,
                     },
                 ),
             }
@@ -191,6 +193,17 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, A
 
 
 def namespace_children(tenant: str, uid: str, spec: TenantSpec, ns: str, hard: dict[str, str]) -> list[dict]:
+    """Quota, defaults, owners and network isolation of one namespace.
+
+    A quarantined tenant loses its intra-tenant traffic: only DNS and the platform's
+    monitoring stay open, on top of default-deny."""
+    objs = _namespace_children(tenant, uid, spec, ns, hard)
+    if spec.quarantine:
+        objs = [o for o in objs if o["metadata"]["name"] != "allow-intra-tenant"]
+    return objs
+
+
+def _namespace_children(tenant: str, uid: str, spec: TenantSpec, ns: str, hard: dict[str, str]) -> list[dict]:
     tenant_ns = {"namespaceSelector": {"matchLabels": {LABEL_TENANT: tenant}}}
     return [
         {

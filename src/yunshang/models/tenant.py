@@ -243,13 +243,26 @@ class Approval(Model):
         return self
 
 
+class Quarantine(Model):
+    """Set by the platform's automatic response (an alert) or the bureau; cleared by `tenant resume`."""
+
+    reason: str = Field(min_length=1, max_length=1024)
+    """Why, e.g. the alert's summary."""
+    alert: str = Field(default="", max_length=253)
+    """The alert that caused it, if any."""
+    at: dt.datetime | None = None
+    """When the tenant was quarantined."""
+
+
 class TenantSpec(TenantRequest):
     approval: Approval | None = None
     """The platform bureau's decision; a department can never set or change it."""
     suspended: bool = False
     """A suspended tenant keeps its data but cannot run new pods (platform bureau only)."""
     suspend_reason: str = Field(default="", max_length=1024)
-    """Why the tenant was suspended or quarantined."""
+    """Why the tenant was suspended."""
+    quarantine: Quarantine | None = None
+    """Quarantined: no new pods, no traffic but the platform's own, data kept (platform only)."""
 
 
 class Phase(str, enum.Enum):

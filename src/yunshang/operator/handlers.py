@@ -7,6 +7,7 @@ in kopf indices (no reads) and writes only what differs: an idle resync writes n
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 import logging
 import os
 import threading
@@ -16,9 +17,9 @@ import kopf
 from kubernetes import client, config
 from pydantic import ValidationError
 
-from .. import tenancy
-from ..models.tenant import GROUP, Decision, Phase, TenantSpec, VERSION
-from . import kube
+from .. import elastic, tenancy
+from ..models.tenant import DEPT_GROUP_PREFIX, GROUP, Decision, Phase, TenantSpec, VERSION
+from . import kube, metrics, webhooks
 
 TENANTS = (GROUP, VERSION, "tenants")
 CHILD_RESOURCES = [
@@ -30,6 +31,9 @@ CHILD_RESOURCES = [
 ]
 OWNED = {tenancy.LABEL_TENANT: kopf.PRESENT}
 RESYNC_SECONDS = float(os.environ.get("YUNSHANG_RESYNC_SECONDS", "60"))
+ELASTIC_SECONDS = float(os.environ.get("YUNSHANG_ELASTIC_SECONDS", "60"))
+PROMETHEUS_URL = os.environ.get("YUNSHANG_PROMETHEUS_URL", "")
+ELASTIC_ANNOTATION = f"{GROUP}/elastic-last-change"
 
 log = logging.getLogger("yunshang.operator")
 _api: client.ApiClient | None = None
@@ -38,6 +42,7 @@ _locks_guard = threading.Lock()
 # What this process wrote last, until the watch streams catch up (kopf indices lag our writes):
 _written_status: dict[str, dict] = {}
 _applied: dict[tuple[str, str, str], dict] = {}
+_ns_owner: dict[str, str] = {}  # namespace -> tenant, for the audit webhook
 
 
 def api() -> client.ApiClient:
@@ -64,6 +69,26 @@ def _plain(body: Any) -> dict:
 
 
 # ---------------------------------------------------------------------------- setup
+
+@kopf.on.startup()
+async def webhook_server(memo: kopf.Memo, **_: Any) -> None:
+    """Alertmanager's and the API server's audit webhooks (only if a port is configured)."""
+    port = int(os.environ.get("YUNSHANG_WEBHOOK_PORT", "0"))
+    if not port:
+        return
+    token = webhooks.token_from_env()
+    if not token:
+        raise kopf.PermanentError("YUNSHANG_WEBHOOK_PORT is set but no token (YUNSHANG_WEBHOOK_TOKEN[_FILE])")
+    app = webhooks.make_app(token, quarantine, _ns_owner.get, DEPT_GROUP_PREFIX)
+    memo["webhooks"] = await webhooks.serve(app, os.environ.get("YUNSHANG_WEBHOOK_ADDRESS", "127.0.0.1"), port)
+
+
+@kopf.on.cleanup()
+async def stop_webhooks(memo: kopf.Memo, **_: Any) -> None:
+    runner = memo.get("webhooks")
+    if runner is not None:
+        await runner.cleanup()
+
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -131,7 +156,14 @@ def reconcile(name: str, indices: dict[str, Any], logger: logging.Logger | None 
         body = _one(indices["tenant_index"].get(name))
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        _reconcile(name, body, indices, logger)
+        with metrics.RECONCILE_SECONDS.time():
+            try:
+                _reconcile(name, body, indices, logger)
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(name).inc()
+                metrics.RECONCILES.labels("error").inc()
+                raise
+        metrics.RECONCILES.labels("ok").inc()
 
 
 def _same_status(want: dict, have: dict) -> bool:
@@ -231,15 +263,23 @@ def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
             _remove_extra(name, spec, key, obj)
 
     ns_names = [f"{name}-{s}" for s in spec.namespaces]
+    for ns in ns_names:
+        _ns_owner[ns] = name
     phase = tenancy.phase_of(spec, provisioned=True)
-    msg = f"suspended: {spec.suspend_reason or 'by the platform bureau'}" if spec.suspended else \
-        f"{len(ns_names)} namespace(s) provisioned"
+    if spec.quarantine:
+        msg = f"quarantined: {spec.quarantine.reason}"
+    elif spec.suspended:
+        msg = f"suspended: {spec.suspend_reason or 'by the platform bureau'}"
+    else:
+        msg = f"{len(ns_names)} namespace(s) provisioned"
+    usage = _usage(live, ns_names)
+    metrics.observe(name, spec, phase, usage, spec.quarantine is not None)
     _status_patch(name, body, {
         "phase": phase.value,
         "message": msg,
         "observedGeneration": gen,
         "namespaceCount": len(ns_names),
-        "namespaces": _usage(live, ns_names),
+        "namespaces": usage,
         "conditions": [_condition("Ready", True, phase.value, msg, body)],
     })
 
@@ -319,3 +359,63 @@ def tenant_deleted(name: str, body: kopf.Body, spec: kopf.Spec, logger: logging.
     with _locks_guard:
         _locks.pop(name, None)
     _written_status.pop(name, None)
+    metrics.forget(name)
+    for ns in [n for n, t in _ns_owner.items() if t == name]:
+        _ns_owner.pop(ns, None)
+
+
+# ---------------------------------------------------------------------------- automatic response
+
+def quarantine(tenant: str, reason: str, alert: str) -> bool:
+    """Quarantine a tenant (idempotent); False if it does not exist or already is."""
+    body = kube.get(api(), "Tenant", tenant)
+    if body is None or (body.get("spec") or {}).get("quarantine"):
+        return False
+    kube.patch(api(), "Tenant", tenant, {"spec": {"quarantine": {
+        "reason": reason, "alert": alert, "at": webhooks.now()}}})
+    kopf.event(body, type="Warning", reason="Quarantined", message=f"{alert}: {reason}")
+    log.warning("quarantined tenant %s: %s (%s)", tenant, reason, alert)
+    return True
+
+
+# ---------------------------------------------------------------------------- elastic quota
+
+def _elastic_enabled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(PROMETHEUS_URL) and bool((spec.get("elastic") or {}).get("enabled"))
+
+
+@kopf.timer(*TENANTS, interval=ELASTIC_SECONDS, initial_delay=ELASTIC_SECONDS / 2, when=_elastic_enabled)
+def elastic_quota(name: str, body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+    """Grow or shrink the quota by one step from what Prometheus saw over the window."""
+    spec = TenantSpec.model_validate(dict(body["spec"]))
+    if spec.approval is None or spec.approval.decision != Decision.Approved or spec.suspended or spec.quarantine:
+        return
+    annotations = body["metadata"].get("annotations") or {}
+    last = annotations.get(ELASTIC_ANNOTATION)
+    last_change = dt.datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
+    now = dt.datetime.now(dt.timezone.utc)
+    policy = elastic.Policy(
+        window=os.environ.get("YUNSHANG_ELASTIC_WINDOW", "30m"),
+        cooldown=dt.timedelta(seconds=float(os.environ.get("YUNSHANG_ELASTIC_COOLDOWN", "900"))),
+        min_samples=int(os.environ.get("YUNSHANG_ELASTIC_MIN_SAMPLES", "5")),
+    )
+    current, floor, ceiling = spec.quota.amounts(), spec.floor().amounts(), spec.ceiling().amounts()
+    changes = []
+    for res in elastic.ELASTIC_RESOURCES:
+        obs = elastic.observe(PROMETHEUS_URL, name, res, policy)
+        used = Decimal(str(metrics.USAGE.labels(name, res)._value.get()))  # noqa: SLF001
+        change = elastic.decide(res, current[res], floor[res], ceiling[res], used, obs, last_change, now, policy)
+        if change:
+            changes.append(change)
+    if not changes:
+        return
+    kube.patch(api(), "Tenant", name, {
+        "metadata": {"annotations": {ELASTIC_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ")}},
+        "spec": {"quota": {c.resource: c.quantity() for c in changes}},
+    })
+    for c in changes:
+        metrics.ELASTIC_CHANGES.labels(name, c.resource, c.direction).inc()
+        message = (f"elastic {c.direction} of {c.resource}: {c.old} -> {c.quantity()} because {c.reason}; "
+                   f"floor {floor[c.resource]}, ceiling {ceiling[c.resource]}")
+        kopf.event(_plain(body), type="Normal", reason="ElasticQuota", message=message)
+        logger.info(message)

@@ -1,0 +1,90 @@
+"""Prometheus metrics the operator exports (prometheus-client).
+
+Named like Capsule's (capsule_tenant_resource_usage / _limit) so that an operator who knows
+those recognises them: yunshang_tenant_resource_{usage,limit,ceiling,floor}{tenant,resource}.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from ..models.quantity import to_decimal
+from ..models.tenant import Phase, TenantSpec
+from ..tenancy import QUOTA_KEYS
+
+RESOURCE = ["tenant", "resource"]
+
+USAGE = Gauge("yunshang_tenant_resource_usage", "Resources in use by a tenant (sum over its namespaces)", RESOURCE)
+LIMIT = Gauge("yunshang_tenant_resource_limit", "A tenant's quota (sum over its namespaces)", RESOURCE)
+CEILING = Gauge("yunshang_tenant_resource_ceiling", "A tenant's approved elastic ceiling", RESOURCE)
+FLOOR = Gauge("yunshang_tenant_resource_floor", "A tenant's approved elastic floor", RESOURCE)
+PHASE = Gauge("yunshang_tenant_phase", "1 for the tenant's current phase", ["tenant", "phase", "level", "parent"])
+NAMESPACES = Gauge("yunshang_tenant_namespaces", "Namespaces a tenant owns", ["tenant"])
+QUARANTINED = Gauge("yunshang_tenant_quarantined", "1 if the tenant is quarantined", ["tenant"])
+ELASTIC = Gauge("yunshang_tenant_elastic_enabled", "1 if the tenant's quota is elastic", ["tenant"])
+DENIED = Counter(
+    "yunshang_tenant_denied_requests",
+    "Requests by or into a tenant that the API server refused (from its audit webhook)",
+    ["tenant", "reason"],
+)
+ELASTIC_CHANGES = Counter("yunshang_elastic_quota_changes", "Elastic quota changes", ["tenant", "resource", "direction"])
+QUARANTINES = Counter("yunshang_quarantines", "Tenants quarantined by an automatic response", ["tenant", "alert"])
+RECONCILES = Counter("yunshang_operator_reconcile", "Reconciles by result", ["result"])
+RECONCILE_ERRORS = Counter("yunshang_operator_reconcile_errors", "Reconciles that raised", ["tenant"])
+RECONCILE_SECONDS = Histogram(
+    "yunshang_operator_reconcile_duration_seconds", "Time spent in one reconcile",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+AGREEMENTS = Gauge("yunshang_agreement_expiry_timestamp_seconds", "When a sharing agreement expires",
+                   ["agreement", "consumer", "provider"])
+
+RESOURCES = {v: k for k, v in QUOTA_KEYS.items()}  # requests.cpu -> cpu
+
+
+def _amounts(values: dict[str, str]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for key, v in values.items():
+        name = RESOURCES.get(key)
+        if name:
+            out[name] = out.get(name, Decimal(0)) + to_decimal(v)
+    return out
+
+
+def observe(name: str, spec: TenantSpec, phase: Phase, usage: list[dict], quarantined: bool) -> None:
+    """Set every gauge of one tenant from its spec and the namespaces' quota status."""
+    used: dict[str, Decimal] = {}
+    hard: dict[str, Decimal] = {}
+    for ns in usage:
+        for k, v in _amounts(ns.get("used") or {}).items():
+            used[k] = used.get(k, Decimal(0)) + v
+        for k, v in _amounts(ns.get("hard") or {}).items():
+            hard[k] = hard.get(k, Decimal(0)) + v
+    for res in QUOTA_KEYS:
+        USAGE.labels(name, res).set(float(used.get(res, 0)))
+        LIMIT.labels(name, res).set(float(hard.get(res, spec.quota.amounts()[res])))
+        CEILING.labels(name, res).set(float(spec.ceiling().amounts()[res]))
+        FLOOR.labels(name, res).set(float(spec.floor().amounts()[res]))
+    for p in Phase:
+        PHASE.labels(name, p.value, spec.level.value, spec.parent or "").set(1 if p == phase else 0)
+    NAMESPACES.labels(name).set(len(usage))
+    QUARANTINED.labels(name).set(1 if quarantined else 0)
+    ELASTIC.labels(name).set(1 if spec.elastic.enabled else 0)
+
+
+def forget(name: str) -> None:
+    """Drop a deleted tenant's series."""
+    for g in (USAGE, LIMIT, CEILING, FLOOR):
+        for res in QUOTA_KEYS:
+            try:
+                g.remove(name, res)
+            except KeyError:
+                pass
+    for metric in (NAMESPACES, QUARANTINED, ELASTIC):
+        try:
+            metric.remove(name)
+        except KeyError:
+            pass
+    for labels in list(PHASE._metrics):  # noqa: SLF001  (prometheus-client has no remove-by-prefix)
+        if labels[0] == name:
+            PHASE.remove(*labels)

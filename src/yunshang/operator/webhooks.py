@@ -1,0 +1,175 @@
+"""HTTP endpoints the operator serves (loopback by default, bearer-token protected):
+
+- ``POST /alerts``: Alertmanager's webhook.  A firing alert labelled ``action=quarantine`` with a
+  ``tenant`` label quarantines that tenant (no new pods, no traffic but the platform's own,
+  data kept, reason recorded); only an admin lifts it (`yunshang tenant resume`).
+- ``POST /audit``: the API server's audit webhook.  Refused requests (403) by or into a tenant
+  are counted per tenant and reason (``yunshang_tenant_denied_requests_total``): repeated
+  pod-security or RBAC denials by one tenant are a sign of probing, and a rule fires on them.
+
+Calls without the token get 401; malformed bodies get 400 with what is wrong.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import logging
+import os
+from typing import Any, Callable, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import metrics
+
+log = logging.getLogger("yunshang.webhooks")
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str | None = None  # noqa: N815  (Alertmanager's field name)
+
+
+class AlertmanagerPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    version: str
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    alerts: list[Alert] = Field(min_length=1, max_length=1000)
+
+
+class AuditObjectRef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    namespace: str | None = None
+    resource: str | None = None
+
+
+class AuditStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    code: int | None = None
+    message: str | None = None
+
+
+class AuditUser(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    username: str = ""
+    groups: list[str] = Field(default_factory=list)
+
+
+class AuditEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    stage: str | None = None
+    verb: str | None = None
+    user: AuditUser = Field(default_factory=AuditUser)
+    impersonatedUser: AuditUser | None = None  # noqa: N815
+    objectRef: AuditObjectRef | None = None  # noqa: N815
+    responseStatus: AuditStatus | None = None  # noqa: N815
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class AuditEventList(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["EventList"]
+    items: list[AuditEvent] = Field(default_factory=list)
+
+
+def denial_reason(ev: AuditEvent) -> str | None:
+    """podsecurity, rbac or None (not a denial worth counting)."""
+    if not ev.responseStatus or ev.responseStatus.code != 403:
+        return None
+    msg = ev.responseStatus.message or ""
+    if "violates PodSecurity" in msg or any(k.startswith("pod-security.kubernetes.io/enforce") for k in ev.annotations):
+        return "podsecurity"
+    if ev.annotations.get("authorization.k8s.io/decision") == "forbid" or " is forbidden: User " in msg:
+        return "rbac"
+    return None
+
+
+def tenant_of(ev: AuditEvent, namespace_owner: Callable[[str], str | None], dept_prefix: str) -> str | None:
+    ns = ev.objectRef.namespace if ev.objectRef else None
+    if ns and (t := namespace_owner(ns)):
+        return t
+    who = ev.impersonatedUser or ev.user
+    for g in who.groups:
+        if g.startswith(dept_prefix):
+            return g[len(dept_prefix):]
+    return None
+
+
+def _authorised(request: web.Request, token: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    return bool(token) and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token)
+
+
+def make_app(token: str, quarantine: Callable[[str, str, str], bool],
+             namespace_owner: Callable[[str], str | None], dept_prefix: str) -> web.Application:
+    async def alerts(request: web.Request) -> web.Response:
+        if not _authorised(request, token):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            payload = AlertmanagerPayload.model_validate(await request.json())
+        except (ValueError, ValidationError) as e:
+            return web.json_response({"error": f"not an Alertmanager webhook payload: {str(e).splitlines()[0]}"}, status=400)
+        done = []
+        loop = asyncio.get_running_loop()
+        for a in payload.alerts:
+            tenant = a.labels.get("tenant")
+            if a.status != "firing" or a.labels.get("action") != "quarantine" or not tenant:
+                continue
+            name = a.labels.get("alertname", "alert")
+            reason = a.annotations.get("summary") or name
+            changed = await loop.run_in_executor(None, quarantine, tenant, reason, name)
+            if changed:
+                metrics.QUARANTINES.labels(tenant, name).inc()
+            done.append(tenant)
+        return web.json_response({"quarantined": done})
+
+    async def audit(request: web.Request) -> web.Response:
+        if not _authorised(request, token):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            events = AuditEventList.model_validate(await request.json())
+        except (ValueError, ValidationError) as e:
+            return web.json_response({"error": f"not an audit EventList: {str(e).splitlines()[0]}"}, status=400)
+        counted = 0
+        for ev in events.items:
+            if ev.stage not in (None, "ResponseComplete"):
+                continue
+            reason = denial_reason(ev)
+            if reason and (tenant := tenant_of(ev, namespace_owner, dept_prefix)):
+                metrics.DENIED.labels(tenant, reason).inc()
+                counted += 1
+        return web.json_response({"counted": counted})
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/alerts", alerts)
+    app.router.add_post("/audit", audit)
+    app.router.add_get("/healthz", health)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("webhooks on http://%s:%s (/alerts, /audit)", host, port)
+    return runner
+
+
+def token_from_env() -> str:
+    path = os.environ.get("YUNSHANG_WEBHOOK_TOKEN_FILE")
+    if path:
+        with open(path) as fh:
+            return fh.read().strip()
+    return os.environ.get("YUNSHANG_WEBHOOK_TOKEN", "")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
