@@ -125,7 +125,16 @@ def run(n: int, resync: float, workers: int) -> dict:
                 raise TimeoutError(f"only {ready}/{n} Ready after 30 min")
             time.sleep(0.5)
         to_ready = time.monotonic() - t0
-        time.sleep(3)  # quota usage settles into status
+        # settle: the quota controller fills in usage, kopf finishes its bookkeeping
+        settle_deadline, last, quiet_since = time.monotonic() + 600, -1.0, time.monotonic()
+        while time.monotonic() < settle_deadline:
+            w = operator_writes(port)
+            if w != last:
+                last, quiet_since = w, time.monotonic()
+            elif time.monotonic() - quiet_since > 10:
+                break
+            time.sleep(1)
+        settle_s = time.monotonic() - t0 - to_ready
         after = audit_counts(cp, OPERATOR_USER)
         onboarding = after - before
         w0, a0 = operator_writes(port), writes_of(audit_counts(cp, OPERATOR_USER))
@@ -165,6 +174,7 @@ def run(n: int, resync: float, workers: int) -> dict:
         return {
             "tenants": n,
             "approval_to_all_ready_s": round(to_ready, 1),
+            "settled_after_ready_s": round(settle_s, 1),
             "operator_requests_per_tenant": round(op_reqs / n, 1),
             "operator_requests_by_verb": dict(onboarding),
             "idle_resync_writes_metric": idle_metric,

@@ -61,24 +61,23 @@ RUNNING: list["OperatorProcess"] = []
 class OperatorProcess:
     """The operator as a real process (so tests can kill -9 it and start it again)."""
 
-    def __init__(self, control_plane, log_dir: Path, resync: float = 3.0, extra_env=None):
+    def __init__(self, control_plane, log_dir: Path, resync: float = 3.0, extra_env=None, metrics_port=None):
+        from yunshang.dev.controlplane import free_port
+
         self.cp, self.log_dir, self.resync, self.extra_env = control_plane, log_dir, resync, extra_env or {}
         self.proc = None
-        self.metrics_port = None
+        self.metrics_port = metrics_port or free_port()  # kept across restarts: Prometheus scrapes it
         self.starts = 0
 
     def start(self):
         import subprocess
         import sys
 
-        from yunshang.dev.controlplane import free_port
-
         self.starts += 1
         if self not in RUNNING:
             RUNNING.append(self)
-        self.metrics_port = free_port()
-        env = dict(os.environ, KUBECONFIG=str(self.cp.kubeconfig), YUNSHANG_RESYNC_SECONDS=str(self.resync),
-                   **self.extra_env)
+        env = {**os.environ, "KUBECONFIG": str(self.cp.kubeconfig), "YUNSHANG_RESYNC_SECONDS": str(self.resync),
+               **self.extra_env}
         log = (self.log_dir / f"operator-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "yunshang.operator", "--metrics-port", str(self.metrics_port)],
@@ -133,6 +132,9 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(platform, tmp_path_factory):
-    op = OperatorProcess(platform, tmp_path_factory.mktemp("operator")).start()
+    # the platform's own operator: its metrics port is the one Prometheus scrapes, and it serves
+    # the audit and Alertmanager webhooks the control plane is configured with
+    op = OperatorProcess(platform, tmp_path_factory.mktemp("operator"), extra_env=platform.operator_env(),
+                         metrics_port=platform.ports["operator-metrics"]).start()
     yield op
     op.stop()

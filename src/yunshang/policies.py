@@ -24,6 +24,7 @@ from .tenancy import SYSTEM_NAMESPACE
 
 OPERATOR_SA = "yunshang-operator"
 OPERATOR_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{OPERATOR_SA}"
+PROMETHEUS_USER = "yunshang-prometheus"  # the local platform's Prometheus client certificate
 POLICY = "yunshang-tenant-governance"
 
 # spec fields a department may never change once the tenant is approved
@@ -198,6 +199,12 @@ def rbac() -> list[dict[str, Any]]:
             "yunshang:operator",
             {"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE},
         ),
+        # Prometheus reads the API server's own metrics (pod security, authorization decisions)
+        _role("yunshang:metrics-reader", [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),
+        {
+            **_binding("yunshang:metrics-reader", "yunshang:metrics-reader",
+                       {"kind": "User", "name": PROMETHEUS_USER, "apiGroup": "rbac.authorization.k8s.io"}),
+        },
     ]
 
 

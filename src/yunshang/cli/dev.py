@@ -47,6 +47,7 @@ def up(
         cp.up(progress=lambda m: status.update(m))
         if with_platform:
             try:
+                cp.start_monitoring(progress=lambda m: status.update(m))
                 cp.start_platform(progress=lambda m: status.update(m))
             except BaseException:
                 cp.down()
@@ -70,6 +71,9 @@ def up(
     out.print(f"  logs       : {cp.logs}")
     if with_platform:
         out.print(f"  operator   : running (log {cp.logs / 'operator.log'})")
+        out.print(f"  prometheus : http://127.0.0.1:{cp.ports['prometheus']}  "
+                  f"dashboard: http://127.0.0.1:{cp.ports['prometheus']}/consoles/yunshang.html")
+        out.print(f"  alerts     : http://127.0.0.1:{cp.ports['alertmanager']}")
         out.print("  next       : yunshang tenant request -f tenants/gz-bigdata.yaml")
         out.print("               yunshang tenant approve gz-bigdata && yunshang tenant list")
     out.print("  also       : kubectl get nodes   |   yunshang dev status   |   yunshang dev down")

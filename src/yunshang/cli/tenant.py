@@ -158,6 +158,10 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
     out.print("  approval   : " + (f"{appr['decision']} by {appr['by']} {appr.get('reason', '')}" if appr else "none yet"))
     if spec.get("suspended"):
         out.print(f"  suspended  : [red]{spec.get('suspendReason', '')}[/]")
+    if spec.get("quarantine"):
+        q = spec["quarantine"]
+        out.print(f"  quarantine : [red]{q.get('reason', '')}[/] ({q.get('alert') or 'manual'}, {q.get('at', '')}); "
+                  f"an admin lifts it with `yunshang tenant resume {name}`")
     q = spec.get("quota", {})
     out.print("  quota      : " + ", ".join(f"{k}={v}" for k, v in q.items()))
     if st.get("namespaces"):

@@ -54,6 +54,8 @@ class ControlPlane:
     nodes: dict[str, dict[str, str]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_NODES))
     audit_users: list[str] = dataclasses.field(default_factory=list)
     """Users whose every request is written to logs/audit.log (Metadata level); empty: no audit log."""
+    audit_webhook: bool = True
+    """Send audit events to the operator's /audit endpoint (denials per tenant)."""
 
     # ------------------------------------------------------------------ paths
     @property
@@ -67,6 +69,10 @@ class ControlPlane:
     @property
     def kubeconfig(self) -> Path:
         return self.state / "kubeconfig"
+
+    @property
+    def webhook_token_file(self) -> Path:
+        return self.state / "webhook-token"
 
     @property
     def server(self) -> str:
@@ -179,22 +185,80 @@ class ControlPlane:
         raise self._fail(name, f"was not ready after {timeout:.0f}s")
 
     def _audit_flags(self) -> list[str]:
-        if not self.audit_users:
+        if not self.audit_users and not self.audit_webhook:
             return []
-        policy = {
-            "apiVersion": "audit.k8s.io/v1",
-            "kind": "Policy",
-            "omitStages": ["RequestReceived"],
-            "rules": [{"level": "Metadata", "users": self.audit_users}, {"level": "None"}],
-        }
+        if self.audit_users:
+            rules = [{"level": "Metadata", "users": self.audit_users}, {"level": "None"}]
+        else:
+            rules = [
+                {"level": "None", "users": ["system:kube-controller-manager", "system:kube-scheduler",
+                                            "kwok-controller", "system:apiserver"]},
+                {"level": "None", "userGroups": ["system:serviceaccounts:kube-system", "system:nodes"]},
+                {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*", "/metrics", "/version"]},
+                {"level": "None", "verbs": ["watch", "list", "get"]},
+                {"level": "Metadata"},
+            ]
+        policy = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"], "rules": rules}
         path = self.state / "audit-policy.yaml"
         path.write_text(yaml.safe_dump(policy))
-        return [
-            f"--audit-policy-file={path}",
-            f"--audit-log-path={self.logs / 'audit.log'}",
-            "--audit-log-format=json",
-            "--audit-log-mode=blocking",
-        ]
+        flags = [f"--audit-policy-file={path}"]
+        if self.audit_users:
+            flags += [f"--audit-log-path={self.logs / 'audit.log'}", "--audit-log-format=json",
+                      "--audit-log-mode=blocking"]
+        if self.audit_webhook:
+            hook = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "operator", "cluster": {
+                    "server": f"https://127.0.0.1:{self.ports['operator-webhook']}/audit",
+                    "certificate-authority": str(self.pki / "ca.crt"),
+                }}],
+                "users": [{"name": "apiserver", "user": {"token": self.webhook_token_file.read_text().strip()}}],
+                "contexts": [{"name": "default", "context": {"cluster": "operator", "user": "apiserver"}}],
+                "current-context": "default",
+            }
+            hook_path = self.state / "audit-webhook.kubeconfig"
+            hook_path.write_text(yaml.safe_dump(hook))
+            hook_path.chmod(0o600)
+            flags += [f"--audit-webhook-config-file={hook_path}", "--audit-webhook-mode=batch",
+                      "--audit-webhook-batch-max-wait=1s", "--audit-webhook-initial-backoff=1s"]
+        return flags
+
+    def operator_env(self) -> dict[str, str]:
+        """Environment of an operator for this platform (webhooks, Prometheus)."""
+        env = {
+            "KUBECONFIG": str(self.kubeconfig),
+            "YUNSHANG_WEBHOOK_PORT": str(self.ports["operator-webhook"]),
+            "YUNSHANG_WEBHOOK_TOKEN_FILE": str(self.webhook_token_file),
+            "YUNSHANG_WEBHOOK_TLS_CERT": str(self.pki / "operator-webhook.crt"),
+            "YUNSHANG_WEBHOOK_TLS_KEY": str(self.pki / "operator-webhook.key"),
+        }
+        if "prometheus" in self.ports:
+            env["YUNSHANG_PROMETHEUS_URL"] = f"http://127.0.0.1:{self.ports['prometheus']}"
+        return env
+
+    def start_monitoring(self, settings=None, timeout: float = 60,
+                         progress: Callable[[str], None] = lambda m: None) -> None:
+        """Prometheus (rules from monitoring/rules) and Alertmanager (routes quarantine alerts to the operator)."""
+        from . import monitoring
+
+        progress("starting Prometheus and Alertmanager")
+        settings = settings or monitoring.Settings()
+        self.ports["prometheus"] = self.ports.get("prometheus") or free_port()
+        self.ports["alertmanager"] = self.ports.get("alertmanager") or free_port()
+        self.save()
+        prom_cfg, am_cfg = monitoring.write_configs(
+            self.state, prometheus_port=self.ports["prometheus"], operator_metrics=self.ports["operator-metrics"],
+            apiserver=self.ports["apiserver"], alertmanager=self.ports["alertmanager"], pki=self.pki,
+            webhook_port=self.ports["operator-webhook"], token_file=self.webhook_token_file, settings=settings,
+        )
+        am = self._spawn("alertmanager", monitoring.alertmanager_argv(
+            toolchain.find("alertmanager"), am_cfg, self.state / "alertmanager", self.ports["alertmanager"]))
+        prom = self._spawn("prometheus", monitoring.prometheus_argv(
+            toolchain.find("prometheus"), prom_cfg, self.state / "prometheus", self.ports["prometheus"]))
+        for name, proc, port in (("alertmanager", am, self.ports["alertmanager"]),
+                                 ("prometheus", prom, self.ports["prometheus"])):
+            self._wait(name, lambda port=port: _http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout, proc)
 
     def _https_ok(self, path: str) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
@@ -212,9 +276,16 @@ class ControlPlane:
         bins = {n: toolchain.find(n) for n in toolchain.CONTROL_PLANE}
         self.state.mkdir(parents=True, exist_ok=True)
         self.pids = {}
-        self.ports = {n: free_port() for n in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")}
+        self.ports = {n: free_port() for n in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler",
+                                                 "kwok", "operator-webhook", "operator-metrics")}
         self.save()
         pki.ensure_pki(self.pki, SERVICE_IP)
+        pki.issue_server(self.pki, "operator-webhook", ["127.0.0.1", "localhost"])
+        if not self.webhook_token_file.exists():
+            import secrets
+
+            self.webhook_token_file.write_text(secrets.token_urlsafe(32))
+            self.webhook_token_file.chmod(0o600)
         for client in ("admin", "controller-manager", "scheduler", "kwok"):
             self.write_kubeconfig(self.state / f"{client}.kubeconfig", client)
         self.write_kubeconfig(self.kubeconfig, "admin")
@@ -387,11 +458,10 @@ class ControlPlane:
         platform.install(api)
         api.close()
         progress("starting the operator")
-        self.ports["operator-metrics"] = free_port()
         proc = self._spawn(
             "operator",
             [sys.executable, "-m", "yunshang.operator", "--metrics-port", str(self.ports["operator-metrics"])],
-            env={"KUBECONFIG": str(self.kubeconfig)},
+            env=self.operator_env(),
         )
 
         def metrics() -> bool:
@@ -437,6 +507,11 @@ class ControlPlane:
             except Exception:
                 out["kube-apiserver"]["ready"] = False
         return out
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return r.status == 200
 
 
 def _reap(pid: int) -> None:

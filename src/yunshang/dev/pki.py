@@ -118,3 +118,21 @@ def issue_client(pki: Path, stem: str, user: str, groups: list[str]) -> None:
     cert = _cert(_name(user, groups), ca.subject, key.public_key(), ca_key, client=True)
     _write_key(pki / f"{stem}.key", key)
     (pki / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_server(pki: Path, stem: str, hosts: list[str]) -> None:
+    """A serving certificate for ``hosts`` (IPs or names) signed by the local CA, once."""
+    if (pki / f"{stem}.crt").exists():
+        return
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    sans: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            sans.append(x509.DNSName(h))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert(_name(stem), ca.subject, key.public_key(), ca_key, server_sans=sans)
+    _write_key(pki / f"{stem}.key", key)
+    (pki / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -41,7 +41,7 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 # What this process wrote last, until the watch streams catch up (kopf indices lag our writes):
 _written_status: dict[str, dict] = {}
-_applied: dict[tuple[str, str, str], dict] = {}
+_applied: dict[str, dict[tuple[str, str, str], dict]] = {}  # tenant -> key -> object we applied
 _ns_owner: dict[str, str] = {}  # namespace -> tenant, for the audit webhook
 
 
@@ -80,7 +80,10 @@ async def webhook_server(memo: kopf.Memo, **_: Any) -> None:
     if not token:
         raise kopf.PermanentError("YUNSHANG_WEBHOOK_PORT is set but no token (YUNSHANG_WEBHOOK_TOKEN[_FILE])")
     app = webhooks.make_app(token, quarantine, _ns_owner.get, DEPT_GROUP_PREFIX)
-    memo["webhooks"] = await webhooks.serve(app, os.environ.get("YUNSHANG_WEBHOOK_ADDRESS", "127.0.0.1"), port)
+    memo["webhooks"] = await webhooks.serve(
+        app, os.environ.get("YUNSHANG_WEBHOOK_ADDRESS", "127.0.0.1"), port,
+        os.environ.get("YUNSHANG_WEBHOOK_TLS_CERT", ""), os.environ.get("YUNSHANG_WEBHOOK_TLS_KEY", ""),
+    )
 
 
 @kopf.on.cleanup()
@@ -142,8 +145,8 @@ def _children(indices: dict[str, Any], tenant: str) -> dict[tuple[str, str, str]
             continue
         for obj in idx[tenant]:
             live[tenancy.key_of(obj)] = obj
-    for key, obj in list(_applied.items()):
-        if obj["metadata"].get("labels", {}).get(tenancy.LABEL_TENANT) == tenant and _rv(obj) > _rv(live.get(key)):
+    for key, obj in list(_applied.get(tenant, {}).items()):
+        if _rv(obj) > _rv(live.get(key)):
             live[key] = obj
     return live
 
@@ -252,7 +255,7 @@ def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
                                    "observedGeneration": gen})
     for obj in stale:
         was = live.get(tenancy.key_of(obj))
-        _applied[tenancy.key_of(obj)] = kube.apply(api(), obj)
+        _applied.setdefault(name, {})[tenancy.key_of(obj)] = kube.apply(api(), obj)
         if was is not None:
             logger.info("repaired drift of %s/%s %s", obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
             kopf.event(body, type="Warning", reason="DriftRepaired",
@@ -325,9 +328,10 @@ def resync(name: str, logger: logging.Logger, **kwargs: Any) -> None:
 
 def _child_event(event: dict, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
     key = tenancy.key_of(body)
-    if event.get("type") == "DELETED" or _rv(body) >= _rv(_applied.get(key)):
-        _applied.pop(key, None)  # the watch has caught up (or the object is gone)
     tenant = body["metadata"].get("labels", {}).get(tenancy.LABEL_TENANT)
+    mine = _applied.get(tenant or "", {})
+    if event.get("type") == "DELETED" or _rv(body) >= _rv(mine.get(key)):
+        mine.pop(key, None)  # the watch has caught up (or the object is gone)
     if tenant:
         reconcile(tenant, kwargs, logger)
 
@@ -359,6 +363,7 @@ def tenant_deleted(name: str, body: kopf.Body, spec: kopf.Spec, logger: logging.
     with _locks_guard:
         _locks.pop(name, None)
     _written_status.pop(name, None)
+    _applied.pop(name, None)
     metrics.forget(name)
     for ns in [n for n, t in _ns_owner.items() if t == name]:
         _ns_owner.pop(ns, None)

@@ -67,6 +67,8 @@ def observe(name: str, spec: TenantSpec, phase: Phase, usage: list[dict], quaran
         FLOOR.labels(name, res).set(float(spec.floor().amounts()[res]))
     for p in Phase:
         PHASE.labels(name, p.value, spec.level.value, spec.parent or "").set(1 if p == phase else 0)
+    for reason in ("podsecurity", "rbac"):
+        DENIED.labels(name, reason)  # start at 0, so the first refusal is an increase
     NAMESPACES.labels(name).set(len(usage))
     QUARANTINED.labels(name).set(1 if quarantined else 0)
     ELASTIC.labels(name).set(1 if spec.elastic.enabled else 0)
@@ -80,6 +82,11 @@ def forget(name: str) -> None:
                 g.remove(name, res)
             except KeyError:
                 pass
+    for reason in ("podsecurity", "rbac"):
+        try:
+            DENIED.remove(name, reason)
+        except KeyError:
+            pass
     for metric in (NAMESPACES, QUARANTINED, ELASTIC):
         try:
             metric.remove(name)

@@ -155,11 +155,19 @@ def make_app(token: str, quarantine: Callable[[str, str, str], bool],
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def serve(app: web.Application, host: str, port: int, cert: str = "", key: str = "") -> web.AppRunner:
+    """Serve on host:port, over TLS when a certificate is given (the API server sends its
+    audit webhook's token only over TLS)."""
+    import ssl
+
+    ctx = None
+    if cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("webhooks on http://%s:%s (/alerts, /audit)", host, port)
+    await web.TCPSite(runner, host, port, ssl_context=ctx).start()
+    log.info("webhooks on %s://%s:%s (/alerts, /audit)", "https" if ctx else "http", host, port)
     return runner
 
 

@@ -1,0 +1,130 @@
+"""Prometheus and Alertmanager for the local platform: configuration rendered from the same
+rules (monitoring/rules/) that `pulumi up` deploys, and the two processes on loopback."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+MONITORING = ROOT / "monitoring"
+CONSOLE_LIBRARIES = Path("/usr/share/prometheus/console_libraries")
+if not CONSOLE_LIBRARIES.exists():
+    CONSOLE_LIBRARIES = Path("/etc/prometheus/console_libraries")
+
+
+@dataclasses.dataclass
+class Settings:
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    group_wait: str = "5s"
+    group_interval: str = "30s"
+    repeat_interval: str = "4h"
+
+
+def rule_files() -> list[str]:
+    return [str(p) for p in sorted((MONITORING / "rules").glob("*.yml"))]
+
+
+def prometheus_config(*, operator_metrics: int, apiserver: int, alertmanager: int, pki: Path,
+                      settings: Settings = Settings(), extra_operator_targets: list[str] | None = None) -> dict:
+    return {
+        "global": {
+            "scrape_interval": settings.scrape_interval,
+            "evaluation_interval": settings.evaluation_interval,
+            "external_labels": {"platform": "yunshang-local"},
+        },
+        "rule_files": rule_files(),
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager}"]}]}]},
+        "scrape_configs": [
+            {
+                "job_name": "yunshang-operator",
+                "static_configs": [{"targets": [f"127.0.0.1:{operator_metrics}", *(extra_operator_targets or [])]}],
+            },
+            {
+                "job_name": "kube-apiserver",
+                "scheme": "https",
+                "tls_config": {
+                    "ca_file": str(pki / "ca.crt"),
+                    "cert_file": str(pki / "prometheus.crt"),
+                    "key_file": str(pki / "prometheus.key"),
+                },
+                "static_configs": [{"targets": [f"127.0.0.1:{apiserver}"]}],
+                # keep what rules and dashboards use; the full set is large
+                "metric_relabel_configs": [{
+                    "source_labels": ["__name__"],
+                    "regex": "pod_security_.*|apiserver_authorization_decisions_total|apiserver_request_total"
+                             "|apiserver_admission_.*_rejections_total|up",
+                    "action": "keep",
+                }],
+            },
+            {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:{prometheus_port}"]}]},
+        ],
+    }
+
+
+def alertmanager_config(*, webhook_port: int, token_file: Path, ca_file: Path, settings: Settings = Settings()) -> dict:
+    return {
+        "route": {
+            "receiver": "log-only",
+            "group_by": ["alertname", "tenant"],
+            "group_wait": settings.group_wait,
+            "group_interval": settings.group_interval,
+            "repeat_interval": settings.repeat_interval,
+            "routes": [{"receiver": "yunshang-operator", "matchers": ['action="quarantine"'], "continue": True}],
+        },
+        "receivers": [
+            {"name": "log-only"},
+            {
+                "name": "yunshang-operator",
+                "webhook_configs": [{
+                    "url": f"https://127.0.0.1:{webhook_port}/alerts",
+                    "send_resolved": False,
+                    "http_config": {
+                        "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+                        "tls_config": {"ca_file": str(ca_file)},
+                    },
+                }],
+            },
+        ],
+    }
+
+
+def write_configs(state: Path, *, prometheus_port: int, **kw) -> tuple[Path, Path]:
+    settings = kw.pop("settings", Settings())
+    webhook_port, token_file = kw.pop("webhook_port"), kw.pop("token_file")
+    prom = prometheus_config(settings=settings, **kw)
+    for job in prom["scrape_configs"]:
+        for sc in job["static_configs"]:
+            sc["targets"] = [t.replace("{prometheus_port}", str(prometheus_port)) for t in sc["targets"]]
+    p = state / "prometheus.yml"
+    p.write_text(yaml.safe_dump(prom, sort_keys=False))
+    a = state / "alertmanager.yml"
+    a.write_text(yaml.safe_dump(alertmanager_config(webhook_port=webhook_port, token_file=token_file,
+                                                    ca_file=kw["pki"] / "ca.crt", settings=settings), sort_keys=False))
+    return p, a
+
+
+def prometheus_argv(binary: Path, config: Path, data: Path, port: int) -> list[str]:
+    return [
+        str(binary),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.console.templates={MONITORING / 'consoles'}",
+        f"--web.console.libraries={CONSOLE_LIBRARIES}",
+        "--storage.tsdb.retention.time=7d",
+        "--log.level=warn",
+    ]
+
+
+def alertmanager_argv(binary: Path, config: Path, data: Path, port: int) -> list[str]:
+    return [
+        str(binary),
+        f"--config.file={config}",
+        f"--storage.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",  # no gossip port (it would listen on every interface)
+        "--log.level=warn",
+    ]
