@@ -9,9 +9,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "monitoring"
-CONSOLE_LIBRARIES = Path("/usr/share/prometheus/console_libraries")
-if not CONSOLE_LIBRARIES.exists():
-    CONSOLE_LIBRARIES = Path("/etc/prometheus/console_libraries")
+CONSOLE_LIBRARIES = MONITORING / "console_libraries"  # our own, self-contained (no external scripts)
 
 
 @dataclasses.dataclass
