@@ -138,3 +138,27 @@ def operator(platform, tmp_path_factory):
                          metrics_port=platform.ports["operator-metrics"]).start()
     yield op
     op.stop()
+
+
+@pytest.fixture(scope="session")
+def monitoring(platform, operator):
+    """Prometheus and Alertmanager for the test platform, with short intervals."""
+    from yunshang.dev.monitoring import Settings
+
+    platform.start_monitoring(Settings(scrape_interval="1s", evaluation_interval="1s", group_wait="1s",
+                                       group_interval="2s"))
+    return platform
+
+
+def prom_query(cp, q: str, raw: bool = False):
+    import json
+    import urllib.parse
+    import urllib.request
+
+    url = f"http://127.0.0.1:{cp.ports['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        body = json.loads(e.read())
+    return body if raw else body["data"]["result"]

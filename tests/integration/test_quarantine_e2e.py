@@ -20,22 +20,7 @@ from helpers import wait_for
 GROUP, VERSION, PLURAL = "platform.yunshang.io", "v1alpha1", "tenants"
 
 
-@pytest.fixture(scope="module")
-def monitoring(platform, operator):
-    from yunshang.dev.monitoring import Settings
-
-    platform.start_monitoring(Settings(scrape_interval="1s", evaluation_interval="1s", group_wait="1s",
-                                       group_interval="2s"))
-    return platform
-
-
-def _prom(cp, q):
-    url = f"http://127.0.0.1:{cp.ports['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": q})
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())["data"]["result"]
-
-
-import urllib.parse  # noqa: E402
+from conftest import prom_query as _prom
 
 
 def test_probing_tenant_is_quarantined_and_only_an_admin_lifts_it(monitoring, kube_api):

@@ -40,12 +40,16 @@ DEBIAN_PACKAGES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "alertmanager": "prometheus-alertmanager",
+    "chromium": "chromium",  # headless, for the dashboard test and screenshots
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
     "promtool": "/usr/bin/promtool",
     "alertmanager": "/usr/bin/prometheus-alertmanager",
+    "chromium": "/usr/bin/chromium",
 }
+# installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots
+DEBIAN_EXTRAS = ["fonts-wqy-microhei"]
 
 
 def cache_root() -> Path:
@@ -293,6 +297,8 @@ def install(progress: Callable[[str], None] = print) -> dict[str, float]:
     log = logs / f"install-{time.strftime('%Y%m%d-%H%M%S')}.log"
     need = set(missing())
     apt = sorted({DEBIAN_PACKAGES[t] for t in need if t in DEBIAN_PACKAGES})
+    if apt or not Path("/usr/share/fonts/truetype/wqy").exists():
+        apt = sorted({*apt, *DEBIAN_EXTRAS}) if shutil.which("apt-get") else apt
     if apt:
         t0 = time.monotonic()
         _apt_install(apt, log, progress)

@@ -378,7 +378,7 @@ def quarantine(tenant: str, reason: str, alert: str) -> bool:
         return False
     kube.patch(api(), "Tenant", tenant, {"spec": {"quarantine": {
         "reason": reason, "alert": alert, "at": webhooks.now()}}})
-    kopf.event(body, type="Warning", reason="Quarantined", message=f"{alert}: {reason}")
+    kube.event(api(), body, "Warning", "Quarantined", f"{alert}: {reason}")
     log.warning("quarantined tenant %s: %s (%s)", tenant, reason, alert)
     return True
 

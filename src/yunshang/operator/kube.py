@@ -107,3 +107,29 @@ def get(api: client.ApiClient, kind: str, name: str, namespace: str | None = Non
         if e.status == 404:
             return None
         raise
+
+
+def event(api: client.ApiClient, obj: dict, type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event about ``obj`` (for use outside kopf handlers, e.g. from the webhooks)."""
+    import datetime as dt
+    import uuid
+
+    md = obj["metadata"]
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ns = md.get("namespace") or "default"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{md['name']}.{uuid.uuid4().hex[:12]}", "namespace": ns},
+        "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": md["name"],
+                           "uid": md.get("uid"), **({"namespace": md["namespace"]} if md.get("namespace") else {})},
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "yunshang-operator"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    _count("create", "Event")
+    _call(api, "POST", f"/api/v1/namespaces/{ns}/events", body=body)
