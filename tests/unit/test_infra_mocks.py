@@ -62,7 +62,10 @@ def test_local_stack_declares_the_platform_and_catalog(recorder):
     assert not [o for o in m.values() if o["kind"] == "Deployment"], "process mode: no Deployment"
     components = {r["type"] for r in recorder.resources.values()}
     assert {"yunshang:platform:Namespaces", "yunshang:platform:CRDs", "yunshang:platform:Governance",
-            "yunshang:tenants:Catalog", "yunshang:platform:Operator"} <= components
+            "yunshang:tenants:Catalog", "yunshang:platform:Operator", "yunshang:platform:Monitoring"} <= components
+    rules = m["configmap-yunshang-monitoring-yunshang-prometheus-rules"]["data"]
+    assert "YunshangTenantProbing" in rules["yunshang.rules.yml"]
+    assert m["configmap-yunshang-monitoring-yunshang-dashboards"]["metadata"]["labels"]["grafana_dashboard"] == "1"
 
     assert outputs["tenants"] == ["gy-health", "gy-police", "gz-bigdata", "xf-health"]
 

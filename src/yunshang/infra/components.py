@@ -142,3 +142,32 @@ class DepartmentCatalog(_Group):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("yunshang:tenants:Catalog", name, catalog_manifests(entries, cfg), cfg, opts)
         self.tenants = [e.name for e in entries]
+
+
+MONITORING_DIR = __import__("pathlib").Path(__file__).resolve().parents[3] / "monitoring"
+
+
+def monitoring_manifests() -> list[dict[str, Any]]:
+    """Rules and dashboards as ConfigMaps (no Prometheus Operator CRDs needed): the rules one is
+    mounted by the cluster's Prometheus, the dashboards one is picked up by Grafana's sidecar
+    (label grafana_dashboard=1)."""
+    from ..tenancy import MONITORING_NAMESPACE
+
+    rules = {p.name: p.read_text() for p in sorted((MONITORING_DIR / "rules").glob("*.yml"))}
+    boards = {p.name: p.read_text() for p in sorted((MONITORING_DIR / "dashboards").glob("*.json"))}
+    labels = {"app.kubernetes.io/part-of": "yunshang"}
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "yunshang-prometheus-rules", "namespace": MONITORING_NAMESPACE,
+                      "labels": {**labels, "prometheus-rules": "yunshang"}}, "data": rules},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "yunshang-dashboards", "namespace": MONITORING_NAMESPACE,
+                      "labels": {**labels, "grafana_dashboard": "1"}}, "data": boards},
+    ]
+
+
+class Monitoring(_Group):
+    """Prometheus rules and Grafana dashboards, the same files the local platform uses."""
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("yunshang:platform:Monitoring", name, monitoring_manifests(), cfg, opts)

@@ -14,6 +14,7 @@ from .components import (
     CustomResourceDefinitions,
     DepartmentCatalog,
     Governance,
+    Monitoring,
     Operator,
     PlatformNamespaces,
     PriorityClasses,
@@ -38,6 +39,7 @@ def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
     crds = CustomResourceDefinitions("crds", cfg)
     governance = Governance("governance", cfg, pulumi.ResourceOptions(depends_on=[crds]))
     PriorityClasses("priority-classes", cfg)
+    Monitoring("monitoring", cfg, pulumi.ResourceOptions(depends_on=[namespaces]))
     Operator("operator", cfg, pulumi.ResourceOptions(depends_on=[namespaces, crds, governance]))
     departments = DepartmentCatalog("catalog", entries, cfg, pulumi.ResourceOptions(depends_on=[crds, governance]))
     return {
@@ -46,7 +48,12 @@ def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
         "namespaces": namespaces.names,
         "tenants": departments.tenants,
         "operator": cfg.operator.mode.value,
-        "dashboards": "not yet deployed (monitoring issue)",
+        "dashboards": (
+            "Prometheus console /consoles/yunshang.html of the local platform (`yunshang dev status`)"
+            if cfg.environment == "local" else
+            "ConfigMap yunshang-monitoring/yunshang-dashboards (Grafana sidecar label grafana_dashboard=1)"
+        ),
+        "rules": "ConfigMap yunshang-monitoring/yunshang-prometheus-rules",
     }
 
 
