@@ -216,3 +216,12 @@ def test_crash_in_the_middle_converges_without_duplicates_or_orphans(operator, c
     uid = get(co, name)["metadata"]["uid"]
     owned = [o for n in nss for o in (n.metadata.owner_references or [])]
     assert owned and all(o.uid == uid for o in owned)
+
+
+def test_children_created_before_their_parent_are_provisioned_when_it_arrives(operator, co):
+    prov = new_name("prov")
+    city = create(co, new_name("city"), level="city", parent=prov, quota={"cpu": "2", "memory": "2Gi", "pods": 5})
+    wait_for("child waits for its parent", lambda: "does not exist" in (get(co, city).get("status") or {}).get("message", ""))
+    create(co, prov, quota={"cpu": "8", "memory": "16Gi", "pods": 40})
+    # well before the periodic resync (the test operator's is 3 s; this must not depend on it)
+    wait_phase(co, city, "Ready", timeout=20)

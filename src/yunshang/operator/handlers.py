@@ -314,11 +314,30 @@ def _retain_namespace(tenant: str, ns: str) -> None:
 
 # ---------------------------------------------------------------------------- triggers
 
+def _waiting_relatives(name: str, indices: dict[str, Any]) -> list[str]:
+    """Tenants that may have been waiting on this one: its children, and its siblings
+    (a sibling's quota change or deletion can free room under the parent)."""
+    tenants = indices["tenant_index"]
+    me = _one(tenants.get(name)) or {}
+    parent = (me.get("spec") or {}).get("parent")
+    out = []
+    for other in tenants:
+        body = _one(tenants.get(other)) or {}
+        their_parent = (body.get("spec") or {}).get("parent")
+        phase = (body.get("status") or {}).get("phase")
+        if other != name and phase in (None, "Pending", "Approved") and (
+                their_parent == name or (parent and their_parent == parent)):
+            out.append(other)
+    return out
+
+
 @kopf.on.resume(*TENANTS)
 @kopf.on.create(*TENANTS)
 @kopf.on.update(*TENANTS, field="spec")
 def tenant_changed(name: str, logger: logging.Logger, **kwargs: Any) -> None:
     reconcile(name, kwargs, logger)
+    for other in _waiting_relatives(name, kwargs):
+        reconcile(other, kwargs, logger)
 
 
 @kopf.timer(*TENANTS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
@@ -360,6 +379,8 @@ def tenant_deleted(name: str, body: kopf.Body, spec: kopf.Spec, logger: logging.
         remaining = [ns for ns in namespaces if kube.get(api(), "Namespace", ns) is not None]
         if remaining:
             raise kopf.TemporaryError(f"waiting for namespaces {', '.join(remaining)} to go", delay=2)
+    for other in _waiting_relatives(name, kwargs):
+        reconcile(other, kwargs, logger)
     with _locks_guard:
         _locks.pop(name, None)
     _written_status.pop(name, None)
