@@ -14,6 +14,7 @@ from kubernetes import client, config
 from pydantic import ValidationError
 
 from . import tenancy
+from .models.agreement import AgreementRequest
 from .models.tenant import (
     API_VERSION,
     GROUP,
@@ -229,3 +230,54 @@ class Tenants:
 def _short(e: Exception) -> str:
     s = str(e).splitlines()[0] if str(e) else type(e).__name__
     return s[:200]
+
+
+class Agreements:
+    """Sharing agreements on the cluster of the current kubeconfig context."""
+
+    PLURAL = "shareagreements"
+
+    def __init__(self, tenants: Tenants):
+        self.t = tenants
+        self.co = tenants.co
+
+    def get(self, name: str) -> dict[str, Any]:
+        try:
+            return self.co.get_cluster_custom_object(GROUP, VERSION, self.PLURAL, name)
+        except client.ApiException as e:
+            raise ClientError(api_message(e, f"agreement {name!r}").replace("tenant list", "share list")) from None
+
+    def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        try:
+            items = self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL)["items"]
+        except client.ApiException as e:
+            raise ClientError(api_message(e, "agreements")) from None
+        return [a for a in items if tenant in (None, a["spec"]["consumer"], a["spec"]["provider"])]
+
+    def request(self, name: str, spec: AgreementRequest) -> dict[str, Any]:
+        body = {"apiVersion": API_VERSION, "kind": "ShareAgreement", "metadata": {"name": name},
+                "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        try:
+            return self.co.create_cluster_custom_object(GROUP, VERSION, self.PLURAL, body)
+        except client.ApiException as e:
+            raise ClientError(api_message(e, f"agreement {name!r}")) from None
+
+    def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        self.get(name)
+        try:
+            return self.co.patch_cluster_custom_object(GROUP, VERSION, self.PLURAL, name, {"spec": spec})
+        except client.ApiException as e:
+            raise ClientError(api_message(e, f"agreement {name!r}")) from None
+
+    def decide(self, name: str, decision: Decision, reason: str = "") -> dict[str, Any]:
+        if decision == Decision.Rejected and not reason.strip():
+            raise ClientError("a rejection needs a reason: pass --reason '...'")
+        if self.get(name)["spec"].get("decision"):
+            raise ClientError(f"agreement {name!r} was already decided")
+        a = Approval(decision=decision, by=self.t.whoami(), reason=reason,
+                     at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        return self._patch(name, {"decision": a.model_dump(mode="json", by_alias=True)})
+
+    def revoke(self, name: str, reason: str) -> dict[str, Any]:
+        return self._patch(name, {"revoked": {"by": self.t.whoami(), "reason": reason,
+                                              "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}})

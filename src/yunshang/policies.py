@@ -124,6 +124,59 @@ def admission_policy() -> list[dict[str, Any]]:
     return [policy, binding]
 
 
+AGREEMENT_POLICY = "yunshang-sharing-consent"
+
+
+def agreement_policy() -> list[dict[str, Any]]:
+    """The consumer applies, the provider decides, either side may revoke; nobody edits the terms
+    once the provider has decided."""
+    consumer = f"'{DEPT_GROUP_PREFIX}' + object.spec.consumer in request.userInfo.groups"
+    provider = f"'{DEPT_GROUP_PREFIX}' + object.spec.provider in request.userInfo.groups"
+    same = lambda f: (f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && "  # noqa: E731
+                      f"(!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))")
+    terms = " && ".join(f"object.spec.{f} == oldObject.spec.{f}"
+                        for f in ("consumer", "provider", "service", "purpose", "expires"))
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": AGREEMENT_POLICY},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["shareagreements"]}]},
+            "matchConditions": [{
+                "name": "not-the-platform",
+                "expression": (f"!('{ADMIN_GROUP}' in request.userInfo.groups) && "
+                               "!('system:masters' in request.userInfo.groups) && "
+                               f"request.userInfo.username != '{OPERATOR_USER}'"),
+            }],
+            "validations": [
+                {"expression": f"request.operation != 'CREATE' || ({consumer})",
+                 "messageExpression": "'only members of yunshang:dept:' + object.spec.consumer + ' may apply for this agreement'",
+                 "reason": "Forbidden"},
+                {"expression": "request.operation != 'CREATE' || (!has(object.spec.decision) && !has(object.spec.revoked))",
+                 "message": "a new agreement cannot carry a decision or a revocation", "reason": "Forbidden"},
+                {"expression": f"request.operation != 'UPDATE' || {same('decision')} || ({provider})",
+                 "messageExpression": "'only the provider (yunshang:dept:' + object.spec.provider + ') may approve or reject'",
+                 "reason": "Forbidden"},
+                {"expression": f"request.operation != 'UPDATE' || {same('revoked')} || ({provider}) || ({consumer})",
+                 "message": "only the consumer's or the provider's owners may revoke an agreement", "reason": "Forbidden"},
+                {"expression": f"request.operation != 'UPDATE' || ({terms}) || (!has(oldObject.spec.decision) && ({consumer}))",
+                 "message": "the terms of an agreement (sides, service, purpose, expiry) are fixed once the provider decided",
+                 "reason": "Forbidden"},
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": AGREEMENT_POLICY},
+        "spec": {"policyName": AGREEMENT_POLICY, "validationActions": ["Deny"]},
+    }
+    return [policy, binding]
+
+
 def _role(name: str, rules: list[dict]) -> dict:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -150,14 +203,17 @@ def _group(name: str) -> dict:
 def rbac() -> list[dict[str, Any]]:
     read = ["get", "list", "watch"]
     tenants = {"apiGroups": [GROUP], "resources": ["tenants"]}
+    shares = {"apiGroups": [GROUP], "resources": ["shareagreements"]}
     return [
-        _role("yunshang:department", [{**tenants, "verbs": [*read, "create", "update", "patch"]}]),
+        _role("yunshang:department", [{**tenants, "verbs": [*read, "create", "update", "patch"]},
+                                      {**shares, "verbs": [*read, "create", "update", "patch"]}]),
         _binding("yunshang:departments", "yunshang:department", _group(DEPARTMENTS_GROUP)),
         _role(
             "yunshang:platform-admin",
             [
                 {**tenants, "verbs": ["*"]},
-                {"apiGroups": [GROUP], "resources": ["tenants/status"], "verbs": read},
+                {**shares, "verbs": ["*"]},
+                {"apiGroups": [GROUP], "resources": ["tenants/status", "shareagreements/status"], "verbs": read},
                 {"apiGroups": [""], "resources": ["namespaces", "events", "resourcequotas"], "verbs": read},
                 {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
             ],
@@ -167,7 +223,10 @@ def rbac() -> list[dict[str, Any]]:
             "yunshang:operator",
             [
                 {**tenants, "verbs": [*read, "patch", "update"]},
-                {"apiGroups": [GROUP], "resources": ["tenants/status"], "verbs": ["get", "patch", "update"]},
+                {**shares, "verbs": [*read, "patch", "update", "delete"]},
+                {"apiGroups": [GROUP], "resources": ["tenants/status", "shareagreements/status"],
+                 "verbs": ["get", "patch", "update"]},
+                {"apiGroups": [""], "resources": ["services"], "verbs": read},
                 {
                     "apiGroups": [""],
                     "resources": ["namespaces", "resourcequotas", "limitranges"],
@@ -242,6 +301,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
     return {
         "policies/rbac.yaml": rbac(),
         "policies/tenant-admission.yaml": admission_policy(),
+        "policies/sharing-admission.yaml": agreement_policy(),
         "crds/clusterkopfpeerings.kopf.dev.yaml": [kopf_peering_crd()],
     }
 

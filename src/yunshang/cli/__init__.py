@@ -9,6 +9,7 @@ import typer
 from .common import run_app
 from .dev import dev_app
 from .platform import platform_app
+from .share import share_app
 from .tenant import tenant_app
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ def root(
 app.add_typer(dev_app, name="dev")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(platform_app, name="platform")
+app.add_typer(share_app, name="share")
 
 
 def main() -> None:

@@ -126,9 +126,56 @@ def tenant_crd() -> dict[str, Any]:
     }
 
 
+def agreement_crd() -> dict[str, Any]:
+    from .agreement import AgreementSpec, AgreementStatus
+
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"shareagreements.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Cluster",
+            "names": {"kind": "ShareAgreement", "listKind": "ShareAgreementList", "plural": "shareagreements",
+                      "singular": "shareagreement", "shortNames": ["share"], "categories": ["yunshang"]},
+            "versions": [{
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Consumer", "type": "string", "jsonPath": ".spec.consumer"},
+                    {"name": "Provider", "type": "string", "jsonPath": ".spec.provider"},
+                    {"name": "Service", "type": "string", "jsonPath": ".spec.service.name"},
+                    {"name": "Port", "type": "integer", "jsonPath": ".spec.service.port"},
+                    {"name": "Expires", "type": "date", "jsonPath": ".spec.expires"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "A consumer department's access to one Service port of a provider department.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": {**schema_of(AgreementSpec), "x-kubernetes-validations": [
+                            {"rule": "self.consumer != self.provider",
+                             "message": "consumer and provider must be different tenants"},
+                            {"rule": "self.service.namespace.startsWith(self.provider + '-')",
+                             "message": "service.namespace must be one of the provider's namespaces"},
+                        ]},
+                        "status": schema_of(AgreementStatus),
+                    },
+                }},
+            }],
+        },
+    }
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, for everything yunshang defines."""
-    crds = [tenant_crd()]
+    crds = [tenant_crd(), agreement_crd()]
     return {f"{c['metadata']['name']}.yaml": c for c in crds}
 
 

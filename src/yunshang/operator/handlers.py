@@ -381,6 +381,9 @@ def tenant_deleted(name: str, body: kopf.Body, spec: kopf.Spec, logger: logging.
             raise kopf.TemporaryError(f"waiting for namespaces {', '.join(remaining)} to go", delay=2)
     for other in _waiting_relatives(name, kwargs):
         reconcile(other, kwargs, logger)
+    from .sharing import end_agreements_of
+
+    end_agreements_of(name, kwargs)
     with _locks_guard:
         _locks.pop(name, None)
     _written_status.pop(name, None)

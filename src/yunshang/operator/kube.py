@@ -23,6 +23,8 @@ KINDS = {
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
     "Tenant": ("/apis/platform.yunshang.io/v1alpha1", "tenants", False),
+    "ShareAgreement": ("/apis/platform.yunshang.io/v1alpha1", "shareagreements", False),
+    "Service": ("/api/v1", "services", True),
 }
 
 WRITES: collections.Counter[str] = collections.Counter()

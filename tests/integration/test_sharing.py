@@ -1,0 +1,135 @@
+"""Sharing agreements on the real API server: consent enforced by admission, exactly one path
+opened by two NetworkPolicies, closed on revocation, expiry and tenant deletion."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from kubernetes import client
+
+from factories import approval, dept_groups, tenant
+from helpers import Impersonated, wait_for
+
+GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+SHARES = f"/apis/{GROUP}/{VERSION}/shareagreements"
+
+
+def ready_tenant(co, name, **changes):
+    body = tenant(name, **changes)
+    body["spec"]["approval"] = approval()
+    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
+    wait_for(f"{name} Ready", lambda: (co.get_cluster_custom_object(GROUP, VERSION, "tenants", name).get("status") or {})
+             .get("phase") == "Ready")
+
+
+@pytest.fixture
+def pair(operator, kube_api):
+    co = client.CustomObjectsApi(kube_api)
+    a, b = f"ca-{uuid.uuid4().hex[:5]}", f"pb-{uuid.uuid4().hex[:5]}"
+    ready_tenant(co, a, namespaces=["app", "batch"])
+    ready_tenant(co, b, namespaces=["exchange"])
+    client.CoreV1Api(kube_api).create_namespaced_service(f"{b}-exchange", {
+        "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    return co, a, b
+
+
+def agreement(a, b, expires=None):
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareAgreement", "metadata": {"name": f"{a}.{b}.api"},
+            "spec": {"consumer": a, "provider": b, "purpose": "case lookups",
+                     "service": {"namespace": f"{b}-exchange", "name": "api", "port": 80},
+                     "expires": (expires or dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+
+def phase(co, name):
+    return (co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", name).get("status") or {}).get("phase")
+
+
+def policies(kube_api, name):
+    net = client.NetworkingV1Api(kube_api)
+    return {(p.metadata.namespace, p.metadata.name): p for p in
+            net.list_network_policy_for_all_namespaces(field_selector=f"metadata.name=share-{name}").items}
+
+
+def test_consumer_applies_provider_approves_exact_path_opens_then_revoked(pair, kube_api):
+    co, a, b = pair
+    name = f"{a}.{b}.api"
+    consumer = Impersonated(kube_api, "clerk-a", dept_groups(a))
+    provider = Impersonated(kube_api, "owner-b", dept_groups(b))
+    # the provider cannot apply on the consumer's behalf; the consumer cannot self-approve
+    code, body = provider.create(SHARES, agreement(a, b))
+    assert code == 403 and f"yunshang:dept:{a}" in body["message"]
+    code, body = consumer.create(SHARES, agreement(a, b))
+    assert code == 201, body
+    wait_for("Pending", lambda: phase(co, name) == "Pending")
+    assert not policies(kube_api, name)
+    code, body = consumer.merge_patch(f"{SHARES}/{name}", {"spec": {"decision": approval(by="clerk-a")}})
+    assert code == 403 and "only the provider" in body["message"]
+    code, body = provider.merge_patch(f"{SHARES}/{name}", {"spec": {"decision": approval(by="owner-b")}})
+    assert code == 200, body
+    wait_for("Active", lambda: phase(co, name) == "Active")
+    pols = wait_for("policies", lambda: len(policies(kube_api, name)) == 3 and policies(kube_api, name))
+    ingress = pols[(f"{b}-exchange", f"share-{name}")].spec
+    assert ingress.policy_types == ["Ingress"] and ingress.pod_selector.match_labels == {"app": "api"}
+    assert ingress.ingress[0]._from[0].namespace_selector.match_labels == {"platform.yunshang.io/tenant": a}
+    assert [(p.port, p.protocol) for p in ingress.ingress[0].ports] == [(8080, "TCP")]
+    for ns in (f"{a}-app", f"{a}-batch"):
+        egress = pols[(ns, f"share-{name}")].spec
+        assert egress.policy_types == ["Egress"]
+        to = egress.egress[0].to[0]
+        assert to.namespace_selector.match_labels == {"kubernetes.io/metadata.name": f"{b}-exchange"}
+        assert to.pod_selector.match_labels == {"app": "api"} and egress.egress[0].ports[0].port == 8080
+    # the terms are fixed now
+    code, body = consumer.merge_patch(f"{SHARES}/{name}", {"spec": {"service": {"port": 22}}})
+    assert code == 403
+    # drift: a deleted policy comes back
+    client.NetworkingV1Api(kube_api).delete_namespaced_network_policy(f"share-{name}", f"{b}-exchange")
+    wait_for("repaired", lambda: (f"{b}-exchange", f"share-{name}") in policies(kube_api, name), timeout=20)
+    # either side may revoke; the path closes within seconds
+    code, body = consumer.merge_patch(f"{SHARES}/{name}", {"spec": {"revoked": {"by": "clerk-a", "reason": "done"}}})
+    assert code == 200, body
+    wait_for("closed", lambda: not policies(kube_api, name), timeout=15)
+    assert phase(co, name) == "Revoked"
+
+
+def test_expiry_closes_the_path(pair, kube_api):
+    co, a, b = pair
+    name = f"{a}.{b}.api"
+    body = agreement(a, b, expires=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=12))
+    body["spec"]["decision"] = approval()
+    co.create_cluster_custom_object(GROUP, VERSION, "shareagreements", body)
+    wait_for("open", lambda: len(policies(kube_api, name)) == 3)
+    wait_for("expired and closed", lambda: phase(co, name) == "Expired" and not policies(kube_api, name), timeout=30)
+
+
+def test_classification_forbids_secret_to_internal(operator, kube_api):
+    co = client.CustomObjectsApi(kube_api)
+    a, b = f"ca-{uuid.uuid4().hex[:5]}", f"pb-{uuid.uuid4().hex[:5]}"
+    ready_tenant(co, a, classification="internal")
+    ready_tenant(co, b, classification="secret", namespaces=["exchange"])
+    body = agreement(a, b)
+    body["spec"]["decision"] = approval()
+    co.create_cluster_custom_object(GROUP, VERSION, "shareagreements", body)
+    wait_for("Refused", lambda: phase(co, f"{a}.{b}.api") == "Refused")
+    assert not policies(kube_api, f"{a}.{b}.api")
+
+
+def test_deleting_a_tenant_ends_its_agreements(pair, kube_api):
+    co, a, b = pair
+    name = f"{a}.{b}.api"
+    body = agreement(a, b)
+    body["spec"]["decision"] = approval()
+    co.create_cluster_custom_object(GROUP, VERSION, "shareagreements", body)
+    wait_for("open", lambda: len(policies(kube_api, name)) == 3)
+    co.delete_cluster_custom_object(GROUP, VERSION, "tenants", b)
+
+    def gone():
+        try:
+            co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", name)
+            return False
+        except client.ApiException as e:
+            return e.status == 404
+
+    wait_for("agreement ended", gone, timeout=60)
+    wait_for("policies gone", lambda: not policies(kube_api, name), timeout=60)
