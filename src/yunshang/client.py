@@ -281,3 +281,31 @@ class Agreements:
     def revoke(self, name: str, reason: str) -> dict[str, Any]:
         return self._patch(name, {"revoked": {"by": self.t.whoami(), "reason": reason,
                                               "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}})
+
+
+class AuditTrail:
+    """The hash-chained audit records (read-only for everyone but the operator)."""
+
+    PLURAL = "auditrecords"
+
+    def __init__(self, tenants: Tenants):
+        self.co = tenants.co
+
+    def records(self) -> list["AuditRecordSpec"]:
+        from .models.audit import AuditRecordSpec
+
+        out, token = [], None
+        while True:
+            try:
+                page = self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL, limit=500,
+                                                          **({"_continue": token} if token else {}))
+            except client.ApiException as e:
+                raise ClientError(api_message(e, "audit records")) from None
+            for item in page["items"]:
+                try:
+                    out.append(AuditRecordSpec.model_validate(item["spec"]))
+                except ValidationError:
+                    raise ClientError(f"audit record {item['metadata']['name']} is malformed") from None
+            token = page["metadata"].get("continue")
+            if not token:
+                return sorted(out, key=lambda r: r.seq)

@@ -50,6 +50,7 @@ def manifests() -> list[dict[str, Any]]:
         *policies.rbac(),
         *policies.admission_policy(),
         *policies.agreement_policy(),
+        *policies.audit_policy(),
     ]
 
 

@@ -177,6 +177,40 @@ def agreement_policy() -> list[dict[str, Any]]:
     return [policy, binding]
 
 
+AUDIT_POLICY = "yunshang-audit-append-only"
+
+
+def audit_policy() -> list[dict[str, Any]]:
+    """Audit records are written by the operator only and never changed or removed by anyone
+    (a ValidatingAdmissionPolicy binds system:masters too)."""
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": AUDIT_POLICY},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
+                "resources": ["auditrecords"]}]},
+            "validations": [
+                {"expression": "request.operation == 'CREATE'",
+                 "message": "the audit trail is append-only: records cannot be changed or removed",
+                 "reason": "Forbidden"},
+                {"expression": (f"request.userInfo.username == '{OPERATOR_USER}' || "
+                                "'system:masters' in request.userInfo.groups"),
+                 "message": "only the operator appends to the audit trail", "reason": "Forbidden"},
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": AUDIT_POLICY},
+        "spec": {"policyName": AUDIT_POLICY, "validationActions": ["Deny"]},
+    }
+    return [policy, binding]
+
+
 def _role(name: str, rules: list[dict]) -> dict:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -214,6 +248,7 @@ def rbac() -> list[dict[str, Any]]:
                 {**tenants, "verbs": ["*"]},
                 {**shares, "verbs": ["*"]},
                 {"apiGroups": [GROUP], "resources": ["tenants/status", "shareagreements/status"], "verbs": read},
+                {"apiGroups": [GROUP], "resources": ["auditrecords"], "verbs": read},
                 {"apiGroups": [""], "resources": ["namespaces", "events", "resourcequotas"], "verbs": read},
                 {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
             ],
@@ -227,6 +262,7 @@ def rbac() -> list[dict[str, Any]]:
                 {"apiGroups": [GROUP], "resources": ["tenants/status", "shareagreements/status"],
                  "verbs": ["get", "patch", "update"]},
                 {"apiGroups": [""], "resources": ["services"], "verbs": read},
+                {"apiGroups": [GROUP], "resources": ["auditrecords"], "verbs": [*read, "create"]},
                 {
                     "apiGroups": [""],
                     "resources": ["namespaces", "resourcequotas", "limitranges"],
@@ -302,6 +338,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
         "policies/rbac.yaml": rbac(),
         "policies/tenant-admission.yaml": admission_policy(),
         "policies/sharing-admission.yaml": agreement_policy(),
+        "policies/audit-admission.yaml": audit_policy(),
         "crds/clusterkopfpeerings.kopf.dev.yaml": [kopf_peering_crd()],
     }
 

@@ -68,7 +68,7 @@ def test_up_noop_preview_destroy(project, tmp_path, own_api):
     from yunshang.infra import components
     from yunshang.infra.config import StackConfig
 
-    objects = (len(plat.system_namespaces()) + len(plat.crds()) + len(policies.rbac()) + len(policies.admission_policy()) + len(policies.agreement_policy())
+    objects = (len(plat.system_namespaces()) + len(plat.crds()) + len(policies.rbac()) + len(policies.admission_policy()) + len(policies.agreement_policy()) + len(policies.audit_policy())
                + len(components.priority_classes()) + len(components.operator_manifests(StackConfig(operator={"mode": "process"})))
                + len(components.monitoring_manifests()) + 4)  # the catalog
     assert up.summary.result == "succeeded"

@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from .audit import audit_app
 from .common import run_app
 from .dev import dev_app
 from .platform import platform_app
@@ -37,6 +38,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(platform_app, name="platform")
 app.add_typer(share_app, name="share")
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

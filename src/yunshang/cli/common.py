@@ -41,7 +41,9 @@ def run_app(app: typer.Typer) -> int:
     from ..dev.toolchain import ToolMissing
 
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
+        if isinstance(rv, int):  # click returns the code of a typer.Exit when not standalone
+            return rv
     except typer.Exit as e:
         return e.exit_code
     except (UserError, ClientError, ToolMissing, StartError) as e:

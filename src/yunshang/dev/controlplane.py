@@ -196,6 +196,9 @@ class ControlPlane:
                 {"level": "None", "userGroups": ["system:serviceaccounts:kube-system", "system:nodes"]},
                 {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*", "/metrics", "/version"]},
                 {"level": "None", "verbs": ["watch", "list", "get"]},
+                # the audit trail needs what was asked for tenants and agreements (who approved what)
+                {"level": "Request", "resources": [{"group": "platform.yunshang.io",
+                                                    "resources": ["tenants", "shareagreements"]}]},
                 {"level": "Metadata"},
             ]
         policy = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"], "rules": rules}

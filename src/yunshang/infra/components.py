@@ -58,7 +58,8 @@ class Governance(_Group):
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("yunshang:platform:Governance", name,
-                         [*policies.rbac(), *policies.admission_policy(), *policies.agreement_policy()], cfg, opts)
+                         [*policies.rbac(), *policies.admission_policy(), *policies.agreement_policy(),
+                          *policies.audit_policy()], cfg, opts)
 
 
 def priority_classes() -> list[dict[str, Any]]:

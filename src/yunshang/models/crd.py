@@ -173,9 +173,45 @@ def agreement_crd() -> dict[str, Any]:
     }
 
 
+def audit_crd() -> dict[str, Any]:
+    from .audit import AuditRecordSpec
+
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"auditrecords.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Cluster",
+            "names": {"kind": "AuditRecord", "listKind": "AuditRecordList", "plural": "auditrecords",
+                      "singular": "auditrecord", "categories": ["yunshang"]},
+            "versions": [{
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "additionalPrinterColumns": [
+                    {"name": "Seq", "type": "integer", "jsonPath": ".spec.seq"},
+                    {"name": "Action", "type": "string", "jsonPath": ".spec.action"},
+                    {"name": "Kind", "type": "string", "jsonPath": ".spec.object.kind"},
+                    {"name": "Object", "type": "string", "jsonPath": ".spec.object.name"},
+                    {"name": "Actor", "type": "string", "jsonPath": ".spec.actor"},
+                    {"name": "Time", "type": "date", "jsonPath": ".spec.time"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "One entry of the tamper-evident audit trail (append-only, hash-chained).",
+                    "required": ["spec"],
+                    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                   "metadata": {"type": "object"}, "spec": schema_of(AuditRecordSpec)},
+                }},
+            }],
+        },
+    }
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, for everything yunshang defines."""
-    crds = [tenant_crd(), agreement_crd()]
+    crds = [tenant_crd(), agreement_crd(), audit_crd()]
     return {f"{c['metadata']['name']}.yaml": c for c in crds}
 
 

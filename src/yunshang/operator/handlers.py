@@ -17,9 +17,11 @@ import kopf
 from kubernetes import client, config
 from pydantic import ValidationError
 
-from .. import elastic, tenancy
+from .. import auditing, elastic, tenancy
+from ..models.audit import ObjectRef
 from ..models.tenant import DEPT_GROUP_PREFIX, GROUP, Decision, Phase, TenantSpec, VERSION
 from . import kube, metrics, webhooks
+from .audit import AuditLog
 
 TENANTS = (GROUP, VERSION, "tenants")
 CHILD_RESOURCES = [
@@ -53,7 +55,28 @@ def api() -> client.ApiClient:
             _api = client.ApiClient()
         except config.ConfigException:
             _api = config.new_client_from_config()
+        # the audit trail skips requests with this agent: the operator records its own actions
+        _api.user_agent = f"{auditing.OPERATOR_AGENT}/0.1"
     return _api
+
+
+AUDIT = AuditLog(api)
+
+
+def record_audit_events(events: list[dict]) -> int:
+    """Append what the API server's audit events say people did to tenants and agreements."""
+    from .sharing import parties
+
+    n = 0
+    for ev in events:
+        for entry in auditing.classify(ev):
+            tenants = entry.tenants or list(parties(entry.object.name))
+            who = (ev.get("impersonatedUser") or ev.get("user") or {}).get("username", "unknown")
+            when = ev.get("stageTimestamp") or ev.get("requestReceivedTimestamp")
+            at = dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
+            AUDIT.append(who, entry.action, entry.object, tenants, entry.details, at)
+            n += 1
+    return n
 
 
 def _lock(name: str) -> threading.Lock:
@@ -79,7 +102,7 @@ async def webhook_server(memo: kopf.Memo, **_: Any) -> None:
     token = webhooks.token_from_env()
     if not token:
         raise kopf.PermanentError("YUNSHANG_WEBHOOK_PORT is set but no token (YUNSHANG_WEBHOOK_TOKEN[_FILE])")
-    app = webhooks.make_app(token, quarantine, _ns_owner.get, DEPT_GROUP_PREFIX)
+    app = webhooks.make_app(token, quarantine, _ns_owner.get, DEPT_GROUP_PREFIX, record_audit_events)
     memo["webhooks"] = await webhooks.serve(
         app, os.environ.get("YUNSHANG_WEBHOOK_ADDRESS", "127.0.0.1"), port,
         os.environ.get("YUNSHANG_WEBHOOK_TLS_CERT", ""), os.environ.get("YUNSHANG_WEBHOOK_TLS_KEY", ""),
@@ -403,6 +426,8 @@ def quarantine(tenant: str, reason: str, alert: str) -> bool:
     kube.patch(api(), "Tenant", tenant, {"spec": {"quarantine": {
         "reason": reason, "alert": alert, "at": webhooks.now()}}})
     kube.event(api(), body, "Warning", "Quarantined", f"{alert}: {reason}")
+    AUDIT.append("yunshang-operator", "TenantQuarantined", ObjectRef(kind="Tenant", name=tenant), [tenant],
+                 {"reason": reason, "alert": alert})
     log.warning("quarantined tenant %s: %s (%s)", tenant, reason, alert)
     return True
 
@@ -447,4 +472,7 @@ def elastic_quota(name: str, body: kopf.Body, logger: logging.Logger, **_: Any) 
         message = (f"elastic {c.direction} of {c.resource}: {c.old} -> {c.quantity()} because {c.reason}; "
                    f"floor {floor[c.resource]}, ceiling {ceiling[c.resource]}")
         kopf.event(_plain(body), type="Normal", reason="ElasticQuota", message=message)
+        AUDIT.append("yunshang-operator", "ElasticQuotaChanged", ObjectRef(kind="Tenant", name=name), [name], {
+            "resource": c.resource, "old": str(c.old), "new": c.quantity(), "reason": c.reason,
+            "floor": str(floor[c.resource]), "ceiling": str(ceiling[c.resource])})
         logger.info(message)

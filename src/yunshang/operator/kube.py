@@ -25,6 +25,7 @@ KINDS = {
     "Tenant": ("/apis/platform.yunshang.io/v1alpha1", "tenants", False),
     "ShareAgreement": ("/apis/platform.yunshang.io/v1alpha1", "shareagreements", False),
     "Service": ("/api/v1", "services", True),
+    "AuditRecord": ("/apis/platform.yunshang.io/v1alpha1", "auditrecords", False),
 }
 
 WRITES: collections.Counter[str] = collections.Counter()
@@ -100,6 +101,25 @@ def delete(api: client.ApiClient, kind: str, name: str, namespace: str | None = 
         if e.status == 404:
             return False
         raise
+
+
+def create(api: client.ApiClient, kind: str, body: dict) -> dict:
+    prefix, plural, namespaced = KINDS[kind]
+    ns = body["metadata"].get("namespace")
+    _count("create", kind)
+    return _call(api, "POST", f"{prefix}{f'/namespaces/{ns}' if namespaced else ''}/{plural}", body=body)
+
+
+def list_all(api: client.ApiClient, kind: str) -> list[dict]:
+    prefix, plural, _ = KINDS[kind]
+    items, token = [], None
+    while True:
+        query = [("limit", "500")] + ([("continue", token)] if token else [])
+        page = _call(api, "GET", f"{prefix}/{plural}", query=query)
+        items += page.get("items", [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
 
 
 def get(api: client.ApiClient, kind: str, name: str, namespace: str | None = None) -> dict | None:

@@ -42,6 +42,7 @@ def reconcile_agreement(name: str, indices: dict[str, Any]) -> None:
     except ValidationError as e:
         _status(name, body, {"phase": AgreementPhase.Refused.value, "message": f"invalid: {e.errors()[0]['msg']}"})
         return
+    _parties[name] = (spec.consumer, spec.provider)
     tenants = indices["tenant_index"]
     consumer, provider = _one(tenants.get(spec.consumer)), _one(tenants.get(spec.provider))
     now = dt.datetime.now(dt.timezone.utc)
@@ -90,6 +91,12 @@ def reconcile_agreement(name: str, indices: dict[str, Any]) -> None:
 
 
 _written: dict[str, dict] = {}
+_parties: dict[str, tuple[str, str]] = {}
+
+
+def parties(name: str) -> tuple[str, ...]:
+    """The consumer and provider of an agreement this operator has seen."""
+    return _parties.get(name, ())
 
 
 def _status(name: str, body: dict, status: dict) -> None:
@@ -100,6 +107,13 @@ def _status(name: str, body: dict, status: dict) -> None:
     _written[name] = status
     if current.get("phase") != status["phase"]:
         kube.event(api(), body, "Normal", f"Agreement{status['phase']}", status["message"])
+        if status["phase"] == AgreementPhase.Expired.value:
+            from .handlers import AUDIT
+            from ..models.audit import ObjectRef
+
+            spec = body.get("spec") or {}
+            AUDIT.append("yunshang-operator", "AgreementExpired", ObjectRef(kind="ShareAgreement", name=name),
+                         [spec.get("consumer", ""), spec.get("provider", "")], {"expires": str(spec.get("expires"))})
 
 
 @kopf.on.resume(*AGREEMENTS)

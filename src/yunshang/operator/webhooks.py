@@ -106,7 +106,8 @@ def _authorised(request: web.Request, token: str) -> bool:
 
 
 def make_app(token: str, quarantine: Callable[[str, str, str], bool],
-             namespace_owner: Callable[[str], str | None], dept_prefix: str) -> web.Application:
+             namespace_owner: Callable[[str], str | None], dept_prefix: str,
+             record: Callable[[list[dict]], int] = lambda events: 0) -> web.Application:
     async def alerts(request: web.Request) -> web.Response:
         if not _authorised(request, token):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
@@ -132,9 +133,12 @@ def make_app(token: str, quarantine: Callable[[str, str, str], bool],
         if not _authorised(request, token):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         try:
-            events = AuditEventList.model_validate(await request.json())
+            raw = await request.json()
+            events = AuditEventList.model_validate(raw)
         except (ValueError, ValidationError) as e:
             return web.json_response({"error": f"not an audit EventList: {str(e).splitlines()[0]}"}, status=400)
+        ours = [ev for ev in raw.get("items", []) if (ev.get("objectRef") or {}).get("apiGroup") == "platform.yunshang.io"]
+        recorded = await asyncio.get_running_loop().run_in_executor(None, record, ours) if ours else 0
         counted = 0
         for ev in events.items:
             if ev.stage not in (None, "ResponseComplete"):
@@ -143,7 +147,7 @@ def make_app(token: str, quarantine: Callable[[str, str, str], bool],
             if reason and (tenant := tenant_of(ev, namespace_owner, dept_prefix)):
                 metrics.DENIED.labels(tenant, reason).inc()
                 counted += 1
-        return web.json_response({"counted": counted})
+        return web.json_response({"counted": counted, "recorded": recorded})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -1,0 +1,75 @@
+"""`yunshang audit`: read and verify the tamper-evident audit trail."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..client import AuditTrail
+from ..models.audit import verify as verify_chain
+from .common import Output, OutputOpt, UserError, emit_json, out
+from .tenant import _call, _client
+
+audit_app = typer.Typer(
+    help="The audit trail: every request, approval, rejection, quota change (manual or elastic), "
+    "quarantine, agreement and revocation, hash-chained. Platform admins can read and verify it.",
+    invoke_without_command=True,
+)
+
+
+@audit_app.callback()
+def audit(
+    ctx: typer.Context,
+    tenant: Optional[str] = typer.Option(None, help="only records concerning this tenant"),
+    action: Optional[str] = typer.Option(None, help="e.g. TenantApproved, QuotaChanged, AgreementRevoked"),
+    actor: Optional[str] = typer.Option(None, help="only records by this user"),
+    since: Optional[str] = typer.Option(None, help="ISO time, e.g. 2026-11-01 or 2026-11-24T08:00:00Z"),
+    limit: int = typer.Option(100, help="the newest N records (0: all)"),
+    output: Output = OutputOpt,
+) -> None:
+    """List audit records (newest last). `yunshang audit verify` checks the chain."""
+    if ctx.invoked_subcommand:
+        return
+    records = _call(AuditTrail(_client(ctx)).records)
+    if since:
+        try:
+            t0 = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(f"--since {since!r} is not an ISO date or time (e.g. 2026-11-24T08:00:00Z)") from None
+        t0 = t0 if t0.tzinfo else t0.replace(tzinfo=dt.timezone.utc)
+        records = [r for r in records if r.time >= t0]
+    records = [r for r in records if (not tenant or tenant in r.tenants) and (not action or r.action == action)
+               and (not actor or r.actor == actor)]
+    if limit:
+        records = records[-limit:]
+    if output == Output.json:
+        emit_json([r.model_dump(mode="json", by_alias=True) for r in records])
+        return
+    table = Table("#", "TIME", "ACTOR", "ACTION", "OBJECT", "DETAILS")
+    for r in records:
+        details = ", ".join(f"{k}={v}" for k, v in r.details.items() if v)[:80]
+        table.add_row(str(r.seq), r.time.strftime("%Y-%m-%d %H:%M:%S"), r.actor, r.action,
+                      f"{r.object.kind}/{r.object.name}", details)
+    out.print(table if records else "no audit records match")
+
+
+@audit_app.command()
+def verify(ctx: typer.Context, output: Output = OutputOpt) -> None:
+    """Recompute the hash chain: exit 1 and name the record if any was edited or removed."""
+    records = _call(AuditTrail(_client(ctx)).records)
+    problems = verify_chain(records)
+    head = records[-1] if records else None
+    result = {"records": len(records), "intact": not problems, "problems": problems,
+              "head": {"seq": head.seq, "hash": head.hash} if head else None}
+    if output == Output.json:
+        emit_json(result)
+    elif problems:
+        for p in problems:
+            out.print(f"[red]TAMPERED[/] {p}")
+    else:
+        out.print(f"{len(records)} records, chain intact; head #{head.seq if head else 0} "
+                  f"{head.hash[:16] if head else ''} (keep this to detect truncation later)")
+    if problems:
+        raise typer.Exit(1)
