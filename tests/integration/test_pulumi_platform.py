@@ -70,9 +70,10 @@ def test_up_noop_preview_destroy(project, tmp_path, own_api):
 
     objects = (len(plat.system_namespaces()) + len(plat.crds()) + len(policies.rbac()) + len(policies.admission_policy()) + len(policies.agreement_policy()) + len(policies.audit_policy())
                + len(components.priority_classes()) + len(components.operator_manifests(StackConfig(operator={"mode": "process"})))
-               + len(components.monitoring_manifests()) + 4)  # the catalog
+               + len(components.monitoring_manifests()) + len(components.demo_manifests())
+               + 4)  # the catalog
     assert up.summary.result == "succeeded"
-    assert up.summary.resource_changes == {"create": 1 + 7 + objects}  # stack + 7 components + objects
+    assert up.summary.resource_changes == {"create": 1 + 8 + objects}  # stack + 8 components + objects
     assert set(up.outputs["tenants"].value) == {"gz-bigdata", "gy-police", "gy-health", "xf-health"}
     co = client.CustomObjectsApi(kube_api)
     t = co.get_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", "xf-health")

@@ -10,6 +10,7 @@ from .audit import audit_app
 from .common import run_app
 from .dev import dev_app
 from .platform import platform_app
+from .report import report_app
 from .share import share_app
 from .tenant import tenant_app
 
@@ -39,6 +40,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(platform_app, name="platform")
 app.add_typer(share_app, name="share")
 app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
 
 
 def main() -> None:

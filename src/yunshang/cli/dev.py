@@ -36,6 +36,10 @@ def up(
         True, "--platform/--bare",
         help="also install yunshang's CRDs and policies and run the operator (--bare: Kubernetes only)",
     ),
+    catalog: bool = typer.Option(
+        True, "--catalog/--no-catalog",
+        help="then run `pulumi up` of the local stack: the platform as code and the example departments",
+    ),
     output: Output = OutputOpt,
 ) -> None:
     """Start the local platform and wait until it is ready.
@@ -52,6 +56,9 @@ def up(
             except BaseException:
                 cp.down()
                 raise
+            if catalog:
+                status.update("pulumi up of the local stack (platform as code + tenants/)")
+                changes = _pulumi_up_local(cp)
     merged = None
     if kubeconfig:
         merged, _ = cp_mod.merge_into_user_kubeconfig(cp)
@@ -70,12 +77,20 @@ def up(
     out.print(f"  kubeconfig : {cp.kubeconfig}" + (f" (context {cp_mod.CONTEXT} merged into {merged})" if merged else ""))
     out.print(f"  logs       : {cp.logs}")
     if with_platform:
+        if catalog:
+            out.print(f"  pulumi up  : stack local, {changes}; departments from tenants/ are being provisioned")
         out.print(f"  operator   : running (log {cp.logs / 'operator.log'})")
         out.print(f"  prometheus : http://127.0.0.1:{cp.ports['prometheus']}  "
                   f"dashboard: http://127.0.0.1:{cp.ports['prometheus']}/consoles/yunshang.html")
         out.print(f"  alerts     : http://127.0.0.1:{cp.ports['alertmanager']}")
-        out.print("  next       : yunshang tenant request -f tenants/gz-bigdata.yaml")
-        out.print("               yunshang tenant approve gz-bigdata && yunshang tenant list")
+        out.print("  try next   : yunshang tenant list                      # the catalog, Ready in seconds")
+        out.print("               yunshang tenant request my-dept --department-code 520000-X \\")
+        out.print("                 --department-name 某某局 --level province --owner me --purpose demo --project P-1")
+        out.print("               yunshang tenant approve my-dept")
+        out.print("               yunshang share request --consumer gy-police --provider gz-bigdata \\")
+        out.print("                 --namespace gz-bigdata-exchange --service api --port 80 --purpose 'case lookups'")
+        out.print("               yunshang share approve gy-police.gz-bigdata.api   # the provider decides")
+        out.print("               yunshang audit && yunshang report costs")
     out.print("  also       : kubectl get nodes   |   yunshang dev status   |   yunshang dev down")
 
 
@@ -123,3 +138,20 @@ def tools(output: Output = OutputOpt) -> None:
     else:
         for k, s in v.items():
             out.print(f"{k:15} {s}")
+
+
+def _pulumi_up_local(cp) -> dict:
+    import os
+
+    from pulumi import automation as auto
+
+    from ..infra import automation
+    from .common import UserError
+
+    os.environ["YUNSHANG_KUBECONFIG"] = str(cp.kubeconfig)
+    try:
+        result = automation.stack("local", state=cp.state / "pulumi").up()
+    except auto.errors.CommandError as e:
+        raise UserError(f"pulumi up of the local stack failed: {str(e).strip().splitlines()[-1][:300]}; "
+                        f"the platform is running, retry with `yunshang platform up`") from None
+    return result.summary.resource_changes

@@ -16,7 +16,8 @@ PROJECT = "yunshang"
 
 
 def state_dir() -> Path:
-    return controlplane.default_state_dir().parent / "pulumi"
+    """Pulumi's file backend: beside the local platform's state (`dev up` uses <state>/pulumi)."""
+    return controlplane.default_state_dir() / "pulumi"
 
 
 def stack(name: str = "local", root: Path = PROJECT_ROOT, state: Path | None = None,

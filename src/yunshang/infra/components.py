@@ -172,3 +172,28 @@ class Monitoring(_Group):
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("yunshang:platform:Monitoring", name, monitoring_manifests(), cfg, opts)
+
+
+def demo_manifests() -> list[dict[str, Any]]:
+    """The province data-exchange API in gz-bigdata-exchange: something to share on the local platform."""
+    ns, labels = "gz-bigdata-exchange", {"app": "api"}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": ns},
+         "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+             "containers": [{"name": "api", "image": "registry.gz.gov.local/exchange/api:1.4",
+                             "ports": [{"containerPort": 8080}],
+                             "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
+                                           "limits": {"cpu": "1", "memory": "1Gi"}},
+                             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                                 "runAsUser": 10001}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": ns},
+         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}},
+    ]
+
+
+class DemoWorkloads(_Group):
+    """Example workloads for the local platform (config yunshang:demo)."""
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("yunshang:demo:Workloads", name, demo_manifests(), cfg, opts)

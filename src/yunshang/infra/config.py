@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..showback import OWN_SERVERS_DEFAULT, PLATFORM_DEFAULT, PriceTable
+
 NAMESPACE = "yunshang"
 
 
@@ -42,6 +44,12 @@ class StackConfig(BaseModel):
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
     environment: Literal["local", "production"] = "production"
     """Shown in outputs and labels."""
+    demo: bool = False
+    """Add a demo workload: the data-exchange API (Deployment + Service `api`) of gz-bigdata."""
+    pricing: PriceTable = PLATFORM_DEFAULT
+    """Monthly prices of the shared platform (showback: `yunshang report costs`)."""
+    own_server_pricing: PriceTable = OWN_SERVERS_DEFAULT
+    """Monthly prices of the same capacity on a department's own servers (the saving compared to)."""
 
     def kubeconfig_path(self) -> str:
         return str(Path(os.path.expanduser(self.kubeconfig))) if self.kubeconfig else ""
@@ -54,6 +62,9 @@ KEYS = {
     "approveCatalog": "approve_catalog",
     "operator": "operator",
     "environment": "environment",
+    "demo": "demo",
+    "pricing": "pricing",
+    "ownServerPricing": "own_server_pricing",
 }
 
 
@@ -100,4 +111,18 @@ def from_pulumi() -> StackConfig:
         elif value in ("true", "false"):
             value = value == "true"
         raw[key] = value
-    return parse(raw)
+    cfg = parse(raw)
+    if os.environ.get("YUNSHANG_KUBECONFIG"):  # `yunshang dev up --state-dir X` deploys to its own platform
+        cfg = cfg.model_copy(update={"kubeconfig": os.environ["YUNSHANG_KUBECONFIG"]})
+    return cfg
+
+
+def from_stack_file(stack: str, root: Path) -> StackConfig:
+    """The typed settings of stacks/Pulumi.<stack>.yaml, read without the engine (for the CLI)."""
+    import yaml
+
+    path = root / "stacks" / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise ConfigError(f"no stack {stack!r}: {path} does not exist")
+    raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    return parse({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:")})

@@ -60,10 +60,21 @@ def _live_outputs(obj) -> dict[str, Any]:
 class KubeObjectProvider(dyn.ResourceProvider):
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         manifest = json.loads(props["manifest"])
+        from kubernetes.dynamic.exceptions import NotFoundError
+
         _, res = _resource(props.get("kubeconfig", ""), props.get("context"), manifest)
         ns = manifest.get("metadata", {}).get("namespace")
-        obj = res.server_side_apply(body=manifest, namespace=ns, field_manager=FIELD_MANAGER, force_conflicts=True)
-        return {**props, **_live_outputs(obj)}
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                obj = res.server_side_apply(body=manifest, namespace=ns, field_manager=FIELD_MANAGER,
+                                            force_conflicts=True)
+                return {**props, **_live_outputs(obj)}
+            except NotFoundError:
+                # a tenant's namespace appears when the operator provisions it: wait for it
+                if not ns or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def create(self, props):
         outs = self._apply(props)

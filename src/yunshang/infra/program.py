@@ -12,6 +12,7 @@ import pulumi
 from .. import catalog
 from .components import (
     CustomResourceDefinitions,
+    DemoWorkloads,
     DepartmentCatalog,
     Governance,
     Monitoring,
@@ -42,6 +43,9 @@ def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
     Monitoring("monitoring", cfg, pulumi.ResourceOptions(depends_on=[namespaces]))
     Operator("operator", cfg, pulumi.ResourceOptions(depends_on=[namespaces, crds, governance]))
     departments = DepartmentCatalog("catalog", entries, cfg, pulumi.ResourceOptions(depends_on=[crds, governance]))
+    if cfg.demo:
+        # the namespace comes from the operator once gz-bigdata is Ready: the apply waits for it
+        DemoWorkloads("demo", cfg, pulumi.ResourceOptions(depends_on=[departments]))
     return {
         "environment": cfg.environment,
         "kubeconfig": cfg.kubeconfig_path() or "(default)",

@@ -1,0 +1,94 @@
+"""Showback: what each department's share of the platform costs per month, and what the same
+capacity would cost on servers of its own (pure functions; prices come from the stack config).
+"""
+from __future__ import annotations
+
+import dataclasses
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models.quantity import to_decimal
+
+GIB = Decimal(2**30)
+
+
+class PriceTable(BaseModel):
+    """Monthly prices per unit (configured in the stack: yunshang:pricing / yunshang:ownServerPricing)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    currency: str = "CNY"
+    cpu_core_month: Decimal = Field(alias="cpuCoreMonth", ge=0)
+    memory_gib_month: Decimal = Field(alias="memoryGiBMonth", ge=0)
+    storage_gib_month: Decimal = Field(alias="storageGiBMonth", ge=0)
+
+    def cost(self, cpu: Decimal, memory_bytes: Decimal, storage_bytes: Decimal) -> Decimal:
+        return (cpu * self.cpu_core_month + memory_bytes / GIB * self.memory_gib_month
+                + storage_bytes / GIB * self.storage_gib_month)
+
+
+# The defaults document where the numbers come from; a stack overrides them.
+PLATFORM_DEFAULT = PriceTable(cpuCoreMonth=Decimal("95"), memoryGiBMonth=Decimal("12"), storageGiBMonth=Decimal("0.35"))
+"""Shared platform: the province cloud's internal rate (hardware amortised over 5 years at ~65 %
+utilisation, power, rack space and the platform team, per unit requested)."""
+OWN_SERVERS_DEFAULT = PriceTable(cpuCoreMonth=Decimal("260"), memoryGiBMonth=Decimal("30"), storageGiBMonth=Decimal("1.2"))
+"""A department's own servers: the same costs at the ~20 % utilisation a single department's
+machines typically run at, plus its own maintenance contract and machine room."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    tenant: str
+    department: str
+    level: str
+    requested: dict[str, Decimal]  # cpu (cores), memory, storage (bytes)
+    used: dict[str, Decimal]
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    tenant: str
+    department: str
+    level: str
+    cpu_requested: Decimal
+    memory_gib_requested: Decimal
+    cpu_used: Decimal
+    memory_gib_used: Decimal
+    cost_requested: Decimal
+    cost_used: Decimal
+    own_servers: Decimal
+    saving: Decimal
+    currency: str
+
+
+def _money(d: Decimal) -> Decimal:
+    return d.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def report(usages: Iterable[Usage], platform: PriceTable = PLATFORM_DEFAULT,
+           own: PriceTable = OWN_SERVERS_DEFAULT) -> list[Row]:
+    rows = []
+    for u in sorted(usages, key=lambda u: u.tenant):
+        r, s = u.requested, u.used
+        requested = platform.cost(r["cpu"], r["memory"], r["storage"])
+        used = platform.cost(s.get("cpu", Decimal(0)), s.get("memory", Decimal(0)), s.get("storage", Decimal(0)))
+        own_cost = own.cost(r["cpu"], r["memory"], r["storage"])
+        rows.append(Row(u.tenant, u.department, u.level, r["cpu"], _money(r["memory"] / GIB),
+                        s.get("cpu", Decimal(0)), _money(s.get("memory", Decimal(0)) / GIB),
+                        _money(requested), _money(used), _money(own_cost), _money(own_cost - requested),
+                        platform.currency))
+    return rows
+
+
+def usage_of(tenant: dict) -> Usage:
+    """From a Tenant object: requested = spec.quota; used = the namespaces' quota usage."""
+    spec, st = tenant["spec"], tenant.get("status") or {}
+    q = spec.get("quota") or {}
+    requested = {"cpu": to_decimal(q.get("cpu", "0")), "memory": to_decimal(q.get("memory", "0")),
+                 "storage": to_decimal(q.get("storage", "0"))}
+    keys = {"cpu": "requests.cpu", "memory": "requests.memory", "storage": "requests.storage"}
+    used = {k: sum((to_decimal(ns.get("used", {}).get(v, "0")) for ns in st.get("namespaces", [])), Decimal(0))
+            for k, v in keys.items()}
+    return Usage(tenant["metadata"]["name"], spec.get("department", {}).get("name", ""), spec.get("level", ""),
+                 requested, used)

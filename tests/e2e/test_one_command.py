@@ -1,0 +1,71 @@
+"""The one-command platform as a new user runs it: `yunshang dev up` (what `make up` calls after
+set-up) brings up everything and says what to try; the suggested commands work; `dev down`
+leaves no process behind."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.pulumi]
+BIN = Path(sys.executable).parent / "yunshang"
+
+
+def run(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KUBECONFIG": str(state / "kubeconfig"), "COLUMNS": "200"}
+    r = subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=300)
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    return r
+
+
+def test_up_try_next_down(tmp_path):
+    state = tmp_path / "platform"
+    t0 = time.monotonic()
+    up = run(state, "dev", "up", "--state-dir", str(state), "--no-kubeconfig")
+    seconds = time.monotonic() - t0
+    try:
+        out = up.stdout
+        assert "local platform ready" in out and "pulumi up" in out and "try next" in out
+        assert "/consoles/yunshang.html" in out
+        print(f"dev up with the catalog: {seconds:.1f}s")
+
+        def all_ready():
+            tenants = json.loads(run(state, "tenant", "list", "-o", "json").stdout)
+            return len(tenants) == 4 and all(t["phase"] == "Ready" for t in tenants)
+
+        wait_for("catalog Ready", all_ready, timeout=60)
+        run(state, "share", "request", "--consumer", "gy-police", "--provider", "gz-bigdata",
+            "--namespace", "gz-bigdata-exchange", "--service", "api", "--port", "80", "--purpose", "case lookups")
+        run(state, "share", "approve", "gy-police.gz-bigdata.api")
+        wait_for("agreement Active", lambda: json.loads(run(state, "share", "list", "-o", "json").stdout)[0]["phase"]
+                 == "Active", timeout=30)
+        wait_for("audit records", lambda: "AgreementApproved" in run(state, "audit").stdout, timeout=30)
+        assert "chain intact" in run(state, "audit", "verify").stdout
+        costs = json.loads(run(state, "report", "costs", "-o", "json").stdout)
+        assert {c["tenant"] for c in costs} == {"gz-bigdata", "gy-police", "gy-health", "xf-health"}
+        assert all(float(c["saving"]) > 0 for c in costs)
+        st = run(state, "dev", "status", "--state-dir", str(state), "-o", "json")
+        assert all(c["running"] for c in json.loads(st.stdout)["components"].values())
+    finally:
+        down = run(state, "dev", "down", "--state-dir", str(state))
+    assert "stopped" in down.stdout
+    # no process of this platform is left: every one of them had the state dir on its command line
+    leftover = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and str(state).encode() in (d / "cmdline").read_bytes():
+                leftover.append((d.name, (d / "cmdline").read_bytes()[:120]))
+        except OSError:
+            pass
+    assert leftover == []
+    r = run(state, "dev", "status", "--state-dir", str(state), check=False)
+    assert r.returncode == 1
