@@ -17,9 +17,7 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float = 60.0, interval: 
             last = fn()
             if last:
                 return last
-        except client.ApiException as e:
-            last = e
-        except AssertionError as e:
+        except (client.ApiException, AssertionError, OSError) as e:  # OSError: a server not listening yet
             last = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -142,20 +142,9 @@ def files() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    drift = []
-    for name, text in files().items():
-        path = OUT / name
-        if "--check" in argv:
-            if not path.exists() or path.read_text() != text:
-                drift.append(str(path))
-        else:
-            OUT.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path}")
-    if drift:
-        print(f"dashboards differ from the code: {', '.join(drift)}; run `python -m yunshang.dashboards`")
-        return 1
-    return 0
+    from .generated import write_or_check
+
+    return write_or_check({OUT / name: text for name, text in files().items()}, argv, "python -m yunshang.dashboards")
 
 
 if __name__ == "__main__":

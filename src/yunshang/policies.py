@@ -35,6 +35,35 @@ def _opt(var: str, field: str) -> str:
     return f"has({var}.spec.{field})"
 
 
+NOT_THE_PLATFORM = {
+    "name": "not-the-platform",
+    "expression": (f"!('{ADMIN_GROUP}' in request.userInfo.groups) && "
+                   "!('system:masters' in request.userInfo.groups) && "
+                   f"request.userInfo.username != '{OPERATOR_USER}'"),
+}
+
+
+def _vap(name: str, resource: str, operations: list[str], validations: list[dict], *,
+         match_conditions: list[dict] | None = None, variables: list[dict] | None = None) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy on one of our resources, and its Deny binding."""
+    spec: dict[str, Any] = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{
+            "apiGroups": [GROUP], "apiVersions": ["*"], "operations": operations, "resources": [resource]}]},
+    }
+    if match_conditions:
+        spec["matchConditions"] = match_conditions
+    if variables:
+        spec["variables"] = variables
+    spec["validations"] = validations
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name}, "spec": spec},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}},
+    ]
+
+
 def admission_policy() -> list[dict[str, Any]]:
     approved_old = (
         f"request.operation == 'UPDATE' && {_opt('oldObject', 'approval')} "
@@ -46,34 +75,11 @@ def admission_policy() -> list[dict[str, Any]]:
     )
     susp = "(has(object.spec.suspended) && object.spec.suspended == true)"
     old_susp = "(request.operation == 'UPDATE' && has(oldObject.spec.suspended) && oldObject.spec.suspended == true)"
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": POLICY},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["tenants"],
-                    }
-                ]
-            },
-            "matchConditions": [
-                {
-                    "name": "not-the-platform",
-                    "expression": (
-                        f"!('{ADMIN_GROUP}' in request.userInfo.groups) && "
-                        "!('system:masters' in request.userInfo.groups) && "
-                        f"request.userInfo.username != '{OPERATOR_USER}'"
-                    ),
-                }
-            ],
-            "variables": [{"name": "deptGroup", "expression": f"'{DEPT_GROUP_PREFIX}' + object.metadata.name"}],
-            "validations": [
+    return _vap(
+        POLICY,
+        'tenants',
+        ['CREATE', 'UPDATE'],
+        [
                 {
                     "expression": "variables.deptGroup in request.userInfo.groups",
                     "messageExpression": (
@@ -113,15 +119,9 @@ def admission_policy() -> list[dict[str, Any]]:
                     "reason": "Forbidden",
                 },
             ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY},
-        "spec": {"policyName": POLICY, "validationActions": ["Deny"]},
-    }
-    return [policy, binding]
+        match_conditions=[NOT_THE_PLATFORM],
+        variables=[{"name": "deptGroup", "expression": f"'{DEPT_GROUP_PREFIX}' + object.metadata.name"}],
+    )
 
 
 AGREEMENT_POLICY = "yunshang-sharing-consent"
@@ -136,22 +136,11 @@ def agreement_policy() -> list[dict[str, Any]]:
                       f"(!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))")
     terms = " && ".join(f"object.spec.{f} == oldObject.spec.{f}"
                         for f in ("consumer", "provider", "service", "purpose", "expires"))
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": AGREEMENT_POLICY},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
-                "resources": ["shareagreements"]}]},
-            "matchConditions": [{
-                "name": "not-the-platform",
-                "expression": (f"!('{ADMIN_GROUP}' in request.userInfo.groups) && "
-                               "!('system:masters' in request.userInfo.groups) && "
-                               f"request.userInfo.username != '{OPERATOR_USER}'"),
-            }],
-            "validations": [
+    return _vap(
+        AGREEMENT_POLICY,
+        'shareagreements',
+        ['CREATE', 'UPDATE'],
+        [
                 {"expression": f"request.operation != 'CREATE' || ({consumer})",
                  "messageExpression": "'only members of yunshang:dept:' + object.spec.consumer + ' may apply for this agreement'",
                  "reason": "Forbidden"},
@@ -166,15 +155,8 @@ def agreement_policy() -> list[dict[str, Any]]:
                  "message": "the terms of an agreement (sides, service, purpose, expiry) are fixed once the provider decided",
                  "reason": "Forbidden"},
             ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": AGREEMENT_POLICY},
-        "spec": {"policyName": AGREEMENT_POLICY, "validationActions": ["Deny"]},
-    }
-    return [policy, binding]
+        match_conditions=[NOT_THE_PLATFORM],
+    )
 
 
 AUDIT_POLICY = "yunshang-audit-append-only"
@@ -183,16 +165,11 @@ AUDIT_POLICY = "yunshang-audit-append-only"
 def audit_policy() -> list[dict[str, Any]]:
     """Audit records are written by the operator only and never changed or removed by anyone
     (a ValidatingAdmissionPolicy binds system:masters too)."""
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": AUDIT_POLICY},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
-                "resources": ["auditrecords"]}]},
-            "validations": [
+    return _vap(
+        AUDIT_POLICY,
+        'auditrecords',
+        ['CREATE', 'UPDATE', 'DELETE'],
+        [
                 {"expression": "request.operation == 'CREATE'",
                  "message": "the audit trail is append-only: records cannot be changed or removed",
                  "reason": "Forbidden"},
@@ -200,15 +177,7 @@ def audit_policy() -> list[dict[str, Any]]:
                                 "'system:masters' in request.userInfo.groups"),
                  "message": "only the operator appends to the audit trail", "reason": "Forbidden"},
             ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": AUDIT_POLICY},
-        "spec": {"policyName": AUDIT_POLICY, "validationActions": ["Deny"]},
-    }
-    return [policy, binding]
+    )
 
 
 def _role(name: str, rules: list[dict]) -> dict:
@@ -349,21 +318,11 @@ def render(objs: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    from .generated import write_or_check
+
     root = Path(__file__).resolve().parents[2] / "operator"
-    drifted = []
-    for rel, objs in manifests().items():
-        path, text = root / rel, render(objs)
-        if "--check" in argv:
-            if not path.exists() or path.read_text() != text:
-                drifted.append(str(path))
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path}")
-    if drifted:
-        print(f"manifests differ from the code: {', '.join(drifted)}; run `python -m yunshang.policies`")
-        return 1
-    return 0
+    files = {root / rel: render(objs) for rel, objs in manifests().items()}
+    return write_or_check(files, argv, "python -m yunshang.policies")
 
 
 if __name__ == "__main__":

@@ -9,19 +9,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-
-def wait_for(what, fn, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except client.ApiException as e:
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+from helpers import wait_for
 
 
 @pytest.fixture

@@ -72,141 +72,78 @@ TENANT_RULES = [
 ]
 
 
-def tenant_crd() -> dict[str, Any]:
-    spec = schema_of(TenantSpec)
-    spec["x-kubernetes-validations"] = TENANT_RULES
-    status = schema_of(TenantStatus)
+def _crd(kind: str, plural: str, description: str, spec: dict[str, Any], status: dict[str, Any] | None,
+         columns: list[dict[str, Any]], short: list[str] | None = None) -> dict[str, Any]:
+    """A cluster-scoped, single-version CRD of ours."""
+    props: dict[str, Any] = {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                             "metadata": {"type": "object"}, "spec": spec}
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if status is not None:
+        props["status"] = status
+        version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = columns
+    version["schema"] = {"openAPIV3Schema": {"type": "object", "description": description, "required": ["spec"],
+                                             "properties": props}}
+    names = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
+    if short:
+        names["shortNames"] = short
+    names["categories"] = ["yunshang"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"tenants.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Cluster",
-            "names": {
-                "kind": "Tenant",
-                "listKind": "TenantList",
-                "plural": "tenants",
-                "singular": "tenant",
-                "shortNames": ["tn"],
-                "categories": ["yunshang"],
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Level", "type": "string", "jsonPath": ".spec.level"},
-                        {"name": "Parent", "type": "string", "jsonPath": ".spec.parent"},
-                        {"name": "Department", "type": "string", "jsonPath": ".spec.department.name"},
-                        {"name": "Namespaces", "type": "integer", "jsonPath": ".status.namespaceCount"},
-                        {"name": "CPU", "type": "string", "jsonPath": ".spec.quota.cpu", "priority": 1},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A department's governed slice of the shared platform.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
-                }
-            ],
-        },
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {"group": GROUP, "scope": "Cluster", "names": names, "versions": [version]},
     }
+
+
+def tenant_crd() -> dict[str, Any]:
+    spec = schema_of(TenantSpec)
+    spec["x-kubernetes-validations"] = TENANT_RULES
+    return _crd("Tenant", "tenants", "A department's governed slice of the shared platform.", spec,
+                schema_of(TenantStatus), [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Level", "type": "string", "jsonPath": ".spec.level"},
+                    {"name": "Parent", "type": "string", "jsonPath": ".spec.parent"},
+                    {"name": "Department", "type": "string", "jsonPath": ".spec.department.name"},
+                    {"name": "Namespaces", "type": "integer", "jsonPath": ".status.namespaceCount"},
+                    {"name": "CPU", "type": "string", "jsonPath": ".spec.quota.cpu", "priority": 1},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ], short=["tn"])
 
 
 def agreement_crd() -> dict[str, Any]:
     from .agreement import AgreementSpec, AgreementStatus
 
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"shareagreements.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Cluster",
-            "names": {"kind": "ShareAgreement", "listKind": "ShareAgreementList", "plural": "shareagreements",
-                      "singular": "shareagreement", "shortNames": ["share"], "categories": ["yunshang"]},
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
+    spec = {**schema_of(AgreementSpec), "x-kubernetes-validations": [
+        {"rule": "self.consumer != self.provider", "message": "consumer and provider must be different tenants"},
+        {"rule": "self.service.namespace.startsWith(self.provider + '-')",
+         "message": "service.namespace must be one of the provider's namespaces"},
+    ]}
+    return _crd("ShareAgreement", "shareagreements",
+                "A consumer department's access to one Service port of a provider department.", spec,
+                schema_of(AgreementStatus), [
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                     {"name": "Consumer", "type": "string", "jsonPath": ".spec.consumer"},
                     {"name": "Provider", "type": "string", "jsonPath": ".spec.provider"},
                     {"name": "Service", "type": "string", "jsonPath": ".spec.service.name"},
                     {"name": "Port", "type": "integer", "jsonPath": ".spec.service.port"},
                     {"name": "Expires", "type": "date", "jsonPath": ".spec.expires"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": "A consumer department's access to one Service port of a provider department.",
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": {**schema_of(AgreementSpec), "x-kubernetes-validations": [
-                            {"rule": "self.consumer != self.provider",
-                             "message": "consumer and provider must be different tenants"},
-                            {"rule": "self.service.namespace.startsWith(self.provider + '-')",
-                             "message": "service.namespace must be one of the provider's namespaces"},
-                        ]},
-                        "status": schema_of(AgreementStatus),
-                    },
-                }},
-            }],
-        },
-    }
+                ], short=["share"])
 
 
 def audit_crd() -> dict[str, Any]:
     from .audit import AuditRecordSpec
 
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"auditrecords.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Cluster",
-            "names": {"kind": "AuditRecord", "listKind": "AuditRecordList", "plural": "auditrecords",
-                      "singular": "auditrecord", "categories": ["yunshang"]},
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "additionalPrinterColumns": [
+    return _crd("AuditRecord", "auditrecords",
+                "One entry of the tamper-evident audit trail (append-only, hash-chained).",
+                schema_of(AuditRecordSpec), None, [
                     {"name": "Seq", "type": "integer", "jsonPath": ".spec.seq"},
                     {"name": "Action", "type": "string", "jsonPath": ".spec.action"},
                     {"name": "Kind", "type": "string", "jsonPath": ".spec.object.kind"},
                     {"name": "Object", "type": "string", "jsonPath": ".spec.object.name"},
                     {"name": "Actor", "type": "string", "jsonPath": ".spec.actor"},
                     {"name": "Time", "type": "date", "jsonPath": ".spec.time"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": "One entry of the tamper-evident audit trail (append-only, hash-chained).",
-                    "required": ["spec"],
-                    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                                   "metadata": {"type": "object"}, "spec": schema_of(AuditRecordSpec)},
-                }},
-            }],
-        },
-    }
+                ])
 
 
 def all_crds() -> dict[str, dict[str, Any]]:
@@ -226,21 +163,10 @@ def crd_dir() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    out = crd_dir()
-    drifted = []
-    for name, crd in all_crds().items():
-        path, text = out / name, render(crd)
-        if "--check" in argv:
-            if not path.exists() or path.read_text() != text:
-                drifted.append(str(path))
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path}")
-    if drifted:
-        print(f"CRDs differ from the models: {', '.join(drifted)}; run `python -m yunshang.models.crd`")
-        return 1
-    return 0
+    from ..generated import write_or_check
+
+    files = {crd_dir() / name: render(crd) for name, crd in all_crds().items()}
+    return write_or_check(files, argv, "python -m yunshang.models.crd")
 
 
 if __name__ == "__main__":
