@@ -108,7 +108,7 @@ class Tenants:
         except client.ApiException as e:
             raise ClientError(api_message(e, f"tenant {name!r}")) from None
         except Exception as e:  # connection refused, TLS, ...
-            raise ClientError(f"cannot reach the API server: {_short(e)}; is it running (`yunshang dev status`)?") from None
+            raise self._unreachable(e) from None
 
     def list(self) -> list[dict[str, Any]]:
         try:
@@ -116,7 +116,11 @@ class Tenants:
         except client.ApiException as e:
             raise ClientError(api_message(e, "tenants")) from None
         except Exception as e:
-            raise ClientError(f"cannot reach the API server: {_short(e)}; is it running (`yunshang dev status`)?") from None
+            raise self._unreachable(e) from None
+
+    def _unreachable(self, e: Exception) -> ClientError:
+        return ClientError(f"cannot reach the API server at {self.api.configuration.host} ({_short(e)}); "
+                           "is it running (`yunshang dev status`)?")
 
     def whoami(self) -> str:
         review = client.AuthenticationV1Api(self.api).create_self_subject_review(
@@ -228,8 +232,12 @@ class Tenants:
 
 
 def _short(e: Exception) -> str:
-    s = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return s[:200]
+    text = str(e)
+    for needle, says in (("Connection refused", "connection refused"), ("CERTIFICATE_VERIFY_FAILED", "TLS: unknown certificate"),
+                         ("timed out", "timed out"), ("Name or service not known", "unknown host")):
+        if needle in text:
+            return says
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
 
 
 class Agreements:

@@ -9,8 +9,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class Output(str, enum.Enum):

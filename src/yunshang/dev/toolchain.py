@@ -75,7 +75,12 @@ def _env_name(tool: str) -> str:
 def find(tool: str) -> Path:
     """Where a tool's binary is: an explicit variable, YUNSHANG_BIN_DIR, the cache, Debian's path."""
     explicit = os.environ.get(_env_name(tool))
-    candidates: list[Path] = [Path(explicit)] if explicit else []
+    if explicit:
+        p = Path(explicit)
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+        raise ToolMissing(f"{_env_name(tool)}={explicit} is not an executable file; fix or unset it")
+    candidates: list[Path] = []
     if os.environ.get("YUNSHANG_BIN_DIR"):
         candidates.append(Path(os.environ["YUNSHANG_BIN_DIR"]) / tool)
     candidates.append(bin_dir() / tool)
