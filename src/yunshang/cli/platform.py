@@ -89,3 +89,23 @@ def outputs(stack: str = StackOpt, output: Output = OutputOpt) -> None:
         return
     for k, v in values.items():
         out.print(f"{k:12} {v}")
+
+
+@platform_app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def pulumi(ctx: typer.Context) -> None:
+    """Run the pinned pulumi CLI offline on this project's stacks, e.g.
+    `yunshang platform pulumi stack ls`, `... stack output --stack local`, `... config --stack prod`.
+    (`pulumi up`/`preview` need a Python language host, which cannot be built here: use
+    `yunshang platform up`.)"""
+    import os
+    import subprocess
+
+    from ..dev import pulumi_env, toolchain
+    from ..infra import automation
+    from ..infra.program import PROJECT_ROOT
+
+    env = {**os.environ, **pulumi_env.env(automation.state_dir())}
+    if os.environ.get("PULUMI_BACKEND_URL"):
+        env["PULUMI_BACKEND_URL"] = os.environ["PULUMI_BACKEND_URL"]
+    rc = subprocess.call([str(toolchain.find("pulumi")), *ctx.args], cwd=PROJECT_ROOT, env=env)
+    raise typer.Exit(rc)
