@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from . import tenancy
 from .models.agreement import AgreementRequest
+from .models.audit import AuditRecordSpec
 from .models.tenant import (
     API_VERSION,
     GROUP,
@@ -103,18 +104,19 @@ class Tenants:
 
     # -------------------------------------------------------------- reads
     def get(self, name: str) -> dict[str, Any]:
-        try:
-            return self.co.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
-        except client.ApiException as e:
-            raise ClientError(api_message(e, f"tenant {name!r}")) from None
-        except Exception as e:  # connection refused, TLS, ...
-            raise self._unreachable(e) from None
+        return self.call(f"tenant {name!r}", self.co.get_cluster_custom_object, GROUP, VERSION, PLURAL, name)
 
     def list(self) -> list[dict[str, Any]]:
+        return self.call("tenants", self.co.list_cluster_custom_object, GROUP, VERSION, PLURAL)["items"]
+
+    def call(self, what: str, fn, *args, **kwargs):
+        """One API call: an API error or an unreachable server becomes a one-line ClientError."""
         try:
-            return self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+            return fn(*args, **kwargs)
         except client.ApiException as e:
-            raise ClientError(api_message(e, "tenants")) from None
+            raise ClientError(api_message(e, what)) from None
+        except ClientError:
+            raise
         except Exception as e:
             raise self._unreachable(e) from None
 
@@ -138,10 +140,8 @@ class Tenants:
 
     # -------------------------------------------------------------- writes
     def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self.co.patch_cluster_custom_object(GROUP, VERSION, PLURAL, name, {"spec": spec})
-        except client.ApiException as e:
-            raise ClientError(api_message(e, f"tenant {name!r}")) from None
+        return self.call(f"tenant {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, PLURAL, name,
+                         {"spec": spec})
 
     def request(self, name: str, spec: TenantRequest) -> dict[str, Any]:
         try:
@@ -150,10 +150,8 @@ class Tenants:
             raise ClientError(str(e)) from None
         if spec.parent:
             self._check_carve(name, TenantSpec.model_validate(spec.model_dump()), approved_only=False)
-        try:
-            return self.co.create_cluster_custom_object(GROUP, VERSION, PLURAL, manifest(name, spec))
-        except client.ApiException as e:
-            raise ClientError(api_message(e, f"tenant {name!r}")) from None
+        return self.call(f"tenant {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, PLURAL,
+                         manifest(name, spec))
 
     def _spec(self, name: str) -> TenantSpec:
         body = self.get(name)
@@ -225,10 +223,7 @@ class Tenants:
 
     def delete(self, name: str) -> None:
         self.get(name)
-        try:
-            self.co.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)
-        except client.ApiException as e:
-            raise ClientError(api_message(e, f"tenant {name!r}")) from None
+        self.call(f"tenant {name!r}", self.co.delete_cluster_custom_object, GROUP, VERSION, PLURAL, name)
 
 
 def _short(e: Exception) -> str:
@@ -251,31 +246,23 @@ class Agreements:
 
     def get(self, name: str) -> dict[str, Any]:
         try:
-            return self.co.get_cluster_custom_object(GROUP, VERSION, self.PLURAL, name)
-        except client.ApiException as e:
-            raise ClientError(api_message(e, f"agreement {name!r}").replace("tenant list", "share list")) from None
+            return self.t.call(f"agreement {name!r}", self.co.get_cluster_custom_object, GROUP, VERSION, self.PLURAL, name)
+        except ClientError as e:
+            raise ClientError(str(e).replace("tenant list", "share list")) from None
 
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        try:
-            items = self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL)["items"]
-        except client.ApiException as e:
-            raise ClientError(api_message(e, "agreements")) from None
+        items = self.t.call("agreements", self.co.list_cluster_custom_object, GROUP, VERSION, self.PLURAL)["items"]
         return [a for a in items if tenant in (None, a["spec"]["consumer"], a["spec"]["provider"])]
 
     def request(self, name: str, spec: AgreementRequest) -> dict[str, Any]:
         body = {"apiVersion": API_VERSION, "kind": "ShareAgreement", "metadata": {"name": name},
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
-        try:
-            return self.co.create_cluster_custom_object(GROUP, VERSION, self.PLURAL, body)
-        except client.ApiException as e:
-            raise ClientError(api_message(e, f"agreement {name!r}")) from None
+        return self.t.call(f"agreement {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, self.PLURAL, body)
 
     def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         self.get(name)
-        try:
-            return self.co.patch_cluster_custom_object(GROUP, VERSION, self.PLURAL, name, {"spec": spec})
-        except client.ApiException as e:
-            raise ClientError(api_message(e, f"agreement {name!r}")) from None
+        return self.t.call(f"agreement {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, self.PLURAL,
+                           name, {"spec": spec})
 
     def decide(self, name: str, decision: Decision, reason: str = "") -> dict[str, Any]:
         if decision == Decision.Rejected and not reason.strip():
@@ -297,18 +284,14 @@ class AuditTrail:
     PLURAL = "auditrecords"
 
     def __init__(self, tenants: Tenants):
+        self.t = tenants
         self.co = tenants.co
 
-    def records(self) -> list["AuditRecordSpec"]:
-        from .models.audit import AuditRecordSpec
-
+    def records(self) -> list[AuditRecordSpec]:
         out, token = [], None
         while True:
-            try:
-                page = self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL, limit=500,
-                                                          **({"_continue": token} if token else {}))
-            except client.ApiException as e:
-                raise ClientError(api_message(e, "audit records")) from None
+            page = self.t.call("audit records", self.co.list_cluster_custom_object, GROUP, VERSION, self.PLURAL,
+                               limit=500, **({"_continue": token} if token else {}))
             for item in page["items"]:
                 try:
                     out.append(AuditRecordSpec.model_validate(item["spec"]))

@@ -5,7 +5,7 @@ import copy
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import ValidationError
 
 from yunshang import tenancy

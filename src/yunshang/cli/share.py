@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from ..client import Agreements, ClientError, validation_message
+from ..client import Agreements, validation_message
 from ..models.agreement import AgreementRequest
 from ..models.tenant import Decision
 from .common import Output, OutputOpt, UserError, emit_json, out

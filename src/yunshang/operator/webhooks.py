@@ -16,7 +16,7 @@ import datetime as dt
 import hmac
 import logging
 import os
-from typing import Any, Callable, Literal
+from typing import Callable, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
