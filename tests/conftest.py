@@ -49,9 +49,11 @@ def platform(control_plane, kube_api):
 
 @pytest.fixture(autouse=True)
 def _no_user_kubeconfig(monkeypatch, tmp_path_factory):
-    """Nothing a test runs may read or write the user's kubeconfig."""
-    fake = tmp_path_factory.getbasetemp() / "user-kubeconfig"
-    monkeypatch.setenv("KUBECONFIG", str(fake))
+    """Nothing a test runs may read or write the user's kubeconfig, platform state or Pulumi stacks."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("KUBECONFIG", str(base / "user-kubeconfig"))
+    monkeypatch.setenv("YUNSHANG_STATE_DIR", str(base / "user-state"))
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
     yield
 
 

@@ -42,7 +42,8 @@ def test_bad_tool_variable_is_named(monkeypatch, capfd, tmp_path):
     assert code == 1 and "YUNSHANG_ETCD=/nowhere/etcd is not an executable file" in err
 
 
-def test_pulumi_passthrough_runs_the_pinned_cli(monkeypatch, capfd):
+def test_pulumi_passthrough_runs_the_pinned_cli(monkeypatch, capfd, tmp_path):
+    monkeypatch.setenv("YUNSHANG_STATE_DIR", str(tmp_path))  # never the user's Pulumi state
     code, out, _ = cli(monkeypatch, capfd, "platform", "pulumi", "version")
     assert code == 0 and out.strip() == "v3.259.0"
 

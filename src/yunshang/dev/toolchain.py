@@ -24,7 +24,7 @@ from typing import Callable
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"  # the etcd release k8s.io/kubernetes v1.36.3 itself requires
-KWOK_VERSION = "v0.7.0"  # newest kwok whose go line our Go satisfies
+KWOK_VERSION = "v0.7.0"  # v0.8.0 (go 1.26.0) exists too; bumping rebuilds the whole toolchain
 PULUMI_VERSION = "v3.259.0"  # newest pulumi/pkg/v3 the Go module proxy serves whole
 
 # The pinned versions decide the toolchain directory, so a new pin never mixes with an old build.
