@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import yaml
 
@@ -545,7 +545,6 @@ def merge_into_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> tu
         cfg[key] = [e for e in cfg.get(key) or [] if e["name"] not in names] + ours[key]
     cfg["current-context"] = CONTEXT
     if previous and previous != CONTEXT:
-        cfg.setdefault("preferences", {})
         (cp.state / "previous-context").write_text(previous)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -564,17 +563,3 @@ def remove_from_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> N
         prev = cp.state / "previous-context"
         cfg["current-context"] = prev.read_text().strip() if prev.exists() else ""
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-
-def processes_of(paths: Iterable[Path]) -> list[int]:
-    """Pids of running processes whose executable is one of ``paths`` (for leak checks)."""
-    wanted = {str(p) for p in paths}
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if os.readlink(d / "exe") in wanted:
-                    found.append(int(d.name))
-            except OSError:
-                pass
-    return found
