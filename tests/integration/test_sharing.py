@@ -86,6 +86,12 @@ def test_consumer_applies_provider_approves_exact_path_opens_then_revoked(pair, 
     # drift: a deleted policy comes back
     client.NetworkingV1Api(kube_api).delete_namespaced_network_policy(f"share-{name}", f"{b}-exchange")
     wait_for("repaired", lambda: (f"{b}-exchange", f"share-{name}") in policies(kube_api, name), timeout=20)
+    # a quarantined side closes the path; lifting the quarantine reopens it
+    co.patch_cluster_custom_object(GROUP, VERSION, "tenants", a, {"spec": {"quarantine": {"reason": "probing"}}})
+    wait_for("closed by quarantine", lambda: not policies(kube_api, name), timeout=15)
+    assert phase(co, name) == "Refused"
+    co.patch_cluster_custom_object(GROUP, VERSION, "tenants", a, {"spec": {"quarantine": None}})
+    wait_for("reopened", lambda: len(policies(kube_api, name)) == 3 and phase(co, name) == "Active", timeout=15)
     # either side may revoke; the path closes within seconds
     code, body = consumer.merge_patch(f"{SHARES}/{name}", {"spec": {"revoked": {"by": "clerk-a", "reason": "done"}}})
     assert code == 200, body

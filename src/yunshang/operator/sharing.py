@@ -53,6 +53,9 @@ def reconcile_agreement(name: str, indices: dict[str, Any]) -> None:
     else:
         cspec, pspec = TenantSpec.model_validate(consumer["spec"]), TenantSpec.model_validate(provider["spec"])
         problem = sharing.classification_problem(pspec.classification, cspec.classification)
+        for side, tspec in ((spec.consumer, cspec), (spec.provider, pspec)):
+            if tspec.quarantine:  # a quarantined tenant keeps no traffic but the platform's own
+                problem = f"closed while {side} is quarantined ({tspec.quarantine.reason})"
         phase, _ = sharing.phase_of(spec, now, problem)
         if phase == AgreementPhase.Active:
             svc = kube.get(api(), "Service", spec.service.name, spec.service.namespace)
@@ -123,9 +126,11 @@ def agreement_changed(name: str, **kwargs: Any) -> None:
     reconcile_agreement(name, kwargs)
 
 
-@kopf.timer(*AGREEMENTS, interval=EXPIRY_CHECK_SECONDS, when=lambda status, **_: (status or {}).get("phase") == "Active")
+@kopf.timer(*AGREEMENTS, interval=EXPIRY_CHECK_SECONDS,
+            when=lambda status, **_: (status or {}).get("phase") in ("Active", "Refused"))
 def agreement_expiry(name: str, **kwargs: Any) -> None:
-    """Close an active agreement's path as soon as it expires (and repair drift meanwhile)."""
+    """Close an active agreement's path as soon as it expires or a side is quarantined, reopen it
+    when the quarantine is lifted (and repair drift meanwhile)."""
     reconcile_agreement(name, kwargs)
 
 
