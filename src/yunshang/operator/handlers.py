@@ -94,6 +94,23 @@ def tenant_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict]:
     return {name: _plain(body)}
 
 
+@kopf.index(*TENANTS)
+def children_index(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str] | None:
+    """parent -> its child tenants: siblings and waiting children without scanning every tenant."""
+    parent = (spec or {}).get("parent")
+    return {parent: name} if parent else None
+
+
+class _Parents:
+    """tenant -> its parent, looked up in the tenant index (for cycle detection)."""
+
+    def __init__(self, tenants: Any):
+        self.tenants = tenants
+
+    def get(self, name: str) -> str | None:
+        return ((_one(self.tenants.get(name)) or {}).get("spec") or {}).get("parent")
+
+
 def _child_key(body: kopf.Body) -> dict:
     return {body["metadata"]["labels"][tenancy.LABEL_TENANT]: _plain(body)}
 
@@ -205,15 +222,14 @@ def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
         parent_body = _one(tenants.get(spec.parent))
         parent = _spec_or_none(parent_body)
         siblings = {}
-        for other_name in tenants:
+        for other_name in set(indices["children_index"].get(spec.parent) or []):
             other = _one(tenants.get(other_name))
             s = _spec_or_none(other)
             if other_name != name and s and s.parent == spec.parent and s.approval \
                     and s.approval.decision == Decision.Approved \
                     and not other["metadata"].get("deletionTimestamp"):
                 siblings[other_name] = s
-        parents = {n: (_one(tenants.get(n)) or {}).get("spec", {}).get("parent") for n in tenants}
-        if tenancy.parent_chain_has_cycle(name, parents):
+        if tenancy.parent_chain_has_cycle(name, _Parents(tenants)):
             blocked = "the chain of parents loops back to this tenant"
         else:
             blocked = tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings)
@@ -296,16 +312,13 @@ def _retain_namespace(tenant: str, ns: str) -> None:
 def _waiting_relatives(name: str, indices: dict[str, Any]) -> list[str]:
     """Tenants that may have been waiting on this one: its children, and its siblings
     (a sibling's quota change or deletion can free room under the parent)."""
-    tenants = indices["tenant_index"]
-    me = _one(tenants.get(name)) or {}
-    parent = (me.get("spec") or {}).get("parent")
+    tenants, children = indices["tenant_index"], indices["children_index"]
+    parent = _Parents(tenants).get(name)
+    candidates = set(children.get(name) or []) | (set(children.get(parent) or []) if parent else set())
     out = []
-    for other in tenants:
-        body = _one(tenants.get(other)) or {}
-        their_parent = (body.get("spec") or {}).get("parent")
-        phase = (body.get("status") or {}).get("phase")
-        if other != name and phase in (None, "Pending", "Approved") and (
-                their_parent == name or (parent and their_parent == parent)):
+    for other in sorted(candidates - {name}):
+        phase = ((_one(tenants.get(other)) or {}).get("status") or {}).get("phase")
+        if phase in (None, "Pending", "Approved"):
             out.append(other)
     return out
 
