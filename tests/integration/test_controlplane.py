@@ -161,3 +161,28 @@ def test_every_server_listens_on_loopback_only(control_plane):
     assert listening, "found no listening sockets at all"
     loopback = {"0100007F", "00000000000000000000000001000000"}
     assert all(addr.split(":")[0] in loopback for addr in listening), listening
+
+
+def test_a_component_that_fails_names_its_log_and_nothing_is_left(tmp_path, monkeypatch):
+    from yunshang.dev import controlplane
+
+    fake = tmp_path / "kube-apiserver"
+    fake.write_text("#!/bin/sh\necho 'E0000 bad flag --etcd-servers: boom' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("YUNSHANG_KUBE_APISERVER", str(fake))
+    cp = controlplane.ControlPlane(state=tmp_path / "state")
+    with pytest.raises(controlplane.StartError) as e:
+        cp.up(timeout=20)
+    msg = str(e.value)
+    assert msg.splitlines()[0].startswith("kube-apiserver exited with code 3 while starting; see ")
+    assert msg.splitlines()[0].endswith("logs/kube-apiserver.log") and "boom" in msg
+    # etcd, started before, was stopped again: no process has this state dir on its command line
+    left = [d.name for d in Path("/proc").iterdir() if d.name.isdigit() and _cmdline_has(d, str(cp.state))]
+    assert left == []
+
+
+def _cmdline_has(proc_dir: Path, needle: str) -> bool:
+    try:
+        return needle.encode() in (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return False
