@@ -37,21 +37,21 @@ class ClientError(Exception):
 
 def validation_message(e: ValidationError, prefix: str = "") -> str:
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+    loc = ".".join(str(p) for p in err["loc"])
     where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "input"
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     return f"invalid {where}: {msg}{more}"
 
 
-def api_message(e: client.ApiException, what: str) -> str:
+def api_message(e: client.ApiException, what: str, listing: str = "yunshang tenant list") -> str:
     try:
         body = json.loads(e.body or "{}")
         msg = body.get("message") or e.reason
     except (ValueError, TypeError):
         msg = e.body or e.reason
     if e.status == 404:
-        return f"{what} not found (see `yunshang tenant list`)"
+        return f"{what} not found (see `{listing}`)"
     if e.status == 403:
         return f"not allowed: {msg}"
     if e.status == 409:
@@ -109,12 +109,12 @@ class Tenants:
     def list(self) -> list[dict[str, Any]]:
         return self.call("tenants", self.co.list_cluster_custom_object, GROUP, VERSION, PLURAL)["items"]
 
-    def call(self, what: str, fn, *args, **kwargs):
+    def call(self, what: str, fn, *args, listing: str = "yunshang tenant list", **kwargs):
         """One API call: an API error or an unreachable server becomes a one-line ClientError."""
         try:
             return fn(*args, **kwargs)
         except client.ApiException as e:
-            raise ClientError(api_message(e, what)) from None
+            raise ClientError(api_message(e, what, listing)) from None
         except ClientError:
             raise
         except Exception as e:
@@ -245,10 +245,8 @@ class Agreements:
         self.co = tenants.co
 
     def get(self, name: str) -> dict[str, Any]:
-        try:
-            return self.t.call(f"agreement {name!r}", self.co.get_cluster_custom_object, GROUP, VERSION, self.PLURAL, name)
-        except ClientError as e:
-            raise ClientError(str(e).replace("tenant list", "share list")) from None
+        return self.t.call(f"agreement {name!r}", self.co.get_cluster_custom_object, GROUP, VERSION, self.PLURAL, name,
+                           listing="yunshang share list")
 
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
         items = self.t.call("agreements", self.co.list_cluster_custom_object, GROUP, VERSION, self.PLURAL)["items"]

@@ -51,3 +51,13 @@ def test_pulumi_passthrough_runs_the_pinned_cli(monkeypatch, capfd, tmp_path):
 def test_costs_with_an_unknown_stack(monkeypatch, capfd, tmp_path):
     code, _, err = cli(monkeypatch, capfd, "--kubeconfig", str(tmp_path / "none"), "report", "costs", "--stack", "nope")
     assert code == 1 and "no stack 'nope'" in err
+
+
+def test_not_found_points_at_the_right_listing():
+    from kubernetes.client import ApiException
+
+    from yunshang.client import api_message
+
+    e = ApiException(status=404, reason="Not Found")
+    assert api_message(e, "tenant 'x'") == "tenant 'x' not found (see `yunshang tenant list`)"
+    assert api_message(e, "agreement 'a'", "yunshang share list") == "agreement 'a' not found (see `yunshang share list`)"

@@ -12,6 +12,7 @@ A user who already has binaries points the project at them with ``YUNSHANG_BIN_D
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -115,6 +116,7 @@ def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
         raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {rc}) in {cwd}; log: {log}\n" + "\n".join(tail))
 
 
+@functools.lru_cache(maxsize=None)
 def _module_gomod(mod: str) -> str:
     out = subprocess.run(
         ["go", "mod", "download", "-json", mod], capture_output=True, text=True, env=_go_env(), check=False

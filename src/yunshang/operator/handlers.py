@@ -6,6 +6,7 @@ in kopf indices (no reads) and writes only what differs: an idle resync writes n
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import os
@@ -36,8 +37,7 @@ log = logging.getLogger("yunshang.operator")
 _api: client.ApiClient | None = None
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
-# What this process wrote last, until the watch streams catch up (kopf indices lag our writes):
-_written_status: dict[str, dict] = {}
+# What this process applied last, until the watch streams catch up (kopf indices lag our writes):
 _applied: dict[str, dict[tuple[str, str, str], dict]] = {}  # tenant -> key -> object we applied
 _ns_owner: dict[str, str] = {}  # namespace -> tenant, for the audit webhook
 
@@ -65,8 +65,6 @@ def _lock(name: str) -> threading.Lock:
 
 def _plain(body: Any) -> dict:
     """A kopf Body (a live view) as a plain, detached dict."""
-    import copy
-
     return copy.deepcopy(dict(body))
 
 
@@ -169,15 +167,35 @@ def _same_status(want: dict, have: dict) -> bool:
     return tenancy.is_subset(want, have) and len(want.get("conditions", [])) == len(have.get("conditions", []))
 
 
+class StatusWriter:
+    """Writes an object's status only when it differs from both the live status and what this
+    process wrote last (kopf indices lag our own writes), and says when the phase changed."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.written: dict[str, dict] = {}
+
+    def write(self, name: str, body: dict, status: dict[str, Any]) -> str | None:
+        """Patch if needed; return the previous phase when the phase changed, else None."""
+        current = body.get("status") or {}
+        mine = self.written.get(name)
+        if _same_status(status, current) or (mine is not None and _same_status(status, mine)):
+            return None
+        kube.patch(api(), self.kind, name, {"status": status}, sub="status")
+        self.written[name] = status
+        old = (mine or current).get("phase")
+        return (old or "") if old != status.get("phase") else None
+
+    def forget(self, name: str) -> None:
+        self.written.pop(name, None)
+
+
+TENANT_STATUS = StatusWriter("Tenant")
+
+
 def _status_patch(name: str, body: dict, status: dict[str, Any]) -> None:
-    current = body.get("status") or {}
-    mine = _written_status.get(name)
-    if _same_status(status, current) or (mine is not None and _same_status(status, mine)):
-        return
-    kube.patch(api(), "Tenant", name, {"status": status}, sub="status")
-    _written_status[name] = status
-    old, new = (mine or current).get("phase"), status.get("phase")
-    if old != new:
+    if TENANT_STATUS.write(name, body, status) is not None:
+        new = status.get("phase")
         kopf.event(body, type="Normal" if new not in ("Rejected",) else "Warning", reason=new,
                    message=status.get("message") or f"tenant is {new}")
 
@@ -378,7 +396,7 @@ def tenant_deleted(name: str, body: kopf.Body, spec: kopf.Spec, logger: logging.
     end_agreements_of(name, kwargs)
     with _locks_guard:
         _locks.pop(name, None)
-    _written_status.pop(name, None)
+    TENANT_STATUS.forget(name)
     _applied.pop(name, None)
     metrics.forget(name)
     for ns in [n for n, t in _ns_owner.items() if t == name]:

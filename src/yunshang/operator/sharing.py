@@ -14,7 +14,8 @@ from .. import sharing, tenancy
 from ..models.agreement import AgreementPhase, AgreementSpec
 from ..models.tenant import GROUP, VERSION, TenantSpec
 from . import kube, metrics
-from .handlers import _one, _plain, _same_status, api
+from ..models.audit import ObjectRef
+from .handlers import AUDIT, StatusWriter, _one, _plain, api
 
 AGREEMENTS = (GROUP, VERSION, "shareagreements")
 EXPIRY_CHECK_SECONDS = float(os.environ.get("YUNSHANG_SHARE_CHECK_SECONDS", "2"))
@@ -93,7 +94,6 @@ def reconcile_agreement(name: str, indices: dict[str, Any]) -> None:
     })
 
 
-_written: dict[str, dict] = {}
 _parties: dict[str, tuple[str, str]] = {}
 
 
@@ -102,21 +102,17 @@ def parties(name: str) -> tuple[str, ...]:
     return _parties.get(name, ())
 
 
-def _status(name: str, body: dict, status: dict) -> None:
-    current = body.get("status") or {}
-    if _same_status(status, current) or (name in _written and _same_status(status, _written[name])):
-        return
-    kube.patch(api(), "ShareAgreement", name, {"status": status}, sub="status")
-    _written[name] = status
-    if current.get("phase") != status["phase"]:
-        kube.event(api(), body, "Normal", f"Agreement{status['phase']}", status["message"])
-        if status["phase"] == AgreementPhase.Expired.value:
-            from .handlers import AUDIT
-            from ..models.audit import ObjectRef
+AGREEMENT_STATUS = StatusWriter("ShareAgreement")
 
-            spec = body.get("spec") or {}
-            AUDIT.append("yunshang-operator", "AgreementExpired", ObjectRef(kind="ShareAgreement", name=name),
-                         [spec.get("consumer", ""), spec.get("provider", "")], {"expires": str(spec.get("expires"))})
+
+def _status(name: str, body: dict, status: dict) -> None:
+    if AGREEMENT_STATUS.write(name, body, status) is None:
+        return
+    kube.event(api(), body, "Normal", f"Agreement{status['phase']}", status["message"])
+    if status["phase"] == AgreementPhase.Expired.value:
+        spec = body.get("spec") or {}
+        AUDIT.append("yunshang-operator", "AgreementExpired", ObjectRef(kind="ShareAgreement", name=name),
+                     [spec.get("consumer", ""), spec.get("provider", "")], {"expires": str(spec.get("expires"))})
 
 
 @kopf.on.resume(*AGREEMENTS)
@@ -144,7 +140,7 @@ def share_policy_event(body: kopf.Body, **kwargs: Any) -> None:
 
 @kopf.on.delete(*AGREEMENTS, optional=True)
 def agreement_deleted(name: str, **_: Any) -> None:
-    _written.pop(name, None)
+    AGREEMENT_STATUS.forget(name)
 
 
 def end_agreements_of(tenant: str, indices: dict[str, Any]) -> list[str]:
