@@ -10,7 +10,6 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
-	$(PY) -m yunshang.dev.shims $(VENV)/bin
 	touch $@
 
 toolchain: $(VENV)/.installed

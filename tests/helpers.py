@@ -55,3 +55,41 @@ class Impersonated:
 
     def delete(self, path: str):
         return self.request("DELETE", path)
+
+
+def pulumi(args: list[str], cwd, state, env: dict[str, str] | None = None, check: bool = True):
+    """The pinned `pulumi` CLI as a platform engineer runs it after `eval "$(yunshang dev env)"`:
+    offline, a file backend under ``state``, the language host and provider from the toolchain.
+    With ``--json`` the parsed document is returned, else the CompletedProcess."""
+    import os
+    import subprocess
+
+    from yunshang.dev import pulumi_env, toolchain
+
+    full = {**os.environ, **pulumi_env.env(state), **(env or {})}
+    r = subprocess.run([str(toolchain.find("pulumi")), *args, "--non-interactive"], cwd=cwd, env=full,
+                       capture_output=True, text=True, timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"pulumi {' '.join(args)} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return _json_result(r.stdout) if "--json" in args and r.returncode == 0 else r
+
+
+def _json_result(text: str) -> dict[str, Any]:
+    """`preview --json` prints one document; `up --json` the preview's and then its engine events:
+    the changes it made are those of the summary event."""
+    decoder, i, docs = json.JSONDecoder(), 0, []
+    while i < len(text):
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i < len(text):
+            doc, i = decoder.raw_decode(text, i)
+            docs.append(doc)
+    summary = [d["summaryEvent"] for d in docs if "summaryEvent" in d]
+    if summary:
+        return {"changeSummary": summary[-1]["resourceChanges"], "events": docs}
+    return docs[0] if len(docs) == 1 else {"documents": docs}
+
+
+def changes(doc: dict[str, Any]) -> dict[str, int]:
+    """A `pulumi preview/up --json` change summary without the unchanged ones."""
+    return {k: v for k, v in (doc.get("changeSummary") or {}).items() if k != "same" and v}

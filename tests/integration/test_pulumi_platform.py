@@ -1,8 +1,12 @@
-"""The platform program through the real Pulumi engine on the tests' own control plane:
-up creates everything, a second up changes nothing, a catalog edit previews as exactly that
-change, destroy removes it all.  State and config live in a temp dir, never in your stacks."""
+"""The platform program through plain `pulumi` (the pinned CLI, its language host, the real
+kubernetes provider) on a control plane of this module's own: up creates everything and the
+operator makes the catalog Ready; a second up changes nothing; a catalog edit previews as
+exactly that change; reaching the same cluster through a copied kubeconfig or another context
+name replaces and deletes nothing; destroy removes the platform and keeps what is retained.
+State and config live in a temp dir, never in your stacks."""
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -10,16 +14,18 @@ import pytest
 import yaml
 from kubernetes import client
 
-from helpers import wait_for
+from helpers import changes, pulumi, wait_for
 
 pytestmark = pytest.mark.pulumi
 ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+CATALOG = {"gz-bigdata", "gy-police", "gy-health", "xf-health"}
 
 
 @pytest.fixture(scope="module")
 def own_platform(tmp_path_factory):
-    """A control plane of this module's own: `destroy` removes the CRDs and policies the other
-    tests rely on.  The operator starts before Pulumi installs its CRD and picks it up."""
+    """A control plane of this module's own: `destroy` removes the policies the other tests rely
+    on.  The operator starts before Pulumi installs its CRDs and picks them up."""
     from conftest import OperatorProcess
     from yunshang.dev import controlplane
 
@@ -40,74 +46,154 @@ def own_api(own_platform):
     api.close()
 
 
-@pytest.fixture
-def project(tmp_path, own_platform):
-    platform = own_platform
-    root = tmp_path / "project"
+def make_project(root: Path, kubeconfig: Path) -> Path:
+    """A copy of the project (Pulumi.yaml, infra/, tenants/, the virtualenv linked) with a stack
+    `test` configured like `local` but for this control plane."""
     (root / "stacks").mkdir(parents=True)
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     shutil.copytree(ROOT / "tenants", root / "tenants")
     shutil.copytree(ROOT / "infra", root / "infra")
+    (root / ".venv").symlink_to(ROOT / ".venv")
     cfg = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())
-    cfg["config"]["yunshang:kubeconfig"] = str(platform.kubeconfig)
+    cfg["config"]["yunshang:kubeconfig"] = str(kubeconfig)
+    cfg["config"]["yunshang:cluster"] = "test"
+    cfg.pop("encryptionsalt", None)
     (root / "stacks" / "Pulumi.test.yaml").write_text(yaml.safe_dump(cfg))
     return root
 
 
-def _stack(project, tmp_path):
-    from yunshang.infra import automation
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, own_platform):
+    root = make_project(tmp_path_factory.mktemp("project") / "yunshang", own_platform.kubeconfig)
+    state = tmp_path_factory.mktemp("pulumi-state")
+    pulumi(["stack", "init", "test"], root, state)
+    return root, state
 
-    return automation.stack("test", root=project, state=tmp_path / "pulumi")
+
+def counts(api) -> dict[str, int]:
+    co = client.CustomObjectsApi(api)
+    return {plural: len(co.list_cluster_custom_object(GROUP, VERSION, plural)["items"])
+            for plural in ("tenants", "shareagreements", "auditrecords")}
 
 
-def test_up_noop_preview_destroy(project, tmp_path, own_api):
-    kube_api = own_api
-    stack = _stack(project, tmp_path)
-    up = stack.up()
-    from yunshang import platform as plat, policies
+def expected_objects() -> int:
+    from yunshang import platform as plat
     from yunshang.infra import components
     from yunshang.infra.config import StackConfig
 
-    objects = (len(plat.system_namespaces()) + len(plat.crds()) + len(policies.rbac()) + len(policies.admission_policy()) + len(policies.agreement_policy()) + len(policies.audit_policy())
-               + len(components.priority_classes()) + len(components.operator_manifests(StackConfig(operator={"mode": "process"})))
-               + len(components.monitoring_manifests()) + len(components.demo_manifests())
-               + 4)  # the catalog
-    assert up.summary.result == "succeeded"
-    assert up.summary.resource_changes == {"create": 1 + 8 + objects}  # stack + 8 components + objects
-    assert set(up.outputs["tenants"].value) == {"gz-bigdata", "gy-police", "gy-health", "xf-health"}
-    co = client.CustomObjectsApi(kube_api)
-    t = co.get_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", "xf-health")
-    assert t["spec"]["approval"]["by"] == "git:tenants/xf-health.yaml"
-    # the operator provisions the catalog (county under city under province)
-    wait_for("catalog Ready", lambda: all(
-        (co.get_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", n).get("status") or {}).get("phase")
-        == "Ready" for n in ("gz-bigdata", "gy-police", "gy-health", "xf-health")), timeout=90)
-
-    again = stack.up()
-    assert set(again.summary.resource_changes) == {"same"}
-
-    f = project / "tenants" / "gy-police.yaml"
-    f.write_text(f.read_text().replace('cpu: "8"', 'cpu: "10"'))
-    pv = stack.preview()
-    changes = {k: v for k, v in pv.change_summary.items() if k != "same"}
-    assert changes == {"update": 1}
-
-    down = stack.destroy()
-    assert down.summary.result == "succeeded"
-    # tenants went through the operator's finalizer: Retain kept their namespaces, detached
-    ns = client.CoreV1Api(kube_api).read_namespace("gz-bigdata-exchange")
-    assert ns.metadata.labels["platform.yunshang.io/retained-from"] == "gz-bigdata"
-    ext = client.ApiextensionsV1Api(kube_api)
-    with pytest.raises(client.ApiException):
-        ext.read_custom_resource_definition("tenants.platform.yunshang.io")
+    return (len(plat.system_namespaces()) + len(plat.crds()) + len(components.governance_manifests(StackConfig()))
+            + len(components.priority_classes())
+            + len(components.operator_manifests(StackConfig(operator={"mode": "process"})))
+            + len(components.monitoring_manifests()) + len(components.demo_manifests()) + len(CATALOG))
 
 
-def test_invalid_catalog_file_fails_preview_with_file_and_field(project, tmp_path):
-    from pulumi import automation as auto
+def test_up_is_ready_then_noop_then_one_update(project, own_api):
+    root, state = project
+    up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
+    # the stack + the provider + 8 components + the objects
+    assert changes(up) == {"create": 1 + 1 + 8 + expected_objects()}
+    co = client.CustomObjectsApi(own_api)
+    # `up` returned only when the operator had made every catalog tenant Ready (pulumi.com/waitFor)
+    for name in CATALOG:
+        t = co.get_cluster_custom_object(GROUP, VERSION, "tenants", name)
+        assert t["status"]["phase"] == "Ready", name
+    assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["spec"]["approval"]["by"] == \
+        "git:tenants/xf-health.yaml"
+    out = pulumi(["stack", "output", "tenants", "--json", "--stack", "test"], root, state)
+    assert set(out) == CATALOG
 
-    bad = project / "tenants" / "gy-health.yaml"
+    assert changes(pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)) == {}
+
+    f = root / "tenants" / "gy-police.yaml"
+    original = f.read_text()
+    f.write_text(original.replace('cpu: "8"', 'cpu: "10"'))
+    try:
+        assert changes(pulumi(["preview", "--json", "--stack", "test"], root, state)) == {"update": 1}
+    finally:
+        f.write_text(original)
+
+
+def test_reaching_the_cluster_another_way_loses_nothing(project, own_platform, own_api, tmp_path):
+    """The data-loss defect: a copied kubeconfig at another path (another $HOME, a CI runner) or
+    another context name for the same cluster must never replace or delete anything."""
+    from yunshang.models.audit import ObjectRef
+    from yunshang.operator.audit import AuditLog
+
+    root, state = project
+    co = client.CustomObjectsApi(own_api)
+    expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    co.create_cluster_custom_object(GROUP, VERSION, "shareagreements", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareAgreement", "metadata": {"name": "gy-police.gz-bigdata.api"},
+        "spec": {"consumer": "gy-police", "provider": "gz-bigdata", "purpose": "case lookups",
+                 "service": {"namespace": "gz-bigdata-exchange", "name": "api", "port": 80}, "expires": expires}})
+    log = AuditLog(lambda: own_api)
+    for i in range(3):
+        log.append("test", "Probe", ObjectRef(kind="Tenant", name="gy-police"), ["gy-police"], {"i": str(i)})
+    before = counts(own_api)
+    assert before["tenants"] >= 4 and before["shareagreements"] == 1 and before["auditrecords"] >= 3
+
+    copy = tmp_path / "another-home" / ".kube" / "config"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(own_platform.kubeconfig, copy)
+    through_copy = {"YUNSHANG_KUBECONFIG": str(copy)}
+    pv = pulumi(["preview", "--json", "--stack", "test"], root, state, env=through_copy)
+    assert changes(pv) == {}
+    up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state, env=through_copy)
+    assert changes(up) == {}
+
+    # the same cluster under another context name: at most an update of the provider
+    kc = yaml.safe_load(copy.read_text())
+    kc["contexts"][0]["name"] = "renamed"
+    kc["current-context"] = "renamed"
+    copy.write_text(yaml.safe_dump(kc))
+    pulumi(["config", "set", "yunshang:context", "renamed", "--stack", "test"], root, state)
+    try:
+        pv = pulumi(["preview", "--json", "--stack", "test"], root, state, env=through_copy)
+        assert not {"replace", "delete", "create-replacement", "delete-replaced"} & set(changes(pv)), changes(pv)
+        up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state, env=through_copy)
+        assert not {"replace", "delete", "create-replacement", "delete-replaced"} & set(changes(up)), changes(up)
+    finally:
+        pulumi(["config", "rm", "yunshang:context", "--stack", "test"], root, state)
+    after = counts(own_api)  # the operator may have added audit records meanwhile; nothing may be gone
+    assert all(after[k] >= before[k] for k in before), (before, after)
+
+
+def test_destroy_removes_the_platform_and_keeps_crds_and_departments(project, own_api):
+    root, state = project
+    before = counts(own_api)
+    pulumi(["destroy", "--yes", "--stack", "test"], root, state)
+    ext = client.ApiextensionsV1Api(own_api)
+    # retained: the CRDs (with every Tenant, ShareAgreement and AuditRecord) and the catalog's tenants
+    for crd in ("tenants", "shareagreements", "auditrecords"):
+        ext.read_custom_resource_definition(f"{crd}.{GROUP}")
+    after = counts(own_api)
+    assert all(after[k] >= before[k] for k in before), (before, after)
+    client.CoreV1Api(own_api).read_namespace("gz-bigdata-exchange")
+    # removed: the platform's own namespaces, policies, RBAC
+    adm = client.AdmissionregistrationV1Api(own_api)
+    with pytest.raises(client.ApiException) as e:
+        adm.read_validating_admission_policy("yunshang-tenant-governance")
+    assert e.value.status == 404
+    wait_for("yunshang-monitoring gone", lambda: _gone(own_api, "yunshang-monitoring"), timeout=60)
+    # and `up` takes the retained objects back without a conflict
+    up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
+    assert up["changeSummary"].get("create")
+
+
+def _gone(api, ns) -> bool:
+    try:
+        client.CoreV1Api(api).read_namespace(ns)
+    except client.ApiException as e:
+        return e.status == 404
+    return False
+
+
+def test_invalid_catalog_file_fails_preview_with_file_and_field(tmp_path, own_platform):
+    root = make_project(tmp_path / "yunshang", own_platform.kubeconfig)
+    bad = root / "tenants" / "gy-health.yaml"
     bad.write_text(bad.read_text().replace('cpu: "8"', 'cpu: "eight"'))
-    stack = _stack(project, tmp_path)
-    with pytest.raises(auto.errors.CommandError) as e:
-        stack.preview()
-    assert "gy-health.yaml: invalid spec.quota.cpu" in str(e.value)
+    state = tmp_path / "state"
+    pulumi(["stack", "init", "test"], root, state)
+    r = pulumi(["preview", "--stack", "test"], root, state, check=False)
+    assert r.returncode != 0
+    assert "gy-health.yaml: invalid spec.quota.cpu" in r.stdout + r.stderr

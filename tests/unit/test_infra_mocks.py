@@ -1,7 +1,6 @@
 """Fast tests of the Pulumi program with Pulumi's mocks (no engine, no cluster)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pulumi
@@ -17,8 +16,8 @@ class Recorder(pulumi.runtime.Mocks):
         self.resources: dict[str, dict] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources[args.name] = {"type": args.typ, "inputs": args.inputs}
-        return f"{args.name}-id", {**args.inputs, "uid": "mock-uid"}
+        self.resources[args.name] = {"type": args.typ, "inputs": args.inputs, "provider": args.provider}
+        return f"{args.name}-id", dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {}
@@ -32,7 +31,8 @@ def recorder():
 
 
 def manifests(recorder) -> dict[str, dict]:
-    return {n: json.loads(r["inputs"]["manifest"]) for n, r in recorder.resources.items() if "manifest" in r["inputs"]}
+    """The Kubernetes objects declared (pulumi-kubernetes resources take the manifest's fields)."""
+    return {n: r["inputs"] for n, r in recorder.resources.items() if r["type"].startswith("kubernetes:")}
 
 
 @pulumi.runtime.test
@@ -43,9 +43,11 @@ def run_program(cfg, result):
     result.update(build(cfg, ROOT))
 
 
-def test_local_stack_declares_the_platform_and_catalog(recorder):
-    cfg = parse({"kubeconfig": "/tmp/kc", "approveCatalog": True, "operator": {"mode": "process"},
-                 "environment": "local"})
+def test_local_stack_declares_the_platform_and_catalog(recorder, tmp_path):
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    cfg = parse({"kubeconfig": str(kubeconfig), "approveCatalog": True, "operator": {"mode": "process"},
+                 "environment": "local", "cluster": "local"})
     outputs: dict = {}
     run_program(cfg, outputs)
     m = manifests(recorder)
@@ -68,10 +70,26 @@ def test_local_stack_declares_the_platform_and_catalog(recorder):
     assert m["configmap-yunshang-monitoring-yunshang-dashboards"]["metadata"]["labels"]["grafana_dashboard"] == "1"
 
     assert outputs["tenants"] == ["gy-health", "gy-police", "gz-bigdata", "xf-health"]
+    # typed resources of pulumi-kubernetes, every one through the stack's one explicit provider
+    types = {n: r["type"] for n, r in recorder.resources.items()}
+    assert types["namespace-yunshang-system"] == "kubernetes:core/v1:Namespace"
+    assert types["customresourcedefinition-tenants.platform.yunshang.io"] == \
+        "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+    assert types["validatingadmissionpolicy-yunshang-tenant-governance"] == \
+        "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+    assert types["tenant-gz-bigdata"] == "kubernetes:platform.yunshang.io/v1alpha1:Tenant"
+    providers = [r for r in recorder.resources.values() if r["type"] == "pulumi:providers:kubernetes"]
+    assert len(providers) == 1
+    assert providers[0]["inputs"]["clusterIdentifier"] == "local"
+    assert all("pulumi:providers:kubernetes::kubernetes::" in r["provider"]
+               for r in recorder.resources.values() if r["type"].startswith("kubernetes:"))
+    # the catalog's approved tenants are awaited until the operator made them Ready
+    assert tenants["tenant-gz-bigdata"]["metadata"]["annotations"]["pulumi.com/waitFor"] == \
+        "jsonpath={.status.phase}=Ready"
 
 
 def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bureau(recorder):
-    cfg = parse({"operator": {"mode": "deployment", "image": "reg/op:1", "replicas": 3}})
+    cfg = parse({"operator": {"mode": "deployment", "image": "reg/op:1", "replicas": 3}})  # default kubeconfig
     run_program(cfg, {})
     m = manifests(recorder)
     dep = m["deployment-yunshang-system-yunshang-operator"]
@@ -80,6 +98,13 @@ def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bur
     assert c["image"] == "reg/op:1" and "--peering" in c["args"]
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert all("approval" not in o["spec"] for o in m.values() if o["kind"] == "Tenant")
+    # not approved by the catalog: nothing waits for the bureau
+    assert all("pulumi.com/waitFor" not in o["metadata"]["annotations"] for o in m.values() if o["kind"] == "Tenant")
+
+
+def test_a_kubeconfig_that_is_not_there_is_one_line(recorder, tmp_path):
+    with pytest.raises(pulumi.RunError, match=r"^config yunshang:kubeconfig: .*/nope does not exist; start"):
+        run_program(parse({"kubeconfig": str(tmp_path / "nope")}), {})
 
 
 @pytest.mark.parametrize("raw, message", [

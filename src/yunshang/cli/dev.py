@@ -122,6 +122,29 @@ def status(state_dir: Path = StateOpt, output: Output = OutputOpt) -> None:
 
 
 @dev_app.command()
+def env(state_dir: Path = StateOpt, output: Output = OutputOpt) -> None:
+    """Print shell exports for plain `pulumi` and `kubectl` on the local platform.
+
+    In the repo root: `eval "$(yunshang dev env)"; pulumi stack select local; pulumi preview;
+    pulumi up --yes`.  The pinned pulumi (with its Python language host and the kubernetes
+    provider) comes first on PATH; the file backend and PULUMI_HOME are the ones `dev up` uses;
+    KUBECONFIG is the local platform's admin kubeconfig.
+    """
+    import sys
+
+    from ..dev import pulumi_env
+
+    state = _state(state_dir)
+    values = {"KUBECONFIG": str(state / "kubeconfig"), **pulumi_env.env(state / "pulumi")}
+    if state != cp_mod.default_state_dir():
+        values["YUNSHANG_KUBECONFIG"] = values["KUBECONFIG"]  # the local stack names the default path
+    if output == Output.json:
+        emit_json(values)
+        return
+    sys.stdout.write(pulumi_env.exports(values))
+
+
+@dev_app.command()
 def setup() -> None:
     """Build or install every missing tool into the cache (what `make setup` runs)."""
     with out.status("installing the toolchain") as s:
@@ -150,7 +173,7 @@ def _pulumi_up_local(cp) -> dict:
 
     os.environ["YUNSHANG_KUBECONFIG"] = str(cp.kubeconfig)
     try:
-        result = automation.stack("local", state=cp.state / "pulumi").up()
+        result = automation.stack("local", state=cp.state / "pulumi").up(color="never")
     except auto.errors.CommandError as e:
         raise UserError(f"pulumi up of the local stack failed: {str(e).strip().splitlines()[-1][:300]}; "
                         f"the platform is running, retry with `yunshang platform up`") from None

@@ -71,7 +71,11 @@ def preview(stack: str = StackOpt, output: Output = OutputOpt) -> None:
 
 @platform_app.command()
 def destroy(stack: str = StackOpt, yes: bool = typer.Option(False, "--yes", "-y")) -> None:
-    """Remove everything the stack created (tenants first; the operator must be running)."""
+    """Remove the platform the stack created (namespaces, policies, RBAC, operator, monitoring).
+
+    Retained, by design: the CRDs (with every Tenant, ShareAgreement and AuditRecord) and the
+    catalog's tenants.  Removing those is explicit: `yunshang tenant delete NAME`, then
+    `kubectl delete crd tenants.platform.yunshang.io ...` (see the README)."""
     if not yes and not typer.confirm(f"destroy everything in stack {stack}?"):
         raise typer.Exit(1)
     s = _stack(stack)
@@ -94,9 +98,8 @@ def outputs(stack: str = StackOpt, output: Output = OutputOpt) -> None:
 @platform_app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def pulumi(ctx: typer.Context) -> None:
     """Run the pinned pulumi CLI offline on this project's stacks, e.g.
-    `yunshang platform pulumi stack ls`, `... stack output --stack local`, `... config --stack prod`.
-    (`pulumi up`/`preview` need a Python language host, which cannot be built here: use
-    `yunshang platform up`.)"""
+    `yunshang platform pulumi stack ls`, `... preview --stack local`, `... config --stack prod`.
+    The same as `eval "$(yunshang dev env)"; pulumi ...` in the project directory."""
     import os
     import subprocess
 

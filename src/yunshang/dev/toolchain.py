@@ -23,10 +23,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import langhost
+
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"  # the etcd release k8s.io/kubernetes v1.36.3 itself requires
 KWOK_VERSION = "v0.7.0"  # v0.8.0 (go 1.26.0) exists too; bumping rebuilds the whole toolchain
-PULUMI_VERSION = "v3.259.0"  # newest pulumi/pkg/v3 the Go module proxy serves whole
+PULUMI_VERSION = "v3.259.0"  # the CLI; the Python SDK (pyproject) is pinned to the same version
+# pulumi-kubernetes: the proxy serves provider/v4 only as the pseudo-version of the v4.25.0 tag's commit;
+# PyPI's pulumi-kubernetes==4.25.0 (pyproject) asks the engine for exactly this plugin version
+PULUMI_KUBERNETES_VERSION = "4.25.0"
+PULUMI_KUBERNETES_MODULE = "v4.0.0-20260115033456-f47bc2d6f199"
 
 # The pinned versions decide the toolchain directory, so a new pin never mixes with an old build.
 PINS = {
@@ -34,6 +40,7 @@ PINS = {
     "etcd": ETCD_VERSION,
     "kwok": KWOK_VERSION,
     "pulumi": PULUMI_VERSION,
+    "pulumi-kubernetes": f"{PULUMI_KUBERNETES_VERSION}@{PULUMI_KUBERNETES_MODULE}",
 }
 TOOLCHAIN_ID = hashlib.sha256(json.dumps(PINS, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -65,6 +72,19 @@ def bin_dir() -> Path:
     return toolchain_dir() / "bin"
 
 
+KUBERNETES_PLUGIN = "pulumi-resource-kubernetes"
+
+
+def plugin_dir() -> Path:
+    """The provider, laid out as in Pulumi's plugin cache (PULUMI_HOME/plugins links here).  Not in
+    bin/: an executable provider on PATH would be taken by the engine without a version check."""
+    return toolchain_dir() / "plugins" / f"resource-kubernetes-v{PULUMI_KUBERNETES_VERSION}"
+
+
+def _home(tool: str) -> Path:
+    return plugin_dir() if tool == KUBERNETES_PLUGIN else bin_dir()
+
+
 class ToolMissing(RuntimeError):
     """A binary the platform needs is not installed."""
 
@@ -84,7 +104,7 @@ def find(tool: str) -> Path:
     candidates: list[Path] = []
     if os.environ.get("YUNSHANG_BIN_DIR"):
         candidates.append(Path(os.environ["YUNSHANG_BIN_DIR"]) / tool)
-    candidates.append(bin_dir() / tool)
+    candidates.append(_home(tool) / tool)
     if tool in DEBIAN_PATHS:
         candidates.append(Path(DEBIAN_PATHS[tool]))
     for c in candidates:
@@ -117,14 +137,23 @@ def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
 
 
 @functools.lru_cache(maxsize=None)
-def _module_gomod(mod: str) -> str:
+def _module_info(mod: str) -> dict[str, str]:
+    """`go mod download -json MOD@VER`: where the module's files and go.mod are in the module cache."""
     out = subprocess.run(
         ["go", "mod", "download", "-json", mod], capture_output=True, text=True, env=_go_env(), check=False
     )
     info = json.loads(out.stdout or "{}")
     if "Error" in info or not info.get("GoMod"):
         raise RuntimeError(f"go mod download {mod}: {info.get('Error', out.stderr.strip())}")
-    return Path(info["GoMod"]).read_text()
+    return info
+
+
+def _module_gomod(mod: str) -> str:
+    return Path(_module_info(mod)["GoMod"]).read_text()
+
+
+def _module_dir(mod: str) -> Path:
+    return Path(_module_info(mod)["Dir"])
 
 
 @dataclasses.dataclass
@@ -137,6 +166,9 @@ class GoGroup:
     ldflags: list[str] = dataclasses.field(default_factory=list)
     replaces: Callable[[], dict[str, str]] = dict
     header: Callable[[], list[str]] = list
+    # writes sources into the wrapper before it is resolved (a binary's package "." is the wrapper)
+    prepare: Callable[[Path, Path], None] | None = None
+    dest: Callable[[], Path] = bin_dir
 
     def workdir(self) -> Path:
         return cache_root() / "build" / f"{self.name}-{TOOLCHAIN_ID}"
@@ -154,15 +186,21 @@ class GoGroup:
             lines += [f"\t{a} => {b}" for a, b in sorted(rep.items())]
             lines.append(")")
         (wd / "go.mod").write_text("\n".join(lines) + "\n")
-        imports = "\n".join(f'\t_ "{p}"' for p in sorted(set(self.binaries.values())))
-        (wd / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+        pkgs = sorted({p for p in self.binaries.values() if p != "."})
+        if pkgs:
+            imports = "\n".join(f'\t_ "{p}"' for p in pkgs)
+            (wd / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
         return wd
 
-    def build(self, dest: Path, log: Path, progress: Callable[[str], None]) -> None:
+    def build(self, log: Path, progress: Callable[[str], None]) -> None:
         wd = self.write_module()
+        dest = self.dest()
+        dest.mkdir(parents=True, exist_ok=True)
         stamp = wd / ".tidy-ok"
         if not stamp.exists():
             progress(f"{self.name}: resolving modules")
+            if self.prepare:
+                self.prepare(wd, log)
             _run(["go", "mod", "tidy"], wd, log)
             stamp.write_text("ok\n")
         for binary, pkg in self.binaries.items():
@@ -228,6 +266,19 @@ def _pulumi_replaces() -> dict[str, str]:
     return out
 
 
+def _prepare_kubernetes_provider(wd: Path, log: Path) -> None:
+    """The provider's main package go:embeds a versioned schema that is generated, not shipped:
+    take main.go, generate.go and the two JSON sources from the module cache (at build time,
+    into the wrapper outside the repo) and generate the embedded files for our version."""
+    src = _module_dir(f"github.com/pulumi/pulumi-kubernetes/provider/v4@{PULUMI_KUBERNETES_MODULE}")
+    for name in ("main.go", "generate.go", "schema.json", "terraform-mapping.json"):
+        target = wd / name
+        target.write_bytes((src / "cmd" / KUBERNETES_PLUGIN / name).read_bytes())
+        target.chmod(0o644)
+    _run(["go", "mod", "tidy"], wd, log)
+    _run(["go", "run", "generate.go"], wd, log, env={**_go_env(), "VERSION": PULUMI_KUBERNETES_VERSION})
+
+
 GROUPS = [
     GoGroup(
         name="kubernetes",
@@ -258,6 +309,18 @@ GROUPS = [
         ldflags=[f"-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={PULUMI_VERSION}"],
         replaces=_pulumi_replaces,
     ),
+    GoGroup(
+        name="pulumi-kubernetes",
+        requires={
+            "github.com/pulumi/pulumi-kubernetes/provider/v4": PULUMI_KUBERNETES_MODULE,
+            # not the v4.24.0 the provider names: resources it creates itself ask for their SDK's version
+            "github.com/pulumi/pulumi-kubernetes/sdk/v4": f"v{PULUMI_KUBERNETES_VERSION}",
+        },
+        binaries={KUBERNETES_PLUGIN: "."},
+        ldflags=[f"-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version={PULUMI_KUBERNETES_VERSION}"],
+        prepare=_prepare_kubernetes_provider,
+        dest=plugin_dir,
+    ),
 ]
 
 
@@ -279,7 +342,8 @@ def _apt_install(packages: list[str], log: Path, progress: Callable[[str], None]
         _run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], Path("/"), log, env)
 
 
-ALL_TOOLS = [*(b for g in GROUPS for b in g.binaries), *DEBIAN_PATHS]
+LANGUAGE_HOST = ["pulumi-language-python", langhost.EXEC_SCRIPT]  # next to the pinned pulumi
+ALL_TOOLS = [*(b for g in GROUPS for b in g.binaries), *LANGUAGE_HOST, *DEBIAN_PATHS]
 CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 
 
@@ -314,8 +378,13 @@ def install(progress: Callable[[str], None] = print) -> dict[str, float]:
         if not need & set(group.binaries):
             continue
         t0 = time.monotonic()
-        group.build(dest, log, progress)
+        group.build(log, progress)
         timings[group.name] = time.monotonic() - t0
+    # the launcher names the virtualenv that ran setup (its fallback): written every time, cheap
+    t0 = time.monotonic()
+    sdk = _module_dir(f"github.com/pulumi/pulumi/sdk/v3@{PULUMI_VERSION}")
+    langhost.install(dest, sdk / "python" / "cmd" / langhost.EXEC_SCRIPT)
+    timings["language-host"] = time.monotonic() - t0
     still = missing()
     if still:
         raise ToolMissing(f"still missing after install: {', '.join(still)}; log: {log}")

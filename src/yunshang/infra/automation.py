@@ -1,16 +1,13 @@
-"""Run the platform program through the real Pulumi engine (Automation API, inline program).
-
-The engine is the pinned `pulumi` CLI; the Python SDK serves the program to it, so no
-language host binary is needed.  Offline: file backend, passphrase secrets, no downloads.
-"""
+"""`yunshang platform up|preview|destroy`: the project's Pulumi program (Pulumi.yaml) through the
+Automation API and the pinned CLI, offline: the same run as `pulumi up` after
+`eval "$(yunshang dev env)"` (file backend, passphrase secrets, no downloads)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
 
 from ..dev import controlplane, pulumi_env
-from .program import PROJECT_ROOT, main
+from .program import PROJECT_ROOT
 
 PROJECT = "yunshang"
 
@@ -21,7 +18,7 @@ def state_dir() -> Path:
 
 
 def stack(name: str = "local", root: Path = PROJECT_ROOT, state: Path | None = None,
-          program: Callable[[], None] | None = None, env: dict[str, str] | None = None):
+          env: dict[str, str] | None = None):
     from pulumi import automation as auto
 
     envs = pulumi_env.env(state or state_dir())
@@ -30,7 +27,6 @@ def stack(name: str = "local", root: Path = PROJECT_ROOT, state: Path | None = N
     envs.update(env or {})
     ws = auto.LocalWorkspace(
         work_dir=str(root),
-        program=program or (lambda: main(root)),
         env_vars=envs,
         pulumi_command=pulumi_env.pulumi_command(),
         secrets_provider="passphrase",

@@ -1,7 +1,9 @@
 """Pulumi components of the shared platform.  Each is a thin shell over yunshang's own
-manifest functions (the same objects `yunshang dev up` installs and the tests check)."""
+manifest functions (the same objects `yunshang dev up` installs and the tests check), declared
+as pulumi-kubernetes resources through the stack's one provider."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import pulumi
@@ -11,30 +13,28 @@ from ..catalog import Entry
 from ..models.tenant import API_VERSION
 from ..tenancy import SYSTEM_NAMESPACE
 from .config import OperatorMode, StackConfig
-from .kube import KubeObject, object_id
+from .kube import declare, resource_name
 
-
-def resource_name(obj: dict[str, Any]) -> str:
-    """A stable Pulumi name for an object: kind, namespace and name."""
-    md = obj["metadata"]
-    return "-".join(p for p in (obj["kind"].lower(), md.get("namespace", ""), md["name"]) if p).replace(":", "-")
+# What stays in the cluster when Pulumi lets go of it (`pulumi destroy`, a renamed resource, a
+# file removed from the catalog): the CRDs, whose deletion would take every Tenant,
+# ShareAgreement and AuditRecord with it, and the departments themselves.  Deleting those is a
+# person's explicit act (`yunshang tenant delete`, `kubectl delete crd`), see the README.
+RETAINED_KINDS = {"CustomResourceDefinition", "Tenant"}
 
 
 class _Group(pulumi.ComponentResource):
-    """A named set of Kubernetes objects applied in order (each depends on the previous ones
-    only where it must: custom resources on their CRDs)."""
+    """A named set of Kubernetes objects, each a typed resource of the stack's provider (passed
+    down from the component's options: `providers={"kubernetes": ...}`)."""
 
-    objects: dict[str, KubeObject]
+    objects: dict[str, pulumi.CustomResource]
 
     def __init__(self, token: str, name: str, manifests: Sequence[dict[str, Any]], cfg: StackConfig,
-                 opts: pulumi.ResourceOptions | None = None):
+                 opts: pulumi.ResourceOptions | None = None, annotations: dict[str, str] | None = None):
         super().__init__(token, name, None, opts)
         self.objects = {}
         for m in manifests:
-            self.objects[object_id(m)] = KubeObject(
-                resource_name(m), m, kubeconfig=cfg.kubeconfig_path(), context=cfg.context or None,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            self.objects[resource_name(m)] = declare(m, pulumi.ResourceOptions(
+                parent=self, retain_on_delete=m["kind"] in RETAINED_KINDS or None), annotations)
         self.register_outputs({"objects": sorted(self.objects)})
 
 
@@ -54,12 +54,15 @@ class CustomResourceDefinitions(_Group):
 
 
 class Governance(_Group):
-    """RBAC for departments, the bureau and the operator, and the approval admission policy."""
+    """RBAC for departments, the bureau and the operator, and the admission policies: approval,
+    consent, the append-only audit trail."""
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("yunshang:platform:Governance", name,
-                         [*policies.rbac(), *policies.admission_policy(), *policies.agreement_policy(),
-                          *policies.audit_policy()], cfg, opts)
+        super().__init__("yunshang:platform:Governance", name, governance_manifests(cfg), cfg, opts)
+
+
+def governance_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
+    return [*policies.rbac(), *policies.admission_policy(), *policies.agreement_policy(), *policies.audit_policy()]
 
 
 def priority_classes() -> list[dict[str, Any]]:
@@ -136,16 +139,22 @@ def catalog_manifests(entries: Sequence[Entry], cfg: StackConfig) -> list[dict[s
     return out
 
 
+# an approved catalog tenant is created when the operator has made it Ready (the provider waits)
+READY = {"pulumi.com/waitFor": "jsonpath={.status.phase}=Ready"}
+
+
 class DepartmentCatalog(_Group):
-    """tenants/*.yaml as Tenant objects (the same objects `yunshang tenant request` creates)."""
+    """tenants/*.yaml as Tenant objects (the same objects `yunshang tenant request` creates).
+    Approved by the catalog (local stack), `up` waits until the operator has made them Ready."""
 
     def __init__(self, name: str, entries: Sequence[Entry], cfg: StackConfig,
                  opts: pulumi.ResourceOptions | None = None):
-        super().__init__("yunshang:tenants:Catalog", name, catalog_manifests(entries, cfg), cfg, opts)
+        super().__init__("yunshang:tenants:Catalog", name, catalog_manifests(entries, cfg), cfg, opts,
+                         annotations=READY if cfg.approve_catalog else None)
         self.tenants = [e.name for e in entries]
 
 
-MONITORING_DIR = __import__("pathlib").Path(__file__).resolve().parents[3] / "monitoring"
+MONITORING_DIR = Path(__file__).resolve().parents[3] / "monitoring"
 
 
 def monitoring_manifests() -> list[dict[str, Any]]:

@@ -37,6 +37,10 @@ class StackConfig(BaseModel):
     """Path of the kubeconfig to deploy with ('' = the default kubeconfig)."""
     context: str = ""
     """kubeconfig context ('' = the current one)."""
+    cluster: str = Field(default="default", min_length=1)
+    """A stable name of the target cluster (the provider's clusterIdentifier).  Only a change of
+    this name makes Pulumi treat the cluster as another one; how it is reached (kubeconfig path,
+    a copy of it, the context name) never replaces anything."""
     catalog: str = "tenants"
     """Directory of the department catalog, relative to the project."""
     approve_catalog: bool = False
@@ -58,6 +62,7 @@ class StackConfig(BaseModel):
 KEYS = {
     "kubeconfig": "kubeconfig",
     "context": "context",
+    "cluster": "cluster",
     "catalog": "catalog",
     "approveCatalog": "approve_catalog",
     "operator": "operator",

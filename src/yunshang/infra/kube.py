@@ -1,148 +1,82 @@
-"""A Pulumi resource for any Kubernetes object, applied with server-side apply.
+"""Kubernetes objects as pulumi-kubernetes' typed resources, all through one explicit provider.
 
-Why this exists: the pulumi-kubernetes provider cannot be built here (the Go module proxy
-refuses every version of github.com/pulumi/pulumi-kubernetes/provider, see the README), so
-the platform's objects go through the real Pulumi engine as a Python dynamic provider that
-uses the official kubernetes client.  It does one thing: keep one manifest applied.
-
-- create/update: server-side apply with field manager ``yunshang-pulumi`` (force conflicts);
-- diff: a change of the manifest is an update; a change of identity (apiVersion, kind,
-  namespace, name) or of the cluster is a replacement;
-- delete: delete and wait until the object is gone (namespaces take a few seconds);
-- read: refreshes outputs from the live object (``pulumi refresh``).
+yunshang's manifests are plain dicts (the same objects `yunshang dev up` and the tests apply);
+`declare` turns one into the typed resource of its kind (`core.v1.Namespace`,
+`apiextensions.v1.CustomResourceDefinition`, `rbac.v1.ClusterRole`, ...), and custom resources
+(Tenants, kopf's peering object) into `apiextensions.CustomResource`.  Server-side apply,
+readiness and deletion are the provider's.
 """
 from __future__ import annotations
 
-import json
-import time
+import re
+from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi.dynamic as dyn
+import pulumi_kubernetes as k8s
 
-FIELD_MANAGER = "yunshang-pulumi"
+# Objects may already exist with another field manager (`yunshang dev up` installs the CRDs and
+# policies before its `pulumi up`; a cluster upgraded from an earlier yunshang): take them over.
+PATCH_FORCE = {"pulumi.com/patchForce": "true"}
 
-
-def _identity(m: dict[str, Any]) -> tuple[str, str, str, str]:
-    md = m.get("metadata", {})
-    return (m["apiVersion"], m["kind"], md.get("namespace", ""), md["name"])
-
-
-def object_id(m: dict[str, Any]) -> str:
-    api, kind, ns, name = _identity(m)
-    return "/".join(p for p in (api, kind, ns, name) if p)
-
-
-def _resource(kubeconfig: str, context: str | None, manifest: dict[str, Any], wait: float = 60):
-    """The dynamic-client resource for the manifest's kind (waiting for a new CRD to be served)."""
-    from kubernetes import config, dynamic
-    from kubernetes.dynamic.exceptions import ResourceNotFoundError
-
-    api = config.new_client_from_config(config_file=kubeconfig or None, context=context or None)
-    deadline = time.monotonic() + wait
-    while True:
-        client = dynamic.DynamicClient(api)
-        try:
-            return client, client.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-        except ResourceNotFoundError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the API server does not serve {manifest['kind']} ({manifest['apiVersion']}) after {wait:.0f}s"
-                ) from None
-            time.sleep(1)
+TYPED = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): k8s.apiextensions.v1.CustomResourceDefinition,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
+    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"):
+        k8s.admissionregistration.v1.ValidatingAdmissionPolicy,
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"):
+        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding,
+    ("scheduling.k8s.io/v1", "PriorityClass"): k8s.scheduling.v1.PriorityClass,
+}
 
 
-def _live_outputs(obj) -> dict[str, Any]:
-    md = obj.metadata
-    return {"uid": md.uid}
+def resource_name(obj: dict[str, Any]) -> str:
+    """A stable Pulumi name for an object: kind, namespace and name (never the cluster's address)."""
+    md = obj["metadata"]
+    return "-".join(p for p in (obj["kind"].lower(), md.get("namespace", ""), md["name"]) if p).replace(":", "-")
 
 
-class KubeObjectProvider(dyn.ResourceProvider):
-    def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
-        manifest = json.loads(props["manifest"])
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        _, res = _resource(props.get("kubeconfig", ""), props.get("context"), manifest)
-        ns = manifest.get("metadata", {}).get("namespace")
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                obj = res.server_side_apply(body=manifest, namespace=ns, field_manager=FIELD_MANAGER,
-                                            force_conflicts=True)
-                return {**props, **_live_outputs(obj)}
-            except NotFoundError:
-                # a tenant's namespace appears when the operator provisions it: wait for it
-                if not ns or time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-
-    def create(self, props):
-        outs = self._apply(props)
-        return dyn.CreateResult(id_=object_id(json.loads(props["manifest"])), outs=outs)
-
-    def diff(self, id_, olds, news):
-        old_m, new_m = json.loads(olds["manifest"]), json.loads(news["manifest"])
-        replaces = []
-        if _identity(old_m) != _identity(new_m):
-            replaces.append("manifest")
-        if (olds.get("kubeconfig"), olds.get("context")) != (news.get("kubeconfig"), news.get("context")):
-            replaces.append("context")
-        changed = old_m != new_m or bool(replaces)
-        return dyn.DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
-
-    def update(self, id_, olds, news):
-        return dyn.UpdateResult(outs=self._apply(news))
-
-    def delete(self, id_, props):
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        manifest = json.loads(props["manifest"])
-        _, res = _resource(props.get("kubeconfig", ""), props.get("context"), manifest)
-        md = manifest["metadata"]
-        try:
-            res.delete(name=md["name"], namespace=md.get("namespace"))
-        except NotFoundError:
-            return
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                res.get(name=md["name"], namespace=md.get("namespace"))
-            except NotFoundError:
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"{object_id(manifest)} still exists 180s after delete")
-
-    def read(self, id_, props):
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        manifest = json.loads(props["manifest"])
-        _, res = _resource(props.get("kubeconfig", ""), props.get("context"), manifest)
-        md = manifest["metadata"]
-        try:
-            obj = res.get(name=md["name"], namespace=md.get("namespace"))
-        except NotFoundError:
-            return dyn.ReadResult(id_=None, outs={})
-        return dyn.ReadResult(id_=id_, outs={**props, **_live_outputs(obj)})
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
-class KubeObject(dyn.Resource):
-    """One Kubernetes object (any kind, CRDs and custom resources included) kept applied."""
+def declare(manifest: dict[str, Any], opts: pulumi.ResourceOptions,
+            annotations: dict[str, str] | None = None) -> pulumi.CustomResource:
+    """The typed resource for one manifest (top-level fields as the class's arguments)."""
+    md = dict(manifest["metadata"])
+    md["annotations"] = {**md.get("annotations", {}), **PATCH_FORCE, **(annotations or {})}
+    body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
+    cls = TYPED.get((manifest["apiVersion"], manifest["kind"]))
+    name = resource_name(manifest)
+    if cls is None:  # a custom resource: Tenant, ClusterKopfPeering
+        return k8s.apiextensions.CustomResource(
+            name, api_version=manifest["apiVersion"], kind=manifest["kind"], metadata=md, opts=opts, **body)
+    return cls(name, metadata=md, opts=opts, **{_snake(k): v for k, v in body.items()})
 
-    uid: pulumi.Output[str]
-    manifest: pulumi.Output[str]
 
-    def __init__(
-        self,
-        resource_name: str,
-        manifest: dict[str, Any],
-        kubeconfig: str = "",
-        context: str | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        props = {
-            "manifest": json.dumps(manifest, sort_keys=True),
-            "kubeconfig": kubeconfig,
-            "context": context or "",
-            "uid": None,
-        }
-        super().__init__(KubeObjectProvider(), resource_name, props, opts)
+def provider(name: str, kubeconfig: str, context: str, cluster_identifier: str,
+             opts: pulumi.ResourceOptions | None = None) -> k8s.Provider:
+    """The one provider every object goes through.
+
+    How the cluster is reached must never replace anything: `clusterIdentifier` alone decides
+    replacement (it names the cluster), and the kubeconfig is passed by content, not by path, so
+    a copy of it elsewhere (another $HOME, a CI runner) is no change at all; another context name
+    for the same cluster is an update of the provider, never a replace of the objects.
+    """
+    kc = Path(kubeconfig).read_text() if kubeconfig else None
+    return k8s.Provider(
+        name,
+        kubeconfig=pulumi.Output.secret(kc) if kc is not None else None,
+        context=context or None,
+        cluster_identifier=cluster_identifier,
+        enable_server_side_apply=True,
+        opts=opts,
+    )

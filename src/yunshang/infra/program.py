@@ -1,7 +1,7 @@
-"""The Pulumi program: config -> catalog -> components -> outputs.
+"""The Pulumi program: config -> catalog -> one Kubernetes provider -> components -> outputs.
 
-`infra/__main__.py` calls `main()` (for `pulumi up` with a Python language host);
-`yunshang platform up` runs the same `main` inline through the Automation API.
+`infra/__main__.py` calls `main()`: `pulumi up` (through the language host) and
+`yunshang platform up` (the Automation API on the same project) run the same program.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .components import (
     PriorityClasses,
 )
 from .config import ConfigError, StackConfig, from_pulumi
+from .kube import provider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -36,19 +37,29 @@ def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
     except catalog.CatalogError as e:
         raise pulumi.RunError(str(e)) from None
 
-    namespaces = PlatformNamespaces("namespaces", cfg)
-    crds = CustomResourceDefinitions("crds", cfg)
-    governance = Governance("governance", cfg, pulumi.ResourceOptions(depends_on=[crds]))
-    PriorityClasses("priority-classes", cfg)
-    Monitoring("monitoring", cfg, pulumi.ResourceOptions(depends_on=[namespaces]))
-    Operator("operator", cfg, pulumi.ResourceOptions(depends_on=[namespaces, crds, governance]))
-    departments = DepartmentCatalog("catalog", entries, cfg, pulumi.ResourceOptions(depends_on=[crds, governance]))
+    kubeconfig = cfg.kubeconfig_path()
+    if kubeconfig and not Path(kubeconfig).is_file():
+        raise pulumi.RunError(f"config yunshang:kubeconfig: {kubeconfig} does not exist; start the local platform "
+                              "(`yunshang dev up`) or point the setting (or YUNSHANG_KUBECONFIG) at your cluster's")
+    k8s = provider("kubernetes", kubeconfig, cfg.context, cfg.cluster)
+
+    def opts(*after: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(providers=[k8s], depends_on=list(after))
+
+    namespaces = PlatformNamespaces("namespaces", cfg, opts())
+    crds = CustomResourceDefinitions("crds", cfg, opts())
+    governance = Governance("governance", cfg, opts(crds))
+    PriorityClasses("priority-classes", cfg, opts())
+    Monitoring("monitoring", cfg, opts(namespaces))
+    operator = Operator("operator", cfg, opts(namespaces, crds, governance))
+    departments = DepartmentCatalog("catalog", entries, cfg, opts(crds, governance, operator))
     if cfg.demo:
-        # the namespace comes from the operator once gz-bigdata is Ready: the apply waits for it
-        DemoWorkloads("demo", cfg, pulumi.ResourceOptions(depends_on=[departments]))
+        # the namespace comes from the operator: the catalog's tenants are created once Ready
+        DemoWorkloads("demo", cfg, opts(departments))
     return {
         "environment": cfg.environment,
-        "kubeconfig": cfg.kubeconfig_path() or "(default)",
+        "kubeconfig": kubeconfig or "(default)",
+        "cluster": cfg.cluster,
         "namespaces": namespaces.names,
         "tenants": departments.tenants,
         "operator": cfg.operator.mode.value,
