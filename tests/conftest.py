@@ -136,18 +136,32 @@ class OperatorProcess:
 def operator(platform, tmp_path_factory):
     # the platform's own operator: its metrics port is the one Prometheus scrapes, and it serves
     # the audit and Alertmanager webhooks the control plane is configured with
-    op = OperatorProcess(platform, tmp_path_factory.mktemp("operator"), extra_env=platform.operator_env(),
+    op = OperatorProcess(platform, tmp_path_factory.mktemp("operator"),
+                         extra_env={**platform.operator_env(), "YUNSHANG_AUDIT_ANCHOR_SECONDS": "1",
+                                    "YUNSHANG_ALERTING_SECONDS": "1"},
                          metrics_port=platform.ports["operator-metrics"]).start()
     yield op
     op.stop()
 
 
 @pytest.fixture(scope="session")
-def monitoring(platform, operator):
+def ops_hook():
+    """The platform ops team's webhook (stack config yunshang:alerting.ops on a real platform)."""
+    from helpers import Hook
+
+    hook = Hook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(scope="session")
+def monitoring(platform, operator, ops_hook):
     """Prometheus and Alertmanager for the test platform, with short intervals."""
     from yunshang.dev.monitoring import Settings
+    from yunshang.models.tenant import Contact
 
-    platform.start_monitoring(Settings(scrape_interval="1s", evaluation_interval="1s", group_wait="1s",
+    platform.start_monitoring(Settings(ops=[Contact(name="ops", url=ops_hook.url)],
+                                       scrape_interval="1s", evaluation_interval="1s", group_wait="1s",
                                        group_interval="2s"))
     return platform
 

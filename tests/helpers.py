@@ -93,3 +93,35 @@ def _json_result(text: str) -> dict[str, Any]:
 def changes(doc: dict[str, Any]) -> dict[str, int]:
     """A `pulumi preview/up --json` change summary without the unchanged ones."""
     return {k: v for k, v in (doc.get("changeSummary") or {}).items() if k != "same" and v}
+
+
+class Hook:
+    """A webhook receiver on 127.0.0.1 (an on-call person's chat hook): keeps what Alertmanager posts."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self) -> list[tuple[str, str]]:
+        """(alertname, tenant) of every alert received."""
+        return [(a["labels"].get("alertname", ""), a["labels"].get("tenant", "")) for n in self.received
+                for a in n.get("alerts", [])]
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from . import tenancy
 from .models.agreement import AgreementRequest
-from .models.audit import AuditRecordSpec
+from .models.audit import DEFAULT_ANCHOR, Anchor, AuditRecordSpec
 from .models.tenant import (
     API_VERSION,
     GROUP,
@@ -298,3 +298,19 @@ class AuditTrail:
             token = page["metadata"].get("continue")
             if not token:
                 return sorted(out, key=lambda r: r.seq)
+
+    def anchor(self, ref: str) -> Anchor | None:
+        """The chain's anchor kept in the ConfigMap ``namespace/name`` (None if there is none yet)."""
+        ns, _, name = ref.partition("/")
+        if not ns or not name:
+            raise ClientError(f"--anchor {ref!r} is not namespace/name (e.g. {DEFAULT_ANCHOR})")
+        core = client.CoreV1Api(self.t.api)
+        try:
+            cm = core.read_namespaced_config_map(name, ns)
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise ClientError(api_message(e, f"audit anchor {ref}")) from None
+        except Exception as e:
+            raise self.t._unreachable(e) from None
+        return Anchor.from_data(cm.data)

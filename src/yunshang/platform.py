@@ -51,6 +51,8 @@ def manifests() -> list[dict[str, Any]]:
         *policies.admission_policy(),
         *policies.agreement_policy(),
         *policies.audit_policy(),
+        *policies.tenant_controls(),
+        *policies.platform_objects_policy(),
     ]
 
 

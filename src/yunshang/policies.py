@@ -19,8 +19,19 @@ from typing import Any
 
 import yaml
 
+from .models.audit import DEFAULT_ANCHOR
 from .models.tenant import ADMIN_GROUP, DEPARTMENTS_GROUP, DEPT_GROUP_PREFIX, GROUP
-from .tenancy import SYSTEM_NAMESPACE
+from .tenancy import (
+    ANN_INGRESS_CLASSES,
+    ANN_REGISTRIES,
+    ANN_SERVICE_TYPES,
+    ANN_STORAGE_CLASSES,
+    LABEL_TENANT,
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    MONITORING_NAMESPACE,
+    SYSTEM_NAMESPACE,
+)
 
 OPERATOR_SA = "yunshang-operator"
 OPERATOR_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{OPERATOR_SA}"
@@ -28,7 +39,8 @@ PROMETHEUS_USER = "yunshang-prometheus"  # the local platform's Prometheus clien
 POLICY = "yunshang-tenant-governance"
 
 # spec fields a department may never change once the tenant is approved
-FROZEN_AFTER_APPROVAL = ["quota", "elastic", "level", "parent", "namespaces", "department", "classification"]
+FROZEN_AFTER_APPROVAL = ["quota", "elastic", "level", "parent", "namespaces", "department", "classification",
+                         "allowed", "reviewDate"]
 
 
 def _opt(var: str, field: str) -> str:
@@ -99,8 +111,8 @@ def admission_policy() -> list[dict[str, Any]]:
                 {
                     "expression": f"!({approved_old}) || ({frozen})",
                     "message": (
-                        "an approved tenant's quota, elastic ceiling, level, parent, namespaces, department and "
-                        "classification can be changed by the platform bureau only (`yunshang tenant quota`)"
+                        "an approved tenant's quota, elastic ceiling, level, parent, namespaces, department, "
+                        "classification, allowances and review date can be changed by the platform bureau only (`yunshang tenant quota`)"
                     ),
                     "reason": "Forbidden",
                 },
@@ -180,6 +192,145 @@ def audit_policy() -> list[dict[str, Any]]:
     )
 
 
+CONTROLS_POLICY = "yunshang-tenant-controls"
+PROTECT_POLICY = "yunshang-platform-objects"
+# when a tenant names no registry: the platform's own (stack config yunshang:defaultRegistries)
+DEFAULT_REGISTRIES = ["registry.gz.gov.local"]
+TENANT_NAMESPACES = {"matchExpressions": [{"key": LABEL_TENANT, "operator": "Exists"}]}
+# who may change the platform's objects in tenant namespaces, besides the platform itself: the
+# controllers that delete a namespace's contents or a deleted owner's children
+SYSTEM_CLEANERS = ["system:serviceaccount:kube-system:namespace-controller",
+                   "system:serviceaccount:kube-system:generic-garbage-collector"]
+
+
+def _namespaced_vap(name: str, rules: list[dict], validations: list[dict], *, variables: list[dict],
+                    match_conditions: list[dict] | None = None) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy on built-in resources in tenant namespaces, and its Deny binding."""
+    spec: dict[str, Any] = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"namespaceSelector": TENANT_NAMESPACES, "resourceRules": rules},
+        "variables": variables,
+        "validations": validations,
+    }
+    if match_conditions:
+        spec["matchConditions"] = match_conditions
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name}, "spec": spec},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}},
+    ]
+
+
+def _allowance(annotation: str, default: list[str] | None = None) -> str:
+    """CEL: the namespace's allowance list, kept by the operator as a comma-separated annotation."""
+    ann = f"namespaceObject.metadata.annotations['{annotation}']"
+    present = (f"has(namespaceObject.metadata.annotations) && '{annotation}' in namespaceObject.metadata.annotations "
+               f"&& {ann} != ''")
+    fallback = "[" + ", ".join(f"'{d}'" for d in (default or [])) + "]"
+    return f"{present} ? {ann}.split(',') : {fallback}"
+
+
+def _shown(var: str) -> str:
+    return f"(size({var}) == 0 ? 'none' : {var}.join(', '))"
+
+
+def tenant_controls(default_registries: list[str] | None = None) -> list[dict[str, Any]]:
+    """What a tenant may use, from its namespace's allowances (annotations the operator keeps
+    from `spec.allowed`): images only from allowed registries (or the platform's default list),
+    PVCs only of allowed storage classes, Ingresses only of allowed classes, no NodePort or
+    LoadBalancer Service unless allowed.  Workload templates are checked too, so a Deployment
+    is refused at once rather than its pods later."""
+    registries = default_registries if default_registries is not None else DEFAULT_REGISTRIES
+    pod_spec = ("object.kind == 'Pod' ? object.spec : "
+                "object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : "
+                "(object.kind in ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'ReplicationController'] "
+                "? object.spec.template.spec : null)")
+    images = ("variables.podSpec == null ? [] : "
+              "variables.podSpec.containers.map(c, c.image) + "
+              "(has(variables.podSpec.initContainers) ? variables.podSpec.initContainers.map(c, c.image) : []) + "
+              "(has(variables.podSpec.ephemeralContainers) ? variables.podSpec.ephemeralContainers.map(c, c.image) : [])")
+    refused_images = "variables.images.filter(i, !variables.registries.exists(r, i.startsWith(r + '/')))"
+    ingress_class = ("has(object.spec.ingressClassName) ? object.spec.ingressClassName : "
+                     "(has(object.metadata.annotations) && 'kubernetes.io/ingress.class' in object.metadata.annotations "
+                     "? object.metadata.annotations['kubernetes.io/ingress.class'] : '')")
+    service_type = "has(object.spec.type) ? object.spec.type : 'ClusterIP'"
+    tenant = f"'tenant ' + namespaceObject.metadata.labels['{LABEL_TENANT}'] + ': '"
+    return _namespaced_vap(
+        CONTROLS_POLICY,
+        [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+          "resources": ["pods", "persistentvolumeclaims", "services", "replicationcontrollers"]},
+         {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+          "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"]},
+         {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+          "resources": ["jobs", "cronjobs"]},
+         {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+          "resources": ["ingresses"]}],
+        [
+            {"expression": f"size({refused_images}) == 0",
+             "messageExpression": (f"{tenant} + 'image ' + {refused_images}[0] + ' is not from an allowed registry "
+                                   f"(allowed: ' + {_shown('variables.registries')} + '); ask the platform bureau to "
+                                   "add it to spec.allowed.registries'"),
+             "reason": "Forbidden"},
+            {"expression": ("object.kind != 'PersistentVolumeClaim' || !has(object.spec.storageClassName) || "
+                            "object.spec.storageClassName in variables.storageClasses"),
+             "messageExpression": (f"{tenant} + 'storage class ' + object.spec.storageClassName + ' is not allowed "
+                                   f"(allowed: ' + {_shown('variables.storageClasses')} + ')'"),
+             "reason": "Forbidden"},
+            {"expression": "object.kind != 'Ingress' || variables.ingressClass == '' || "
+                           "variables.ingressClass in variables.ingressClasses",
+             "messageExpression": (f"{tenant} + 'ingress class ' + variables.ingressClass + ' is not allowed "
+                                   f"(allowed: ' + {_shown('variables.ingressClasses')} + ')'"),
+             "reason": "Forbidden"},
+            {"expression": f"object.kind != 'Service' || !(({service_type}) in ['NodePort', 'LoadBalancer']) || "
+                           f"({service_type}) in variables.serviceTypes",
+             "messageExpression": (f"{tenant} + 'a Service of type ' + object.spec.type + ' is not allowed "
+                                   f"(allowed beyond ClusterIP: ' + {_shown('variables.serviceTypes')} + ')'"),
+             "reason": "Forbidden"},
+        ],
+        variables=[
+            {"name": "podSpec", "expression": pod_spec},
+            {"name": "images", "expression": images},
+            {"name": "registries", "expression": _allowance(ANN_REGISTRIES, registries)},
+            {"name": "storageClasses", "expression": _allowance(ANN_STORAGE_CLASSES)},
+            {"name": "ingressClasses", "expression": _allowance(ANN_INGRESS_CLASSES)},
+            {"name": "serviceTypes", "expression": _allowance(ANN_SERVICE_TYPES)},
+            {"name": "ingressClass", "expression": f"object.kind == 'Ingress' ? ({ingress_class}) : ''"},
+        ],
+    )
+
+
+def platform_objects_policy() -> list[dict[str, Any]]:
+    """The objects the operator applies in tenant namespaces (quota, limits, owners' binding,
+    network policies; labelled managed-by yunshang) can be changed or deleted by the operator and
+    the platform only; nobody else may create an object carrying that label."""
+    managed = f"'{MANAGED_BY_KEY}' in {{obj}}.metadata.labels && {{obj}}.metadata.labels['{MANAGED_BY_KEY}'] == '{MANAGED_BY_VALUE}'"
+    managed_of = lambda o: f"(has({o}.metadata.labels) && {managed.format(obj=o)})"  # noqa: E731
+    cleaners = " && ".join(f"request.userInfo.username != '{u}'" for u in SYSTEM_CLEANERS)
+    return _namespaced_vap(
+        PROTECT_POLICY,
+        [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+          "resources": ["resourcequotas", "limitranges"]},
+         {"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+          "resources": ["rolebindings", "roles"]},
+         {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+          "resources": ["networkpolicies"]}],
+        [{"expression": "!variables.managed",
+          "messageExpression": (f"'tenant ' + namespaceObject.metadata.labels['{LABEL_TENANT}'] + ': ' + "
+                                "variables.kind + ' ' + variables.name + ' belongs to the platform (managed-by yunshang) "
+                                "and cannot be created, changed or deleted by ' + request.userInfo.username + "
+                                "'; ask the platform bureau'"),
+          "reason": "Forbidden"}],
+        variables=[
+            {"name": "managed", "expression": (f"(request.operation != 'CREATE' && {managed_of('oldObject')}) || "
+                                               f"(request.operation != 'DELETE' && {managed_of('object')})")},
+            {"name": "kind", "expression": "request.kind.kind"},
+            {"name": "name", "expression": "request.name"},
+        ],
+        match_conditions=[{**NOT_THE_PLATFORM, "expression": f"{NOT_THE_PLATFORM['expression']} && {cleaners}"}],
+    )
+
+
 def _role(name: str, rules: list[dict]) -> dict:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -203,8 +354,10 @@ def _group(name: str) -> dict:
     return {"kind": "Group", "name": name, "apiGroup": "rbac.authorization.k8s.io"}
 
 
-def rbac() -> list[dict[str, Any]]:
+def rbac(audit_anchor: str = DEFAULT_ANCHOR) -> list[dict[str, Any]]:
+    """``audit_anchor``: namespace/name of the ConfigMap holding the audit chain's anchor."""
     read = ["get", "list", "watch"]
+    anchor_name = audit_anchor.partition("/")[2]
     tenants = {"apiGroups": [GROUP], "resources": ["tenants"]}
     shares = {"apiGroups": [GROUP], "resources": ["shareagreements"]}
     return [
@@ -220,6 +373,8 @@ def rbac() -> list[dict[str, Any]]:
                 {"apiGroups": [GROUP], "resources": ["auditrecords"], "verbs": read},
                 {"apiGroups": [""], "resources": ["namespaces", "events", "resourcequotas"], "verbs": read},
                 {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
+                # `yunshang audit verify` compares the chain with its anchor
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [anchor_name], "verbs": ["get"]},
             ],
         ),
         _binding("yunshang:platform-admins", "yunshang:platform-admin", _group(ADMIN_GROUP)),
@@ -255,6 +410,8 @@ def rbac() -> list[dict[str, Any]]:
                 },
                 {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
                 {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": [*read, "patch"]},
+                # the audit chain's anchor (a ConfigMap the stack config names)
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
                 {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": read},
             ],
         ),
@@ -263,6 +420,16 @@ def rbac() -> list[dict[str, Any]]:
             "yunshang:operator",
             {"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE},
         ),
+        # the operator keeps Alertmanager's configuration (tenants' contacts) in a Secret
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "yunshang:operator-alertmanager", "namespace": MONITORING_NAMESPACE,
+                      "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+         "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "yunshang:operator-alertmanager", "namespace": MONITORING_NAMESPACE,
+                      "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "yunshang:operator-alertmanager"},
+         "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
         # Prometheus reads the API server's own metrics (pod security, authorization decisions)
         _role("yunshang:metrics-reader", [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),
         {
@@ -308,6 +475,8 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
         "policies/tenant-admission.yaml": admission_policy(),
         "policies/sharing-admission.yaml": agreement_policy(),
         "policies/audit-admission.yaml": audit_policy(),
+        "policies/tenant-controls.yaml": tenant_controls(),
+        "policies/platform-objects.yaml": platform_objects_policy(),
         "crds/clusterkopfpeerings.kopf.dev.yaml": [kopf_peering_crd()],
     }
 

@@ -4,6 +4,8 @@ The operator, the CLI and the Pulumi program only call these and act on the resu
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Iterable, Mapping
 
@@ -24,7 +26,13 @@ LABEL_RETAINED = "platform.yunshang.io/retained-from"
 LABEL_LEVEL = "platform.yunshang.io/level"
 LABEL_CLASSIFICATION = "platform.yunshang.io/classification"
 LABEL_QUARANTINE = "platform.yunshang.io/quarantined"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "yunshang"}
+MANAGED_BY_KEY, MANAGED_BY_VALUE = "app.kubernetes.io/managed-by", "yunshang"
+MANAGED_BY = {MANAGED_BY_KEY: MANAGED_BY_VALUE}
+# what a tenant may use, on each of its namespaces for the admission policy (policies.tenant_controls)
+ANN_REGISTRIES = "platform.yunshang.io/allowed-registries"
+ANN_STORAGE_CLASSES = "platform.yunshang.io/allowed-storage-classes"
+ANN_INGRESS_CLASSES = "platform.yunshang.io/allowed-ingress-classes"
+ANN_SERVICE_TYPES = "platform.yunshang.io/allowed-service-types"
 SYSTEM_NAMESPACE = "yunshang-system"
 MONITORING_NAMESPACE = "yunshang-monitoring"
 
@@ -120,7 +128,32 @@ def parent_chain_has_cycle(name: str, parents: Mapping[str, str | None]) -> bool
 
 # ---------------------------------------------------------------------------- phase
 
-def phase_of(spec: TenantSpec, *, deleting: bool = False, blocked: str | None = None, provisioned: bool = False) -> Phase:
+@dataclasses.dataclass(frozen=True)
+class Review:
+    """Where a tenant stands against its reviewDate."""
+
+    days_left: int | None  # None: no review date
+    due: bool  # within the warning window (or past it)
+    lapsed: bool  # past the date and the grace period: suspended until a new date is set
+
+
+def review_state(review_date: dt.date | None, today: dt.date, warn_days: int, grace_days: int) -> Review:
+    if review_date is None:
+        return Review(None, False, False)
+    left = (review_date - today).days
+    return Review(left, left <= warn_days, left < -grace_days)
+
+
+def review_message(review_date: dt.date, grace_days: int) -> str:
+    return (f"review date {review_date.isoformat()} passed ({grace_days} days of grace ended): suspended, data kept; "
+            "the platform bureau sets a new spec.reviewDate to resume")
+
+
+REVIEW_LAPSED_PREFIX = "review date "
+
+
+def phase_of(spec: TenantSpec, *, deleting: bool = False, blocked: str | None = None, provisioned: bool = False,
+             lapsed: bool = False) -> Phase:
     if deleting:
         return Phase.Terminating
     if spec.approval is None:
@@ -131,7 +164,7 @@ def phase_of(spec: TenantSpec, *, deleting: bool = False, blocked: str | None = 
         return Phase.Approved
     if not provisioned:
         return Phase.Provisioning
-    return Phase.Suspended if spec.suspended or spec.quarantine else Phase.Ready
+    return Phase.Suspended if spec.suspended or spec.quarantine or lapsed else Phase.Ready
 
 
 # ---------------------------------------------------------------------------- objects
@@ -147,22 +180,38 @@ def owner_reference(name: str, uid: str) -> dict[str, Any]:
     }
 
 
-def _meta(name: str, tenant: str, uid: str, namespace: str | None = None, labels=None) -> dict[str, Any]:
+def _meta(name: str, tenant: str, uid: str, namespace: str | None = None, labels=None,
+          annotations=None) -> dict[str, Any]:
     md: dict[str, Any] = {
         "name": name,
         "labels": {LABEL_TENANT: tenant, **MANAGED_BY, **(labels or {})},
         "ownerReferences": [owner_reference(tenant, uid)],
     }
+    if annotations:
+        md["annotations"] = annotations
     if namespace:
         md["namespace"] = namespace
     return md
 
 
-def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
-    """Every object an approved tenant owns, in the order they should be applied."""
+def allowances(spec: TenantSpec) -> dict[str, str]:
+    """The tenant's allowances as namespace annotations, read by the admission policy
+    (an empty registries list means the platform's default list)."""
+    a = spec.allowed
+    return {
+        ANN_REGISTRIES: ",".join(a.registries),
+        ANN_STORAGE_CLASSES: ",".join(a.storage_classes),
+        ANN_INGRESS_CLASSES: ",".join(a.ingress_classes),
+        ANN_SERVICE_TYPES: ",".join(t.value for t in a.service_types),
+    }
+
+
+def desired_objects(tenant: str, uid: str, spec: TenantSpec, lapsed: bool = False) -> list[dict[str, Any]]:
+    """Every object an approved tenant owns, in the order they should be applied.  Suspended,
+    quarantined or past its review (``lapsed``): no pods may run; everything else stays."""
     namespaces = namespace_names(tenant, spec)
     hard = split_quota(spec.quota, len(namespaces))
-    if spec.suspended or spec.quarantine:
+    if spec.suspended or spec.quarantine or lapsed:
         hard["pods"] = "0"
     quarantine_label = {LABEL_QUARANTINE: "true"} if spec.quarantine else {}
     objs: list[dict[str, Any]] = []
@@ -184,6 +233,7 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, A
                         "pod-security.kubernetes.io/audit": "restricted",
                         **quarantine_label,
                     },
+                    annotations=allowances(spec),
                 ),
             }
         )

@@ -93,3 +93,74 @@ def test_chain_continues_across_an_operator_restart(platform, operator, kube_api
                                                              "-o", "json")[1])) >= 2, timeout=30)
     seqs = [r["seq"] for r in json.loads(cli(monkeypatch, capsys, admin, "audit", "--limit", "0", "-o", "json")[1])]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_shortened_or_vanished_trail_is_caught_by_its_anchor(platform, operator, kube_api, monkeypatch, capsys):
+    """The operator keeps the chain's head in a ConfigMap outside the chain and as metrics; records
+    deleted past the append-only policy (some, then all) make `audit verify` fail with one line,
+    and the anchor does not move back.  The records are put back afterwards, byte for byte."""
+    import json
+
+    from yunshang.models.audit import DEFAULT_ANCHOR
+
+    admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP])
+    name = f"an-{uuid.uuid4().hex[:6]}"
+    assert cli(monkeypatch, capsys, admin, *flags(name))[0] == 0
+    co, core = client.CustomObjectsApi(kube_api), client.CoreV1Api(kube_api)
+    ns, cm = DEFAULT_ANCHOR.split("/")
+
+    def records():
+        return sorted(co.list_cluster_custom_object(GROUP, VERSION, "auditrecords")["items"],
+                      key=lambda r: r["spec"]["seq"])
+
+    head = wait_for("the request recorded", lambda: [r for r in records() if name in r["spec"]["tenants"]])[-1]
+    head_seq = records()[-1]["spec"]["seq"]
+    wait_for("anchored", lambda: int(core.read_namespaced_config_map(cm, ns).data["seq"]) >= head_seq, timeout=30)
+    anchor = core.read_namespaced_config_map(cm, ns).data
+    assert anchor["hash"] == records()[-1]["spec"]["hash"] and head["spec"]["seq"] <= int(anchor["seq"])
+    def verified():  # (exit code, problems); an earlier test left an edited record behind on purpose
+        code, o, _ = cli(monkeypatch, capsys, admin, "audit", "verify", "-o", "json")
+        return code, json.loads(o)
+
+    code, result = verified()
+    assert result["anchor"]["seq"] == anchor["seq"] and not [p for p in result["problems"] if "anchor" in p]
+
+    saved = records()
+    adm = client.AdmissionregistrationV1Api(kube_api)
+    binding = adm.read_validating_admission_policy_binding("yunshang-audit-append-only")
+    adm.delete_validating_admission_policy_binding("yunshang-audit-append-only")
+
+    def delete(items) -> None:
+        for r in items:
+            wait_for(f"delete {r['metadata']['name']}", lambda r=r: co.delete_cluster_custom_object(
+                GROUP, VERSION, "auditrecords", r["metadata"]["name"]) or True, timeout=20)
+
+    def restore(items) -> None:
+        for r in items:
+            co.create_cluster_custom_object(GROUP, VERSION, "auditrecords", {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "AuditRecord",
+                "metadata": {"name": r["metadata"]["name"], "labels": r["metadata"].get("labels", {})},
+                "spec": r["spec"]})
+
+    try:
+        delete(saved[-2:])
+        code, o, _ = cli(monkeypatch, capsys, admin, "audit", "verify")
+        assert code == 1
+        line = o.strip().splitlines()[0]
+        assert f"2 records missing since anchor #{anchor['seq']}" in line and f"ends at #{int(anchor['seq']) - 2}" in line
+        restore(saved[-2:])
+        delete(saved)
+        code, result = verified()
+        assert code == 1
+        assert result["problems"][0].startswith(f"{anchor['seq']} records missing since anchor #{anchor['seq']}")
+        # the operator sees it: the head metric drops to 0, the anchor stays where it was
+        wait_for("head metric 0", lambda: operator.metrics().get("yunshang_audit_head_seq{}") == 0, timeout=20)
+        assert operator.metrics()["yunshang_audit_anchor_seq{}"] == int(anchor["seq"])
+        assert core.read_namespaced_config_map(cm, ns).data["seq"] == anchor["seq"]
+    finally:
+        present = {r["metadata"]["name"] for r in records()}
+        restore([r for r in saved if r["metadata"]["name"] not in present])
+        binding.metadata = client.V1ObjectMeta(name="yunshang-audit-append-only")
+        adm.create_validating_admission_policy_binding(binding)
+    code, result = verified()
+    assert not [p for p in result["problems"] if "anchor" in p or "removed" in p], result

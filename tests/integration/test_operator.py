@@ -98,7 +98,7 @@ def test_restricted_pod_security_enforced(operator, co, core):
     wait_phase(co, name, "Ready")
     with pytest.raises(client.ApiException) as exc:
         core.create_namespaced_pod(f"{name}-main", {"metadata": {"name": "root"},
-                                                    "spec": {"containers": [{"name": "c", "image": "x"}]}})
+                                                    "spec": {"containers": [{"name": "c", "image": "registry.gz.gov.local/app:1"}]}})
     assert exc.value.status == 403 and "PodSecurity" in exc.value.body
 
 
@@ -139,7 +139,7 @@ def test_suspend_blocks_new_pods_and_resume_restores(operator, co, core):
     wait_for("pods hard 0", lambda: core.read_namespaced_resource_quota("tenant-quota", ns).status.hard["pods"] == "0")
     pod = {"metadata": {"name": "p"}, "spec": {
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [{"name": "c", "image": "x", "securityContext": {
+        "containers": [{"name": "c", "image": "registry.gz.gov.local/app:1", "securityContext": {
             "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsUser": 1000}}]}}
     with pytest.raises(client.ApiException) as exc:
         core.create_namespaced_pod(ns, pod)

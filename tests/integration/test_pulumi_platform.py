@@ -84,7 +84,7 @@ def expected_objects() -> int:
     return (len(plat.system_namespaces()) + len(plat.crds()) + len(components.governance_manifests(StackConfig()))
             + len(components.priority_classes())
             + len(components.operator_manifests(StackConfig(operator={"mode": "process"})))
-            + len(components.monitoring_manifests()) + len(components.demo_manifests()) + len(CATALOG))
+            + len(components.monitoring_manifests(StackConfig())) + len(components.demo_manifests()) + len(CATALOG))
 
 
 def test_up_is_ready_then_noop_then_one_update(project, own_api):

@@ -42,7 +42,7 @@ def test_probing_tenant_is_quarantined_and_only_an_admin_lifts_it(monitoring, ku
     for i in range(8):
         with pytest.raises(client.ApiException) as e:
             dept.create_namespaced_pod(f"{name}-app", {"metadata": {"name": f"p{i}"}, "spec": {
-                "hostNetwork": True, "containers": [{"name": "c", "image": "x"}]}})
+                "hostNetwork": True, "containers": [{"name": "c", "image": "registry.gz.gov.local/app:1"}]}})
         assert e.value.status == 403 and "PodSecurity" in e.value.body
         refused += 1
     # the API server's own metric rose too

@@ -89,7 +89,8 @@ def test_local_stack_declares_the_platform_and_catalog(recorder, tmp_path):
 
 
 def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bureau(recorder):
-    cfg = parse({"operator": {"mode": "deployment", "image": "reg/op:1", "replicas": 3}})  # default kubeconfig
+    cfg = parse({"operator": {"mode": "deployment", "image": "reg/op:1", "replicas": 3},  # default kubeconfig
+                 "alerting": {"ops": [{"name": "platform-oncall", "url": "https://im.gz.gov.local/hooks/oncall"}]}})
     run_program(cfg, {})
     m = manifests(recorder)
     dep = m["deployment-yunshang-system-yunshang-operator"]
@@ -97,6 +98,15 @@ def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bur
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "reg/op:1" and "--peering" in c["args"]
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["YUNSHANG_ALERTMANAGER_SECRET"] == "yunshang-monitoring/yunshang-alertmanager"
+    assert env["YUNSHANG_AUDIT_ANCHOR"] == "yunshang-system/yunshang-audit-anchor"
+    # the alerting base the operator mounts: the ops team from stack config
+    base = m["configmap-yunshang-system-yunshang-alerting"]["data"]["base.json"]
+    assert "platform-oncall" in base
+    # what tenants may use and the platform's own objects are enforced by the API server
+    assert "validatingadmissionpolicy-yunshang-tenant-controls" in m
+    assert "validatingadmissionpolicy-yunshang-platform-objects" in m
     assert all("approval" not in o["spec"] for o in m.values() if o["kind"] == "Tenant")
     # not approved by the catalog: nothing waits for the bureau
     assert all("pulumi.com/waitFor" not in o["metadata"]["annotations"] for o in m.values() if o["kind"] == "Tenant")

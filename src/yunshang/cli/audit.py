@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ..client import AuditTrail
+from ..models.audit import DEFAULT_ANCHOR, against_anchor
 from ..models.audit import verify as verify_chain
 from .common import Output, OutputOpt, UserError, emit_json, out
 from .tenant import _call, _client
@@ -56,13 +57,25 @@ def audit(
 
 
 @audit_app.command()
-def verify(ctx: typer.Context, output: Output = OutputOpt) -> None:
-    """Recompute the hash chain: exit 1 and name the record if any was edited or removed."""
-    records = _call(AuditTrail(_client(ctx)).records)
+def verify(
+    ctx: typer.Context,
+    anchor: str = typer.Option(DEFAULT_ANCHOR, help="the ConfigMap (namespace/name) where the operator keeps the "
+                               "chain's head, outside the chain (stack config yunshang:auditAnchor)"),
+    output: Output = OutputOpt,
+) -> None:
+    """Recompute the hash chain and compare it with its anchor: exit 1 with one line per problem
+    if a record was edited or removed, or if the chain is shorter than the anchor (records
+    deleted, or the whole trail gone)."""
+    trail = AuditTrail(_client(ctx))
+    records = _call(trail.records)
+    kept = _call(trail.anchor, anchor)
     problems = verify_chain(records)
+    if missing := against_anchor(records, kept):
+        problems.insert(0, missing)
     head = records[-1] if records else None
     result = {"records": len(records), "intact": not problems, "problems": problems,
-              "head": {"seq": head.seq, "hash": head.hash} if head else None}
+              "head": {"seq": head.seq, "hash": head.hash} if head else None,
+              "anchor": kept.to_data() if kept else None}
     if output == Output.json:
         emit_json(result)
     elif problems:
@@ -70,6 +83,8 @@ def verify(ctx: typer.Context, output: Output = OutputOpt) -> None:
             out.print(f"[red]TAMPERED[/] {p}")
     else:
         out.print(f"{len(records)} records, chain intact; head #{head.seq if head else 0} "
-                  f"{head.hash[:16] if head else ''} (keep this to detect truncation later)")
+                  f"{head.hash[:16] if head else ''}; "
+                  + (f"anchor #{kept.seq} of {kept.to_data()['time']} in {anchor}" if kept else
+                     f"no anchor in {anchor} yet (the operator writes it)"))
     if problems:
         raise typer.Exit(1)

@@ -51,7 +51,7 @@ def up(
         cp.up(progress=lambda m: status.update(m))
         if with_platform:
             try:
-                cp.start_monitoring(progress=lambda m: status.update(m))
+                cp.start_monitoring(_monitoring_settings(), progress=lambda m: status.update(m))
                 cp.start_platform(progress=lambda m: status.update(m))
             except BaseException:
                 cp.down()
@@ -161,6 +161,21 @@ def tools(output: Output = OutputOpt) -> None:
     else:
         for k, s in v.items():
             out.print(f"{k:15} {s}")
+
+
+def _monitoring_settings():
+    """The local stack's alerting (ops team, timing) for the local Alertmanager."""
+    from ..dev.monitoring import Settings
+    from ..infra.config import ConfigError, from_stack_file
+    from ..infra.program import PROJECT_ROOT
+    from .common import UserError
+
+    try:
+        a = from_stack_file("local", PROJECT_ROOT).alerting
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    return Settings(ops=a.ops, group_wait=a.timing.group_wait, group_interval=a.timing.group_interval,
+                    repeat_interval=a.timing.repeat_interval)
 
 
 def _pulumi_up_local(cp) -> dict:

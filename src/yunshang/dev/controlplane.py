@@ -238,6 +238,10 @@ class ControlPlane:
         }
         if "prometheus" in self.ports:
             env["YUNSHANG_PROMETHEUS_URL"] = f"http://127.0.0.1:{self.ports['prometheus']}"
+        if "alertmanager" in self.ports:  # the operator keeps Alertmanager's routes to the tenants' contacts
+            env.update({"YUNSHANG_ALERTING_BASE": str(self.state / "alerting-base.json"),
+                        "YUNSHANG_ALERTMANAGER_CONFIG": str(self.state / "alertmanager.yml"),
+                        "YUNSHANG_ALERTMANAGER_URL": f"http://127.0.0.1:{self.ports['alertmanager']}"})
         return env
 
     def start_monitoring(self, settings=None, timeout: float = 60,
@@ -280,7 +284,7 @@ class ControlPlane:
         self.state.mkdir(parents=True, exist_ok=True)
         self.pids = {}
         self.ports = {n: free_port() for n in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler",
-                                                 "kwok", "operator-webhook", "operator-metrics")}
+                                                 "kwok", "operator-webhook", "operator-metrics", "alertmanager")}
         self.save()
         pki.ensure_pki(self.pki, SERVICE_IP)
         pki.issue_server(self.pki, "operator-webhook", ["127.0.0.1", "localhost"])

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from .. import alerting
+from ..models.tenant import Contact
+
 ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "monitoring"
 CONSOLE_LIBRARIES = MONITORING / "console_libraries"  # our own, self-contained (no external scripts)
@@ -19,6 +22,16 @@ class Settings:
     group_wait: str = "5s"
     group_interval: str = "30s"
     repeat_interval: str = "4h"
+    ops: list[Contact] = dataclasses.field(default_factory=list)  # the ops team's webhooks (stack config)
+
+    def alerting_base(self, webhook_port: int, token_file: Path, ca_file: Path) -> alerting.Base:
+        """What the local platform decides; tenants add their contacts (the operator keeps the file)."""
+        return alerting.Base(
+            ops=self.ops,
+            operator=alerting.OperatorWebhook(url=f"https://127.0.0.1:{webhook_port}/alerts",
+                                              token_file=str(token_file), ca_file=str(ca_file)),
+            timing=alerting.Timing(group_wait=self.group_wait, group_interval=self.group_interval,
+                                   repeat_interval=self.repeat_interval))
 
 
 def rule_files() -> list[str]:
@@ -62,33 +75,6 @@ def prometheus_config(*, operator_metrics: int, apiserver: int, alertmanager: in
     }
 
 
-def alertmanager_config(*, webhook_port: int, token_file: Path, ca_file: Path, settings: Settings = Settings()) -> dict:
-    return {
-        "route": {
-            "receiver": "log-only",
-            "group_by": ["alertname", "tenant"],
-            "group_wait": settings.group_wait,
-            "group_interval": settings.group_interval,
-            "repeat_interval": settings.repeat_interval,
-            "routes": [{"receiver": "yunshang-operator", "matchers": ['action="quarantine"'], "continue": True}],
-        },
-        "receivers": [
-            {"name": "log-only"},
-            {
-                "name": "yunshang-operator",
-                "webhook_configs": [{
-                    "url": f"https://127.0.0.1:{webhook_port}/alerts",
-                    "send_resolved": False,
-                    "http_config": {
-                        "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
-                        "tls_config": {"ca_file": str(ca_file)},
-                    },
-                }],
-            },
-        ],
-    }
-
-
 def write_configs(state: Path, *, prometheus_port: int, **kw) -> tuple[Path, Path]:
     settings = kw.pop("settings", Settings())
     webhook_port, token_file = kw.pop("webhook_port"), kw.pop("token_file")
@@ -98,9 +84,10 @@ def write_configs(state: Path, *, prometheus_port: int, **kw) -> tuple[Path, Pat
             sc["targets"] = [t.replace("{prometheus_port}", str(prometheus_port)) for t in sc["targets"]]
     p = state / "prometheus.yml"
     p.write_text(yaml.safe_dump(prom, sort_keys=False))
-    a = state / "alertmanager.yml"
-    a.write_text(yaml.safe_dump(alertmanager_config(webhook_port=webhook_port, token_file=token_file,
-                                                    ca_file=kw["pki"] / "ca.crt", settings=settings), sort_keys=False))
+    base = settings.alerting_base(webhook_port, token_file, kw["pki"] / "ca.crt")
+    (state / "alerting-base.json").write_text(base.model_dump_json(by_alias=True))
+    a = state / "alertmanager.yml"  # the operator adds the tenants' contacts within seconds and keeps it so
+    a.write_text(yaml.safe_dump(alerting.render(base, {}), sort_keys=False))
     return p, a
 
 

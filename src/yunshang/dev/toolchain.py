@@ -48,12 +48,14 @@ DEBIAN_PACKAGES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
     "chromium": "chromium",  # headless, for the dashboard test and screenshots
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
     "promtool": "/usr/bin/promtool",
     "alertmanager": "/usr/bin/prometheus-alertmanager",
+    "amtool": "/usr/bin/amtool",
     "chromium": "/usr/bin/chromium",
 }
 # installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots

@@ -11,7 +11,7 @@ import pulumi
 from .. import platform, policies
 from ..catalog import Entry
 from ..models.tenant import API_VERSION
-from ..tenancy import SYSTEM_NAMESPACE
+from ..tenancy import MONITORING_NAMESPACE, SYSTEM_NAMESPACE
 from .config import OperatorMode, StackConfig
 from .kube import declare, resource_name
 
@@ -55,14 +55,16 @@ class CustomResourceDefinitions(_Group):
 
 class Governance(_Group):
     """RBAC for departments, the bureau and the operator, and the admission policies: approval,
-    consent, the append-only audit trail."""
+    consent, the append-only audit trail, what tenants may use, the platform's own objects."""
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("yunshang:platform:Governance", name, governance_manifests(cfg), cfg, opts)
 
 
 def governance_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
-    return [*policies.rbac(), *policies.admission_policy(), *policies.agreement_policy(), *policies.audit_policy()]
+    return [*policies.rbac(cfg.audit_anchor), *policies.admission_policy(), *policies.agreement_policy(),
+            *policies.audit_policy(), *policies.tenant_controls(cfg.default_registries),
+            *policies.platform_objects_policy()]
 
 
 def priority_classes() -> list[dict[str, Any]]:
@@ -99,12 +101,18 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                     "serviceAccountName": policies.OPERATOR_SA,
                     "priorityClassName": "yunshang-platform-critical",
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "volumes": [{"name": "alerting", "configMap": {"name": ALERTING_CONFIGMAP}}],
                     "containers": [{
                         "name": "operator",
                         "image": cfg.operator.image,
                         "args": ["python", "-m", "yunshang.operator", "--peering", platform.PEERING,
                                  "--liveness", "http://0.0.0.0:8080/healthz", "--metrics-port", "9090",
                                  "--metrics-address", "0.0.0.0"],
+                        "env": [{"name": "YUNSHANG_AUDIT_ANCHOR", "value": cfg.audit_anchor},
+                                {"name": "YUNSHANG_ALERTING_BASE", "value": "/etc/yunshang/alerting/base.json"},
+                                {"name": "YUNSHANG_ALERTMANAGER_SECRET",
+                                 "value": f"{MONITORING_NAMESPACE}/{ALERTMANAGER_SECRET}"}],
+                        "volumeMounts": [{"name": "alerting", "mountPath": "/etc/yunshang/alerting", "readOnly": True}],
                         "ports": [{"name": "metrics", "containerPort": 9090}],
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
@@ -157,12 +165,17 @@ class DepartmentCatalog(_Group):
 MONITORING_DIR = Path(__file__).resolve().parents[3] / "monitoring"
 
 
-def monitoring_manifests() -> list[dict[str, Any]]:
+ALERTING_CONFIGMAP = "yunshang-alerting"
+ALERTMANAGER_SECRET = "yunshang-alertmanager"
+
+
+def monitoring_manifests(cfg: StackConfig | None = None) -> list[dict[str, Any]]:
     """Rules and dashboards as ConfigMaps (no Prometheus Operator CRDs needed): the rules one is
     mounted by the cluster's Prometheus, the dashboards one is picked up by Grafana's sidecar
-    (label grafana_dashboard=1)."""
-    from ..tenancy import MONITORING_NAMESPACE
-
+    (label grafana_dashboard=1).  The alerting base (ops team, timing) for the operator, which
+    keeps the Secret `yunshang-monitoring/yunshang-alertmanager` (key alertmanager.yaml, for the
+    cluster's Alertmanager to mount) with every tenant's contacts."""
+    cfg = cfg or StackConfig()
     rules = {p.name: p.read_text() for p in sorted((MONITORING_DIR / "rules").glob("*.yml"))}
     boards = {p.name: p.read_text() for p in sorted((MONITORING_DIR / "dashboards").glob("*.json"))}
     labels = {"app.kubernetes.io/part-of": "yunshang"}
@@ -173,6 +186,9 @@ def monitoring_manifests() -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": "yunshang-dashboards", "namespace": MONITORING_NAMESPACE,
                       "labels": {**labels, "grafana_dashboard": "1"}}, "data": boards},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": ALERTING_CONFIGMAP, "namespace": SYSTEM_NAMESPACE, "labels": labels},
+         "data": {"base.json": cfg.alerting.model_dump_json(by_alias=True, exclude_none=True)}},
     ]
 
 
@@ -180,7 +196,7 @@ class Monitoring(_Group):
     """Prometheus rules and Grafana dashboards, the same files the local platform uses."""
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("yunshang:platform:Monitoring", name, monitoring_manifests(), cfg, opts)
+        super().__init__("yunshang:platform:Monitoring", name, monitoring_manifests(cfg), cfg, opts)
 
 
 def demo_manifests() -> list[dict[str, Any]]:

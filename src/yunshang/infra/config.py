@@ -11,6 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..alerting import Base as AlertingBase
+from ..models.audit import DEFAULT_ANCHOR
+from ..models.tenant import Registry
+from ..policies import DEFAULT_REGISTRIES
 from ..showback import OWN_SERVERS_DEFAULT, PLATFORM_DEFAULT, PriceTable
 
 NAMESPACE = "yunshang"
@@ -48,6 +52,12 @@ class StackConfig(BaseModel):
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
     environment: Literal["local", "production"] = "production"
     """Shown in outputs and labels."""
+    default_registries: list[Registry] = Field(default_factory=lambda: list(DEFAULT_REGISTRIES), min_length=1)
+    """Image registries of tenants that name none in spec.allowed.registries."""
+    audit_anchor: str = Field(default=DEFAULT_ANCHOR, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
+    """namespace/name of the ConfigMap where the operator anchors the audit chain's head (outside the chain)."""
+    alerting: AlertingBase = Field(default_factory=AlertingBase)
+    """Who receives alerts besides each tenant's own contacts: ops (webhooks) and timing."""
     demo: bool = False
     """Add a demo workload: the data-exchange API (Deployment + Service `api`) of gz-bigdata."""
     pricing: PriceTable = PLATFORM_DEFAULT
@@ -67,6 +77,9 @@ KEYS = {
     "approveCatalog": "approve_catalog",
     "operator": "operator",
     "environment": "environment",
+    "defaultRegistries": "default_registries",
+    "auditAnchor": "audit_anchor",
+    "alerting": "alerting",
     "demo": "demo",
     "pricing": "pricing",
     "ownServerPricing": "own_server_pricing",

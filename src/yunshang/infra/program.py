@@ -48,7 +48,7 @@ def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
 
     namespaces = PlatformNamespaces("namespaces", cfg, opts())
     crds = CustomResourceDefinitions("crds", cfg, opts())
-    governance = Governance("governance", cfg, opts(crds))
+    governance = Governance("governance", cfg, opts(crds, namespaces))
     PriorityClasses("priority-classes", cfg, opts())
     Monitoring("monitoring", cfg, opts(namespaces))
     operator = Operator("operator", cfg, opts(namespaces, crds, governance))

@@ -89,3 +89,39 @@ def verify(records: Iterable[AuditRecordSpec]) -> list[str]:
             problems.append(f"record {r.seq} was edited: its content no longer matches its hash")
         prev_hash, expected = r.hash, r.seq + 1
     return problems
+
+
+DEFAULT_ANCHOR = "yunshang-system/yunshang-audit-anchor"  # namespace/name of a ConfigMap (stack config yunshang:auditAnchor)
+
+
+class Anchor(Model):
+    """The chain's head as last seen, kept outside the chain (a ConfigMap the platform admins
+    choose, and Prometheus' history of the head metrics): a truncated or vanished chain is then
+    visible, which the chain alone cannot show."""
+
+    seq: int = Field(ge=0)
+    hash: str
+    time: dt.datetime
+
+    def to_data(self) -> dict[str, str]:
+        return {"seq": str(self.seq), "hash": self.hash,
+                "time": self.time.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    @classmethod
+    def from_data(cls, data: dict[str, str] | None) -> "Anchor | None":
+        return cls.model_validate(data) if data and data.get("seq") else None
+
+
+def against_anchor(records: Iterable[AuditRecordSpec], anchor: "Anchor | None") -> str | None:
+    """One line if the chain is shorter than its anchor or differs at the anchored record."""
+    if anchor is None or anchor.seq == 0:
+        return None
+    by_seq = {r.seq: r for r in records}
+    kept = sum(1 for s in by_seq if s <= anchor.seq)
+    head = max(by_seq, default=0)
+    where = f"anchor #{anchor.seq} (sha256 {anchor.hash[:12]}…, {anchor.to_data()['time']})"
+    if anchor.seq not in by_seq:
+        return f"{anchor.seq - kept} records missing since {where}; the chain now ends at #{head}"
+    if by_seq[anchor.seq].hash != anchor.hash:
+        return f"record #{anchor.seq} is not the one anchored at {where}: the chain was rewritten"
+    return None

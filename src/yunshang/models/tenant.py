@@ -150,13 +150,35 @@ class Elastic(Model):
     """The most the quota may grow to, as approved (default: the requested quota)."""
 
 
+class ServiceType(str, enum.Enum):
+    NodePort = "NodePort"
+    LoadBalancer = "LoadBalancer"
+
+
+# an image registry (host[:port]) or a path under one, e.g. registry.gz.gov.local or registry.gz.gov.local/police
+Registry = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$")]
+
+
 class Allowed(Model):
-    registries: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(default_factory=list, max_length=32)
-    """Image registries the tenant's pods may pull from (empty: the platform's default)."""
+    """What the tenant may use beyond the basics; the API server refuses anything else."""
+
+    registries: list[Registry] = Field(default_factory=list, max_length=32)
+    """Image registries the tenant's pods may pull from, as the image's prefix (empty: the platform's default)."""
     storage_classes: list[DnsLabel] = Field(default_factory=list, max_length=32)
-    """Storage classes the tenant may use."""
+    """Storage classes the tenant's PVCs may name (a PVC naming none gets the cluster's default)."""
     ingress_classes: list[DnsLabel] = Field(default_factory=list, max_length=32)
-    """Ingress classes the tenant may use."""
+    """Ingress classes the tenant's Ingresses may name."""
+    service_types: list[ServiceType] = Field(default_factory=list, max_length=2)
+    """Service types beyond ClusterIP the tenant may create (NodePort, LoadBalancer; default: none)."""
+
+
+class Contact(Model):
+    """Someone who must act on the tenant's alerts: Alertmanager posts them to this webhook."""
+
+    name: DnsLabel
+    """A short name for the contact, e.g. oncall or security-officer."""
+    url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")
+    """Webhook URL (Alertmanager's webhook format), e.g. https://im.gz.gov.local/hooks/police-oncall."""
 
 
 class DeletionPolicy(str, enum.Enum):
@@ -192,7 +214,10 @@ class TenantRequest(Model):
     allowed: Allowed = Field(default_factory=Allowed)
     """Registries, storage classes and ingress classes the tenant may use."""
     review_date: dt.date | None = None
-    """When the tenant is due for review (or expires)."""
+    """When the tenant is due for review: an alert comes some days before; past it and a grace period
+    the tenant is suspended (data kept) until the platform bureau sets a new date."""
+    contacts: list[Contact] = Field(default_factory=list, max_length=8)
+    """Who receives the tenant's alerts (the platform's ops team receives them too)."""
     deletion_policy: DeletionPolicy = DeletionPolicy.Retain
     """Retain keeps the namespaces and their data when the tenant is deleted; Delete removes them."""
 

@@ -29,7 +29,7 @@ def main() -> None:
         os.environ["YUNSHANG_PEERING"] = args.peering
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from . import handlers, response, sharing  # noqa: F401  (registers the handlers)
+    from . import alerting, anchor, handlers, response, sharing  # noqa: F401  (registers the handlers)
 
     if args.metrics_port:
         from prometheus_client import start_http_server

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .. import auditing, tenancy
 from ..models.tenant import GROUP, Decision, Phase, TenantSpec, VERSION
 from . import kube, metrics
+from ..models.audit import ObjectRef
 from .audit import AuditLog
 
 TENANTS = (GROUP, VERSION, "tenants")
@@ -32,6 +33,9 @@ CHILD_RESOURCES = [
 ]
 OWNED = {tenancy.LABEL_TENANT: kopf.PRESENT}
 RESYNC_SECONDS = float(os.environ.get("YUNSHANG_RESYNC_SECONDS", "60"))
+# reviewDate: an alert this many days before; past it by this many days, the tenant is suspended
+REVIEW_WARN_DAYS = int(os.environ.get("YUNSHANG_REVIEW_WARN_DAYS", "30"))
+REVIEW_GRACE_DAYS = int(os.environ.get("YUNSHANG_REVIEW_GRACE_DAYS", "14"))
 
 log = logging.getLogger("yunshang.operator")
 _api: client.ApiClient | None = None
@@ -175,16 +179,16 @@ class StatusWriter:
         self.kind = kind
         self.written: dict[str, dict] = {}
 
-    def write(self, name: str, body: dict, status: dict[str, Any]) -> str | None:
-        """Patch if needed; return the previous phase when the phase changed, else None."""
+    def write(self, name: str, body: dict, status: dict[str, Any]) -> dict | None:
+        """Patch if needed; return the previous status when the phase changed, else None."""
         current = body.get("status") or {}
         mine = self.written.get(name)
         if _same_status(status, current) or (mine is not None and _same_status(status, mine)):
             return None
         kube.patch(api(), self.kind, name, {"status": status}, sub="status")
         self.written[name] = status
-        old = (mine or current).get("phase")
-        return (old or "") if old != status.get("phase") else None
+        old = mine or current
+        return old if old.get("phase") != status.get("phase") else None
 
     def forget(self, name: str) -> None:
         self.written.pop(name, None)
@@ -193,11 +197,14 @@ class StatusWriter:
 TENANT_STATUS = StatusWriter("Tenant")
 
 
-def _status_patch(name: str, body: dict, status: dict[str, Any]) -> None:
-    if TENANT_STATUS.write(name, body, status) is not None:
+def _status_patch(name: str, body: dict, status: dict[str, Any]) -> dict | None:
+    """Write the status if it changed; on a phase transition post an Event and return the old status."""
+    old = TENANT_STATUS.write(name, body, status)
+    if old is not None:
         new = status.get("phase")
         kopf.event(body, type="Normal" if new not in ("Rejected",) else "Warning", reason=new,
                    message=status.get("message") or f"tenant is {new}")
+    return old
 
 
 def _condition(ctype: str, ok: bool, reason: str, message: str, body: dict) -> dict:
@@ -259,7 +266,8 @@ def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
         return
 
     uid = body["metadata"]["uid"]
-    desired = tenancy.desired_objects(name, uid, spec)
+    review = tenancy.review_state(spec.review_date, dt.date.today(), REVIEW_WARN_DAYS, REVIEW_GRACE_DAYS)
+    desired = tenancy.desired_objects(name, uid, spec, lapsed=review.lapsed)
     live = _children(indices, name)
     stale = [d for d in desired if not tenancy.in_sync(d, live.get(tenancy.key_of(d)))]
     first_time = not any(k[0] == "Namespace" for k in live)
@@ -281,16 +289,18 @@ def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
     ns_names = [f"{name}-{s}" for s in spec.namespaces]
     for ns in ns_names:
         _ns_owner[ns] = name
-    phase = tenancy.phase_of(spec, provisioned=True)
+    phase = tenancy.phase_of(spec, provisioned=True, lapsed=review.lapsed)
     if spec.quarantine:
         msg = f"quarantined: {spec.quarantine.reason}"
     elif spec.suspended:
         msg = f"suspended: {spec.suspend_reason or 'by the platform bureau'}"
+    elif review.lapsed:
+        msg = tenancy.review_message(spec.review_date, REVIEW_GRACE_DAYS)
     else:
         msg = f"{len(ns_names)} namespace(s) provisioned"
     usage = _usage(live, ns_names)
-    metrics.observe(name, spec, phase, usage, spec.quarantine is not None)
-    _status_patch(name, body, {
+    metrics.observe(name, spec, phase, usage, spec.quarantine is not None, review)
+    old = _status_patch(name, body, {
         "phase": phase.value,
         "message": msg,
         "observedGeneration": gen,
@@ -298,6 +308,20 @@ def _reconcile(name: str, body: dict, indices: dict[str, Any], logger) -> None:
         "namespaces": usage,
         "conditions": [_condition("Ready", True, phase.value, msg, body)],
     })
+    if old is not None:
+        _record_review_transition(name, spec, review, old)
+
+
+def _record_review_transition(name: str, spec: TenantSpec, review: tenancy.Review, old: dict) -> None:
+    """The review lapsing (suspension by the platform itself) and its renewal go into the audit trail."""
+    was_lapsed = (old.get("message") or "").startswith(tenancy.REVIEW_LAPSED_PREFIX)
+    if review.lapsed and not was_lapsed:
+        AUDIT.append("yunshang-operator", "TenantReviewLapsed", ObjectRef(kind="Tenant", name=name), [name],
+                     {"reviewDate": spec.review_date.isoformat(), "graceDays": str(REVIEW_GRACE_DAYS),
+                      "effect": "suspended (pods: 0), data kept"})
+    elif was_lapsed and not review.lapsed:
+        AUDIT.append("yunshang-operator", "TenantReviewRenewed", ObjectRef(kind="Tenant", name=name), [name],
+                     {"reviewDate": spec.review_date.isoformat() if spec.review_date else ""})
 
 
 def _spec_or_none(body: dict | None) -> TenantSpec | None:

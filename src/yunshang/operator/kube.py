@@ -26,6 +26,8 @@ KINDS = {
     "ShareAgreement": ("/apis/platform.yunshang.io/v1alpha1", "shareagreements", False),
     "Service": ("/api/v1", "services", True),
     "AuditRecord": ("/apis/platform.yunshang.io/v1alpha1", "auditrecords", False),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Secret": ("/api/v1", "secrets", True),
 }
 
 WRITES: collections.Counter[str] = collections.Counter()

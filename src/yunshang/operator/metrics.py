@@ -23,6 +23,12 @@ PHASE = Gauge("yunshang_tenant_phase", "1 for the tenant's current phase", ["ten
 NAMESPACES = Gauge("yunshang_tenant_namespaces", "Namespaces a tenant owns", ["tenant"])
 QUARANTINED = Gauge("yunshang_tenant_quarantined", "1 if the tenant is quarantined", ["tenant"])
 ELASTIC = Gauge("yunshang_tenant_elastic_enabled", "1 if the tenant's quota is elastic", ["tenant"])
+REVIEW_DAYS_LEFT = Gauge("yunshang_tenant_review_days_left", "Days until the tenant's reviewDate (negative: past)",
+                         ["tenant"])
+REVIEW_DUE = Gauge("yunshang_tenant_review_due", "1 within the warning window before the reviewDate, or past it",
+                   ["tenant"])
+REVIEW_LAPSED = Gauge("yunshang_tenant_review_lapsed", "1 when past reviewDate and grace: the tenant is suspended",
+                      ["tenant"])
 DENIED = Counter(
     "yunshang_tenant_denied_requests",
     "Requests by or into a tenant that the API server refused (from its audit webhook)",
@@ -36,6 +42,9 @@ RECONCILE_SECONDS = Histogram(
     "yunshang_operator_reconcile_duration_seconds", "Time spent in one reconcile",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+AUDIT_RECORDS = Gauge("yunshang_audit_records", "AuditRecord objects in the API server")
+AUDIT_HEAD = Gauge("yunshang_audit_head_seq", "Highest sequence number of the audit chain in the API server")
+AUDIT_ANCHOR = Gauge("yunshang_audit_anchor_seq", "Sequence number of the audit chain's anchor (kept outside it)")
 AGREEMENTS = Gauge("yunshang_agreement_expiry_timestamp_seconds", "When a sharing agreement expires",
                    ["agreement", "consumer", "provider"])
 
@@ -51,7 +60,7 @@ def _amounts(values: dict[str, str]) -> dict[str, Decimal]:
     return out
 
 
-def observe(name: str, spec: TenantSpec, phase: Phase, usage: list[dict], quarantined: bool) -> None:
+def observe(name: str, spec: TenantSpec, phase: Phase, usage: list[dict], quarantined: bool, review=None) -> None:
     """Set every gauge of one tenant from its spec and the namespaces' quota status."""
     used: dict[str, Decimal] = {}
     hard: dict[str, Decimal] = {}
@@ -72,6 +81,20 @@ def observe(name: str, spec: TenantSpec, phase: Phase, usage: list[dict], quaran
     NAMESPACES.labels(name).set(len(usage))
     QUARANTINED.labels(name).set(1 if quarantined else 0)
     ELASTIC.labels(name).set(1 if spec.elastic.enabled else 0)
+    if review is not None and review.days_left is not None:
+        REVIEW_DAYS_LEFT.labels(name).set(review.days_left)
+        REVIEW_DUE.labels(name).set(1 if review.due else 0)
+        REVIEW_LAPSED.labels(name).set(1 if review.lapsed else 0)
+    else:
+        _drop(name, REVIEW_DAYS_LEFT, REVIEW_DUE, REVIEW_LAPSED)
+
+
+def _drop(name: str, *gauges) -> None:
+    for g in gauges:
+        try:
+            g.remove(name)
+        except KeyError:
+            pass
 
 
 def forget(name: str) -> None:
@@ -87,11 +110,7 @@ def forget(name: str) -> None:
             DENIED.remove(name, reason)
         except KeyError:
             pass
-    for metric in (NAMESPACES, QUARANTINED, ELASTIC):
-        try:
-            metric.remove(name)
-        except KeyError:
-            pass
+    _drop(name, NAMESPACES, QUARANTINED, ELASTIC, REVIEW_DAYS_LEFT, REVIEW_DUE, REVIEW_LAPSED)
     for labels in list(PHASE._metrics):  # noqa: SLF001  (prometheus-client has no remove-by-prefix)
         if labels[0] == name:
             PHASE.remove(*labels)
