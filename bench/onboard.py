@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/onboard.py --tenants 100 1000
 
-Prints, per N: seconds from approval to all Ready, API requests the operator made per tenant
-(from the API server's audit log, by the operator's own identity), writes during one idle
-resync, the operator's peak RSS, and the same objects created by a bare client (the floor) as
-a ratio. Not a test: numbers, not pass/fail.
+Prints one JSON line per N: seconds from approval to all Ready (watched, not polled), API
+requests the operator made per tenant (from the API server's audit log, by the operator's own
+identity), writes during one idle resync (the operator's counter and the audit log), the
+operator's peak RSS, the time to restore a deleted default-deny NetworkPolicy under that load
+(p50/p99 of 20 deletions), and the floor: a bare client applying the same objects plus one
+status write per tenant with the same concurrency the operator uses. Not a test: numbers,
+not pass/fail.
 """
 from __future__ import annotations
 
@@ -80,6 +83,66 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def wait_all_ready(co, names: set[str], t0: float, timeout: float = 1800) -> float:
+    """Watch tenants (no polling) until every one in ``names`` is Ready; seconds since t0."""
+    from kubernetes import watch
+
+    ready: set[str] = set()
+    rv = None
+    while True:
+        if rv is None:
+            listing = co.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            ready = {t["metadata"]["name"] for t in listing["items"] if (t.get("status") or {}).get("phase") == "Ready"}
+            rv = listing["metadata"]["resourceVersion"]
+        if names <= ready:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"only {len(ready & names)}/{len(names)} Ready after {timeout:.0f}s")
+        w = watch.Watch()
+        try:
+            for ev in w.stream(co.list_cluster_custom_object, GROUP, VERSION, PLURAL, resource_version=rv,
+                               timeout_seconds=60):
+                obj = ev["object"]
+                rv = obj["metadata"]["resourceVersion"]
+                if (obj.get("status") or {}).get("phase") == "Ready":
+                    ready.add(obj["metadata"]["name"])
+                if names <= ready:
+                    w.stop()
+                    return time.monotonic() - t0
+        except client.ApiException as e:
+            if e.status == 410:  # too old: list again
+                rv = None
+            else:
+                raise
+
+
+def drift_repairs(api, tenant: str, times: int = 20) -> list[float]:
+    """Delete the tenant's default-deny NetworkPolicy and time until it is back, ``times`` times."""
+    from kubernetes import watch
+
+    net = client.NetworkingV1Api(api)
+    ns, out = f"{tenant}-main", []
+    for _ in range(times):
+        rv = net.list_namespaced_network_policy(ns).metadata.resource_version
+        t0 = time.monotonic()
+        net.delete_namespaced_network_policy("default-deny", ns)
+        w = watch.Watch()
+        for ev in w.stream(net.list_namespaced_network_policy, ns, resource_version=rv, timeout_seconds=60):
+            if ev["type"] == "ADDED" and ev["object"].metadata.name == "default-deny":
+                out.append(time.monotonic() - t0)
+                w.stop()
+                break
+        else:
+            raise TimeoutError("default-deny not restored within 60 s")
+        time.sleep(0.2)
+    return out
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
 def run(n: int, resync: float, workers: int) -> dict:
     state = Path(tempfile.mkdtemp(prefix=f"yunshang-bench-{n}-"))
     cp = ControlPlane(state=state, audit_users=[OPERATOR_USER, BARE_USER])
@@ -90,7 +153,8 @@ def run(n: int, resync: float, workers: int) -> dict:
         platform.install(admin)
         op_kc = cp.identity_kubeconfig(OPERATOR_USER, ["system:masters"])
         port = free_port()
-        env = dict(os.environ, KUBECONFIG=str(op_kc), YUNSHANG_RESYNC_SECONDS=str(resync))
+        env = dict(os.environ, KUBECONFIG=str(op_kc), YUNSHANG_RESYNC_SECONDS=str(resync),
+                   YUNSHANG_CONCURRENCY=str(workers))
         op = subprocess.Popen([sys.executable, "-m", "yunshang.operator", "--metrics-port", str(port)],
                               env=env, stdout=(state / "operator.log").open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -116,15 +180,7 @@ def run(n: int, resync: float, workers: int) -> dict:
         with cf.ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda nm: co.patch_cluster_custom_object(GROUP, VERSION, PLURAL, nm,
                                                                     {"spec": {"approval": approval}}), names))
-        while True:
-            items = co.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
-            ready = sum(1 for t in items if (t.get("status") or {}).get("phase") == "Ready")
-            if ready == n:
-                break
-            if time.monotonic() - t0 > 1800:
-                raise TimeoutError(f"only {ready}/{n} Ready after 30 min")
-            time.sleep(0.5)
-        to_ready = time.monotonic() - t0
+        to_ready = wait_all_ready(co, set(names), t0)
         # settle: the quota controller fills in usage, kopf finishes its bookkeeping
         settle_deadline, last, quiet_since = time.monotonic() + 600, -1.0, time.monotonic()
         while time.monotonic() < settle_deadline:
@@ -141,6 +197,7 @@ def run(n: int, resync: float, workers: int) -> dict:
         time.sleep(resync * 1.5)  # one full resync of every tenant
         idle_metric = operator_writes(port) - w0
         idle_audit = writes_of(audit_counts(cp, OPERATOR_USER)) - a0
+        repairs = drift_repairs(admin, names[n // 2])
         rss = peak_rss_mib(op.pid)
         print(json.dumps({"tenants": n, "approval_to_all_ready_s": round(to_ready, 1),
                           "idle_resync_writes": idle_metric, "partial": True}), file=sys.stderr, flush=True)
@@ -149,24 +206,39 @@ def run(n: int, resync: float, workers: int) -> dict:
         bare_api = config.new_client_from_config(str(cp.identity_kubeconfig(BARE_USER, ["system:masters"])))
         _stop(op)
         op = None
+        # the floor's tenants exist beforehand (not timed): it writes their status like the operator
+        floor_names = [f"floor-{i:05d}" for i in range(n)]
+        with cf.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda i: co.create_cluster_custom_object(GROUP, VERSION, PLURAL, {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "Tenant", "metadata": {"name": floor_names[i]},
+                "spec": spec(i)}), range(n)))
         objs = []
         for i in range(n):
             s = TenantSpec.model_validate({**spec(i), "approval": approval})
-            objs += [tenancy.desired_objects(f"floor-{i:05d}", "00000000-0000-0000-0000-000000000000", s)]
-        for group in objs:  # owner refs to a fake uid would be collected: drop them for the floor
+            objs += [(floor_names[i], tenancy.desired_objects(floor_names[i], "00000000-0000-0000-0000-000000000000", s))]
+        for _, group in objs:  # owner refs to a fake uid would be collected: drop them for the floor
             for o in group:
                 o["metadata"].pop("ownerReferences")
                 o["metadata"]["labels"].pop(tenancy.LABEL_TENANT)
-                if o["kind"] == "Namespace":
-                    o["metadata"]["name"] = o["metadata"]["name"]
         bare_before = audit_counts(cp, BARE_USER)
         t1 = time.monotonic()
 
-        def bare(group):
-            for o in group:
-                kube.apply(bare_api, o)
+        import threading
 
-        with cf.ThreadPoolExecutor(workers) as pool:
+        in_flight = threading.BoundedSemaphore(workers)  # as the operator: YUNSHANG_CONCURRENCY=workers
+
+        def req(fn, *args, **kw):
+            with in_flight:
+                return fn(bare_api, *args, **kw)
+
+        def bare(item):
+            name, group = item
+            req(kube.apply, group[0])  # the namespace first, then the rest together
+            list(inner.map(lambda o: req(kube.apply, o), group[1:]))
+            req(kube.patch, "Tenant", name, {"status": {"phase": "Ready", "message": "floor"}}, sub="status")
+
+        # tenants at once as the operator's workers (8), requests in flight bounded as above
+        with cf.ThreadPoolExecutor(workers * 8) as inner, cf.ThreadPoolExecutor(8) as pool:
             list(pool.map(bare, objs))
         bare_s = time.monotonic() - t1
         bare_reqs = sum((audit_counts(cp, BARE_USER) - bare_before).values())
@@ -180,6 +252,8 @@ def run(n: int, resync: float, workers: int) -> dict:
             "idle_resync_writes_metric": idle_metric,
             "idle_resync_writes_audit": idle_audit,
             "operator_peak_rss_mib": round(rss, 1),
+            "drift_repair_p50_s": round(pct(repairs, 50), 3),
+            "drift_repair_p99_s": round(pct(repairs, 99), 3),
             "bare_client_s": round(bare_s, 1),
             "bare_client_requests_per_tenant": round(bare_reqs / n, 1),
             "time_ratio_operator_over_bare": round(to_ready / bare_s, 2),
@@ -204,7 +278,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tenants", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--resync", type=float, default=20.0, help="operator resync interval during the run")
-    p.add_argument("--workers", type=int, default=8, help="client threads for creates and approvals")
+    p.add_argument("--workers", type=int, default=8,
+                   help="client threads for creates, approvals and the floor; the operator's YUNSHANG_CONCURRENCY")
     args = p.parse_args()
     for n in args.tenants:
         r = run(n, args.resync, args.workers)

@@ -138,6 +138,22 @@ class Tenants:
         except client.ApiException:
             return []
 
+    def quotas(self, name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each namespace's quota, hard and used, read live (what the caller may read; the
+        operator keeps usage out of the tenant's status so that usage changes cost no writes)."""
+        core = client.CoreV1Api(self.api)
+        out = []
+        for suffix in spec.get("namespaces") or []:
+            ns = f"{name}-{suffix}"
+            try:
+                q = core.read_namespaced_resource_quota(tenancy.QUOTA_NAME, ns)
+            except client.ApiException:
+                continue
+            st = q.status
+            out.append({"name": ns, "hard": dict((st.hard if st else None) or {}),
+                        "used": dict((st.used if st else None) or {})})
+        return out
+
     # -------------------------------------------------------------- writes
     def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         return self.call(f"tenant {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, PLURAL, name,

@@ -206,143 +206,93 @@ def allowances(spec: TenantSpec) -> dict[str, str]:
     }
 
 
-def desired_objects(tenant: str, uid: str, spec: TenantSpec, lapsed: bool = False) -> list[dict[str, Any]]:
-    """Every object an approved tenant owns, in the order they should be applied.  Suspended,
-    quarantined or past its review (``lapsed``): no pods may run; everything else stays."""
+def namespace_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
+    """The tenant's namespaces: labelled, Pod Security restricted, annotated with its allowances."""
+    quarantine_label = {LABEL_QUARANTINE: "true"} if spec.quarantine else {}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": _meta(
+                ns,
+                tenant,
+                uid,
+                labels={
+                    LABEL_LEVEL: spec.level.value,
+                    LABEL_CLASSIFICATION: spec.classification.value,
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted",
+                    **quarantine_label,
+                },
+                annotations=allowances(spec),
+            ),
+        }
+        for ns in namespace_names(tenant, spec)
+    ]
+
+
+def quota_objects(tenant: str, uid: str, spec: TenantSpec, lapsed: bool = False) -> list[dict[str, Any]]:
+    """Per namespace: the ResourceQuota (the tenant's quota split evenly; ``pods: 0`` while
+    suspended, quarantined or past its review) and the LimitRange of default requests/limits."""
     namespaces = namespace_names(tenant, spec)
     hard = split_quota(spec.quota, len(namespaces))
     if spec.suspended or spec.quarantine or lapsed:
         hard["pods"] = "0"
-    quarantine_label = {LABEL_QUARANTINE: "true"} if spec.quarantine else {}
-    objs: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for ns in namespaces:
-        objs.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": _meta(
-                    ns,
-                    tenant,
-                    uid,
-                    labels={
-                        LABEL_LEVEL: spec.level.value,
-                        LABEL_CLASSIFICATION: spec.classification.value,
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "pod-security.kubernetes.io/enforce-version": "latest",
-                        "pod-security.kubernetes.io/warn": "restricted",
-                        "pod-security.kubernetes.io/audit": "restricted",
-                        **quarantine_label,
-                    },
-                    annotations=allowances(spec),
-                ),
-            }
-        )
-    for ns in namespaces:
-        objs += namespace_children(tenant, uid, spec, ns, hard)
-    return objs
+        out.append({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta(QUOTA_NAME, tenant, uid, ns),
+                    "spec": {"hard": dict(hard)}})
+        out.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta(LIMITRANGE_NAME, tenant, uid, ns),
+                    "spec": {"limits": [{"type": "Container",
+                                         "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                                         "default": {"cpu": "500m", "memory": "512Mi"}}]}})
+    return out
 
 
-def namespace_children(tenant: str, uid: str, spec: TenantSpec, ns: str, hard: dict[str, str]) -> list[dict]:
-    """Quota, defaults, owners and network isolation of one namespace.
-
-    A quarantined tenant loses its intra-tenant traffic: only DNS and the platform's
-    monitoring stay open, on top of default-deny."""
-    objs = _namespace_children(tenant, uid, spec, ns, hard)
-    if spec.quarantine:
-        objs = [o for o in objs if o["metadata"]["name"] != "allow-intra-tenant"]
-    return objs
-
-
-def _namespace_children(tenant: str, uid: str, spec: TenantSpec, ns: str, hard: dict[str, str]) -> list[dict]:
-    tenant_ns = {"namespaceSelector": {"matchLabels": {LABEL_TENANT: tenant}}}
+def rbac_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
+    """Per namespace: the owners bound to `admin` (inside their namespaces only)."""
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ResourceQuota",
-            "metadata": _meta(QUOTA_NAME, tenant, uid, ns),
-            "spec": {"hard": hard},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "LimitRange",
-            "metadata": _meta(LIMITRANGE_NAME, tenant, uid, ns),
-            "spec": {
-                "limits": [
-                    {
-                        "type": "Container",
-                        "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
-                        "default": {"cpu": "500m", "memory": "512Mi"},
-                    }
-                ]
-            },
-        },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
             "metadata": _meta(OWNERS_BINDING, tenant, uid, ns),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
-            "subjects": [
-                {"kind": o.kind, "name": o.name, "apiGroup": "rbac.authorization.k8s.io"} for o in spec.owners
-            ],
-        },
-        _netpol(tenant, uid, ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-        _netpol(
-            tenant,
-            uid,
-            ns,
-            "allow-intra-tenant",
-            {
-                "podSelector": {},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [tenant_ns]}],
-                "egress": [{"to": [tenant_ns]}],
-            },
-        ),
-        _netpol(
-            tenant,
-            uid,
-            ns,
-            "allow-dns",
-            {
-                "podSelector": {},
-                "policyTypes": ["Egress"],
-                "egress": [
-                    {
-                        "to": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
-                                },
-                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                            }
-                        ],
-                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                    }
-                ],
-            },
-        ),
-        _netpol(
-            tenant,
-            uid,
-            ns,
-            "allow-monitoring",
-            {
-                "podSelector": {},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
-                                }
-                            }
-                        ]
-                    }
-                ],
-            },
-        ),
+            "subjects": [{"kind": o.kind, "name": o.name, "apiGroup": "rbac.authorization.k8s.io"} for o in spec.owners],
+        }
+        for ns in namespace_names(tenant, spec)
     ]
+
+
+def network_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
+    """Per namespace: default-deny, then DNS, the platform's monitoring and (unless quarantined:
+    then only DNS and monitoring stay open) the tenant's own namespaces."""
+    tenant_ns = {"namespaceSelector": {"matchLabels": {LABEL_TENANT: tenant}}}
+    out: list[dict[str, Any]] = []
+    for ns in namespace_names(tenant, spec):
+        out.append(_netpol(tenant, uid, ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}))
+        if not spec.quarantine:
+            out.append(_netpol(tenant, uid, ns, "allow-intra-tenant", {
+                "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [tenant_ns]}], "egress": [{"to": [tenant_ns]}]}))
+        out.append(_netpol(tenant, uid, ns, "allow-dns", {
+            "podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
+        out.append(_netpol(tenant, uid, ns, "allow-monitoring", {
+            "podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}]}]}))
+    return out
+
+
+def desired_objects(tenant: str, uid: str, spec: TenantSpec, lapsed: bool = False) -> list[dict[str, Any]]:
+    """Every object an approved tenant owns, namespaces first.  Suspended, quarantined or past
+    its review (``lapsed``): no pods may run; everything else stays."""
+    return [*namespace_objects(tenant, uid, spec), *quota_objects(tenant, uid, spec, lapsed),
+            *rbac_objects(tenant, uid, spec), *network_objects(tenant, uid, spec)]
 
 
 def _netpol(tenant: str, uid: str, ns: str, name: str, spec: dict) -> dict:

@@ -63,7 +63,7 @@ def test_pending_until_approved_then_ready(operator, co, core):
         events = core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}").items
         return {e.reason for e in events}
 
-    wait_for("transition events", lambda: {"Pending", "Provisioning", "Ready"} <= reasons(), timeout=20)
+    wait_for("transition events", lambda: {"Pending", "Ready"} <= reasons(), timeout=20)
 
 
 def test_provisioned_objects(operator, co, core, kube_api):

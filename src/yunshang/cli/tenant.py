@@ -164,9 +164,10 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
                   f"an admin lifts it with `yunshang tenant resume {name}`")
     q = spec.get("quota", {})
     out.print("  quota      : " + ", ".join(f"{k}={v}" for k, v in q.items()))
-    if st.get("namespaces"):
+    quotas = c.quotas(name, spec) if st.get("phase") in ("Ready", "Suspended") else []
+    if quotas:
         table = Table("NAMESPACE", "CPU used/hard", "MEMORY used/hard", "PODS used/hard")
-        for ns in st["namespaces"]:
+        for ns in quotas:
             h, u = ns.get("hard", {}), ns.get("used", {})
             table.add_row(ns["name"], *(f"{u.get(k, '0')}/{h.get(k, '-')}"
                                         for k in ("requests.cpu", "requests.memory", "pods")))

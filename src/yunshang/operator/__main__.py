@@ -27,6 +27,11 @@ def main() -> None:
     args = p.parse_args()
     if args.peering:
         os.environ["YUNSHANG_PEERING"] = args.peering
+    import random
+
+    # the reconciler compares it with its peers' (kopf pauses a standby's watches; this its loops)
+    priority = args.priority or random.randint(1, 2**30)
+    os.environ["YUNSHANG_PRIORITY"] = str(priority)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from . import alerting, anchor, handlers, response, sharing  # noqa: F401  (registers the handlers)
@@ -36,15 +41,42 @@ def main() -> None:
 
         start_http_server(args.metrics_port, addr=args.metrics_address)
 
-    import random
-
+    wait_for_crds()
     asyncio.run(kopf.operator(
         standalone=not args.peering,
         peering_name=args.peering or None,
-        priority=args.priority or random.randint(1, 2**30),
+        priority=priority,
         clusterwide=True,
         liveness_endpoint=args.liveness or None,
     ))
+
+
+def wait_for_crds(poll: float = 1.0) -> None:
+    """Until the API server serves Tenants.  kopf finds CRDs created after it started by
+    rescanning on CRD events, and a rescan that comes before discovery has caught up is never
+    repeated: starting once they are served avoids that race (e.g. the operator started before
+    `pulumi up` installs the CRDs)."""
+    import time
+
+    from kubernetes import client
+
+    from .handlers import make_api
+
+    api = make_api(2)
+    said = False
+    while True:
+        try:
+            for plural in ("tenants", "shareagreements"):
+                client.CustomObjectsApi(api).list_cluster_custom_object("platform.yunshang.io", "v1alpha1", plural,
+                                                                        limit=1)
+            return
+        except client.ApiException as e:
+            if e.status not in (404, 429, 503):
+                raise
+        if not said:
+            logging.getLogger("yunshang.operator").info("waiting for the Tenant CRD to be served")
+            said = True
+        time.sleep(poll)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from .. import alerting
 from ..models.tenant import Contact
 from . import kube
-from .handlers import TENANTS, api
+from .handlers import TENANTS, reconciler
 
 log = logging.getLogger("yunshang.alerting")
 BASE = os.environ.get("YUNSHANG_ALERTING_BASE", "")
@@ -74,7 +74,7 @@ def render_text(base_file: Path, contacts: dict[str, list[Contact]]) -> str | No
     return yaml.safe_dump(alerting.render(base, contacts), sort_keys=False)
 
 
-def sync_once(routing: Routing) -> bool:
+def sync_once(routing: Routing, api) -> bool:
     """Write the configuration where it changed; True if anything was written."""
     text = render_text(Path(BASE), routing.snapshot()) if BASE else None
     if text is None:
@@ -94,7 +94,7 @@ def sync_once(routing: Routing) -> bool:
                     log.info("alertmanager reload: %s", e)
     if SECRET and text != routing.written_secret:
         ns, _, name = SECRET.partition("/")
-        kube.apply(api(), {"apiVersion": "v1", "kind": "Secret",
+        kube.apply(api, {"apiVersion": "v1", "kind": "Secret",
                            "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "yunshang"}},
                            "data": {"alertmanager.yaml": base64.b64encode(text.encode()).decode()}})
         routing.written_secret = text
@@ -102,18 +102,20 @@ def sync_once(routing: Routing) -> bool:
     return wrote
 
 
-ROUTING = Routing()
+def routing(memo: kopf.Memo) -> Routing:
+    return memo.setdefault("routing", Routing())
 
 
-@kopf.on.event(*TENANTS)
-def tenant_contacts(event: dict, name: str, spec: kopf.Spec, **_: Any) -> None:
-    ROUTING.set(name, None if event.get("type") == "DELETED" else _contacts(spec))
+@kopf.on.event(*TENANTS, id="tenant_contacts")
+def tenant_contacts(event: dict, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    routing(memo).set(name, None if event.get("type") == "DELETED" else _contacts(spec))
 
 
-async def _loop() -> None:
+async def _loop(r, table: Routing) -> None:
     while True:
         try:
-            await asyncio.to_thread(sync_once, ROUTING)
+            if r.active():
+                await asyncio.to_thread(sync_once, table, r.api)
         except Exception as e:  # noqa: BLE001  (the next round retries)
             log.warning("alerting: %s", e)
         await asyncio.sleep(SECONDS)
@@ -122,7 +124,7 @@ async def _loop() -> None:
 @kopf.on.startup()
 async def start_alerting(memo: kopf.Memo, **_: Any) -> None:
     if BASE:
-        memo["alerting_task"] = asyncio.get_running_loop().create_task(_loop())
+        memo["alerting_task"] = asyncio.get_running_loop().create_task(_loop(reconciler(memo), routing(memo)))
 
 
 @kopf.on.cleanup()

@@ -20,7 +20,7 @@ import kopf
 from ..models.audit import DEFAULT_ANCHOR, Anchor
 from . import kube, metrics
 from .audit import record_name
-from .handlers import api
+from .handlers import reconciler
 
 log = logging.getLogger("yunshang.anchor")
 ANCHOR = os.environ.get("YUNSHANG_AUDIT_ANCHOR", DEFAULT_ANCHOR)
@@ -75,10 +75,11 @@ def observe_once(api_client, ref: str = ANCHOR) -> tuple[int, int, Anchor | None
     return len(seqs), head, anchor
 
 
-async def _loop() -> None:
+async def _loop(r) -> None:
     while True:
         try:
-            await asyncio.to_thread(observe_once, api())
+            if r.active():
+                await asyncio.to_thread(observe_once, r.api)
         except Exception as e:  # noqa: BLE001  (keep anchoring; the next round retries)
             log.warning("audit anchor: %s", e)
         await asyncio.sleep(ANCHOR_SECONDS)
@@ -86,7 +87,7 @@ async def _loop() -> None:
 
 @kopf.on.startup()
 async def start_anchoring(memo: kopf.Memo, **_: Any) -> None:
-    memo["anchor_task"] = asyncio.get_running_loop().create_task(_loop())
+    memo["anchor_task"] = asyncio.get_running_loop().create_task(_loop(reconciler(memo)))
 
 
 @kopf.on.cleanup()

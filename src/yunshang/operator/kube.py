@@ -28,6 +28,7 @@ KINDS = {
     "AuditRecord": ("/apis/platform.yunshang.io/v1alpha1", "auditrecords", False),
     "ConfigMap": ("/api/v1", "configmaps", True),
     "Secret": ("/api/v1", "secrets", True),
+    "ClusterKopfPeering": ("/apis/kopf.dev/v1", "clusterkopfpeerings", False),
 }
 
 WRITES: collections.Counter[str] = collections.Counter()

@@ -3,6 +3,7 @@ Prometheus, the audit trail from the API server's audit events, and the webhook 
 receives both."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -15,9 +16,8 @@ from .. import auditing, elastic
 from ..models.audit import ObjectRef
 from ..models.tenant import DEPT_GROUP_PREFIX, GROUP, Decision, TenantSpec
 from . import kube, metrics, webhooks
-from .handlers import AUDIT, TENANTS, _ns_owner, _plain, api
+from .handlers import reconciler
 
-ELASTIC_SECONDS = float(os.environ.get("YUNSHANG_ELASTIC_SECONDS", "60"))
 PROMETHEUS_URL = os.environ.get("YUNSHANG_PROMETHEUS_URL", "")
 ELASTIC_ANNOTATION = f"{GROUP}/elastic-last-change"
 log = logging.getLogger("yunshang.operator")
@@ -32,7 +32,10 @@ async def webhook_server(memo: kopf.Memo, **_: Any) -> None:
     token = webhooks.token_from_env()
     if not token:
         raise kopf.PermanentError("YUNSHANG_WEBHOOK_PORT is set but no token (YUNSHANG_WEBHOOK_TOKEN[_FILE])")
-    app = webhooks.make_app(token, quarantine, _ns_owner.get, DEPT_GROUP_PREFIX, record_audit_events)
+    r = reconciler(memo)
+    app = webhooks.make_app(token, lambda tenant, reason, alert: quarantine(r, tenant, reason, alert),
+                            r.cache.ns_owner.get, DEPT_GROUP_PREFIX,
+                            lambda events: record_audit_events(r, events, memo))
     memo["webhooks"] = await webhooks.serve(
         app, os.environ.get("YUNSHANG_WEBHOOK_ADDRESS", "127.0.0.1"), port,
         os.environ.get("YUNSHANG_WEBHOOK_TLS_CERT", ""), os.environ.get("YUNSHANG_WEBHOOK_TLS_KEY", ""),
@@ -46,52 +49,74 @@ async def stop_webhooks(memo: kopf.Memo, **_: Any) -> None:
         await runner.cleanup()
 
 
-def record_audit_events(events: list[dict]) -> int:
+def record_audit_events(r, events: list[dict], memo: kopf.Memo) -> int:
     """Append what the API server's audit events say people did to tenants and agreements."""
     from .sharing import parties
 
     n = 0
     for ev in events:
         for entry in auditing.classify(ev):
-            tenants = entry.tenants or list(parties(entry.object.name))
+            tenants = entry.tenants or list(parties(memo, entry.object.name))
             who = (ev.get("impersonatedUser") or ev.get("user") or {}).get("username", "unknown")
             when = ev.get("stageTimestamp") or ev.get("requestReceivedTimestamp")
             at = dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
-            AUDIT.append(who, entry.action, entry.object, tenants, entry.details, at)
+            r.audit.append(who, entry.action, entry.object, tenants, entry.details, at)
             n += 1
     return n
 
 
 # ---------------------------------------------------------------------------- automatic response
 
-def quarantine(tenant: str, reason: str, alert: str) -> bool:
+def quarantine(r, tenant: str, reason: str, alert: str) -> bool:
     """Quarantine a tenant (idempotent); False if it does not exist or already is."""
-    body = kube.get(api(), "Tenant", tenant)
+    body = kube.get(r.api, "Tenant", tenant)
     if body is None or (body.get("spec") or {}).get("quarantine"):
         return False
-    kube.patch(api(), "Tenant", tenant, {"spec": {"quarantine": {
+    kube.patch(r.api, "Tenant", tenant, {"spec": {"quarantine": {
         "reason": reason, "alert": alert, "at": webhooks.now()}}})
-    kube.event(api(), body, "Warning", "Quarantined", f"{alert}: {reason}")
-    AUDIT.append("yunshang-operator", "TenantQuarantined", ObjectRef(kind="Tenant", name=tenant), [tenant],
-                 {"reason": reason, "alert": alert})
+    kube.event(r.api, body, "Warning", "Quarantined", f"{alert}: {reason}")
+    r.audit.append("yunshang-operator", "TenantQuarantined", ObjectRef(kind="Tenant", name=tenant), [tenant],
+                   {"reason": reason, "alert": alert})
     log.warning("quarantined tenant %s: %s (%s)", tenant, reason, alert)
     return True
 
 
 # ---------------------------------------------------------------------------- elastic quota
 
-def _elastic_enabled(spec: kopf.Spec, **_: Any) -> bool:
-    return bool(PROMETHEUS_URL) and bool((spec.get("elastic") or {}).get("enabled"))
+async def _elastic_loop(r) -> None:
+    """One global round every YUNSHANG_ELASTIC_SECONDS over the tenants with elastic quota."""
+    while True:
+        await asyncio.sleep(r.settings.elastic_seconds)
+        if not r.active():
+            continue
+        for name, rec in list(r.cache.tenants.items()):
+            if (rec.spec.get("elastic") or {}).get("enabled") and not rec.deleting:
+                try:
+                    await asyncio.to_thread(elastic_quota, r, rec)
+                except Exception as e:  # noqa: BLE001  (the next round retries)
+                    log.warning("elastic quota of %s: %s", name, e)
 
 
-@kopf.timer(*TENANTS, interval=ELASTIC_SECONDS, initial_delay=ELASTIC_SECONDS / 2, when=_elastic_enabled)
-def elastic_quota(name: str, body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+@kopf.on.startup()
+async def start_elastic(memo: kopf.Memo, **_: Any) -> None:
+    if PROMETHEUS_URL:
+        memo["elastic_task"] = asyncio.get_running_loop().create_task(_elastic_loop(reconciler(memo)))
+
+
+@kopf.on.cleanup()
+async def stop_elastic(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("elastic_task")
+    if task:
+        task.cancel()
+
+
+def elastic_quota(r, rec) -> None:
     """Grow or shrink the quota by one step from what Prometheus saw over the window."""
-    spec = TenantSpec.model_validate(dict(body["spec"]))
+    name = rec.name
+    spec = TenantSpec.model_validate(rec.spec)
     if spec.approval is None or spec.approval.decision != Decision.Approved or spec.suspended or spec.quarantine:
         return
-    annotations = body["metadata"].get("annotations") or {}
-    last = annotations.get(ELASTIC_ANNOTATION)
+    last = rec.annotations.get(ELASTIC_ANNOTATION)
     last_change = dt.datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
     now = dt.datetime.now(dt.timezone.utc)
     policy = elastic.Policy(
@@ -109,16 +134,17 @@ def elastic_quota(name: str, body: kopf.Body, logger: logging.Logger, **_: Any) 
             changes.append(change)
     if not changes:
         return
-    kube.patch(api(), "Tenant", name, {
+    kube.patch(r.api, "Tenant", name, {
         "metadata": {"annotations": {ELASTIC_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ")}},
         "spec": {"quota": {c.resource: c.quantity() for c in changes}},
     })
+    rec.annotations[ELASTIC_ANNOTATION] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     for c in changes:
         metrics.ELASTIC_CHANGES.labels(name, c.resource, c.direction).inc()
         message = (f"elastic {c.direction} of {c.resource}: {c.old} -> {c.quantity()} because {c.reason}; "
                    f"floor {floor[c.resource]}, ceiling {ceiling[c.resource]}")
-        kopf.event(_plain(body), type="Normal", reason="ElasticQuota", message=message)
-        AUDIT.append("yunshang-operator", "ElasticQuotaChanged", ObjectRef(kind="Tenant", name=name), [name], {
+        kube.event(r.api, rec.body(), "Normal", "ElasticQuota", message)
+        r.audit.append("yunshang-operator", "ElasticQuotaChanged", ObjectRef(kind="Tenant", name=name), [name], {
             "resource": c.resource, "old": str(c.old), "new": c.quantity(), "reason": c.reason,
             "floor": str(floor[c.resource]), "ceiling": str(ceiling[c.resource])})
-        logger.info(message)
+        log.info(message)

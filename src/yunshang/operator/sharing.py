@@ -2,6 +2,7 @@
 active, close it (within seconds) on expiry, revocation, rejection or deletion."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import os
@@ -15,12 +16,23 @@ from ..models.agreement import AgreementPhase, AgreementSpec
 from ..models.tenant import GROUP, VERSION, TenantSpec
 from . import kube, metrics
 from ..models.audit import ObjectRef
-from .handlers import AUDIT, StatusWriter, _one, _plain, api
+from .handlers import reconciler
 
 AGREEMENTS = (GROUP, VERSION, "shareagreements")
 EXPIRY_CHECK_SECONDS = float(os.environ.get("YUNSHANG_SHARE_CHECK_SECONDS", "2"))
 SHARED = {sharing.LABEL_AGREEMENT: kopf.PRESENT}
 log = logging.getLogger("yunshang.sharing")
+
+
+def _plain(body: Any) -> dict:
+    """A kopf Body (a live view) as a plain, detached dict."""
+    return copy.deepcopy(dict(body))
+
+
+def _one(store: Any) -> dict | None:
+    for v in store or []:
+        return v
+    return None
 
 
 @kopf.index(*AGREEMENTS)
@@ -33,33 +45,56 @@ def share_policy_index(body: kopf.Body, **_: Any) -> dict[str, dict]:
     return {body["metadata"]["labels"][sharing.LABEL_AGREEMENT]: _plain(body)}
 
 
-def reconcile_agreement(name: str, indices: dict[str, Any]) -> None:
+class StatusWriter:
+    """Writes an agreement's status only when it differs from both the live status and what this
+    process wrote last (kopf indices lag our own writes), and says when the phase changed."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, dict] = {}
+
+    def write(self, api, name: str, body: dict, status: dict[str, Any]) -> dict | None:
+        current = body.get("status") or {}
+        mine = self.written.get(name)
+        if tenancy.is_subset(status, current) or (mine is not None and tenancy.is_subset(status, mine)):
+            return None
+        kube.patch(api, "ShareAgreement", name, {"status": status}, sub="status")
+        self.written[name] = status
+        old = mine or current
+        return old if old.get("phase") != status.get("phase") else None
+
+    def forget(self, name: str) -> None:
+        self.written.pop(name, None)
+
+
+def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> None:
     body = _one(indices["agreement_index"].get(name))
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
+    r = reconciler(memo)
+    api = r.api
     uid = body["metadata"]["uid"]
     try:
         spec = AgreementSpec.model_validate(body.get("spec") or {})
     except ValidationError as e:
         _status(name, body, {"phase": AgreementPhase.Refused.value, "message": f"invalid: {e.errors()[0]['msg']}"})
         return
-    _parties[name] = (spec.consumer, spec.provider)
-    tenants = indices["tenant_index"]
-    consumer, provider = _one(tenants.get(spec.consumer)), _one(tenants.get(spec.provider))
+    _parties(memo)[name] = (spec.consumer, spec.provider)
+    tenants = r.cache.tenants
+    consumer, provider = tenants.get(spec.consumer), tenants.get(spec.provider)
     now = dt.datetime.now(dt.timezone.utc)
     problem = None
     desired: list[dict] = []
     if consumer is None or provider is None:
         problem = f"tenant {spec.consumer if consumer is None else spec.provider!r} does not exist"
     else:
-        cspec, pspec = TenantSpec.model_validate(consumer["spec"]), TenantSpec.model_validate(provider["spec"])
+        cspec, pspec = TenantSpec.model_validate(consumer.spec), TenantSpec.model_validate(provider.spec)
         problem = sharing.classification_problem(pspec.classification, cspec.classification)
         for side, tspec in ((spec.consumer, cspec), (spec.provider, pspec)):
             if tspec.quarantine:  # a quarantined tenant keeps no traffic but the platform's own
                 problem = f"closed while {side} is quarantined ({tspec.quarantine.reason})"
         phase, _ = sharing.phase_of(spec, now, problem)
         if phase == AgreementPhase.Active:
-            svc = kube.get(api(), "Service", spec.service.name, spec.service.namespace)
+            svc = kube.get(api, "Service", spec.service.name, spec.service.namespace)
             port = next((p for p in ((svc or {}).get("spec") or {}).get("ports", []) if p.get("port") == spec.service.port), None)
             selector = ((svc or {}).get("spec") or {}).get("selector")
             if svc is None or port is None or not selector:
@@ -74,11 +109,11 @@ def reconcile_agreement(name: str, indices: dict[str, Any]) -> None:
     for obj in desired:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         if not tenancy.in_sync(obj, live.get(key)):
-            kube.apply(api(), obj)
+            kube.apply(api, obj)
     wanted = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in desired}
     for ns, pname in live:
         if (ns, pname) not in wanted:
-            kube.delete(api(), "NetworkPolicy", pname, ns)
+            kube.delete(api, "NetworkPolicy", pname, ns)
     expires = spec.expires if spec.expires.tzinfo else spec.expires.replace(tzinfo=dt.timezone.utc)
     if phase == AgreementPhase.Active:
         metrics.AGREEMENTS.labels(name, spec.consumer, spec.provider).set(expires.timestamp())
@@ -87,69 +122,78 @@ def reconcile_agreement(name: str, indices: dict[str, Any]) -> None:
             metrics.AGREEMENTS.remove(name, spec.consumer, spec.provider)
         except KeyError:
             pass
-    _status(name, body, {
+    _status(memo, name, body, {
         "phase": phase.value, "message": message,
         "policies": sorted(f"{ns}/{n}" for ns, n in wanted),
         "observedGeneration": body["metadata"].get("generation", 0),
     })
 
 
-_parties: dict[str, tuple[str, str]] = {}
+def _parties(memo: kopf.Memo) -> dict[str, tuple[str, str]]:
+    return memo.setdefault("agreement_parties", {})
 
 
-def parties(name: str) -> tuple[str, ...]:
+def parties(memo: kopf.Memo, name: str) -> tuple[str, ...]:
     """The consumer and provider of an agreement this operator has seen."""
-    return _parties.get(name, ())
+    return _parties(memo).get(name, ())
 
 
-AGREEMENT_STATUS = StatusWriter("ShareAgreement")
+def _writer(memo: kopf.Memo) -> StatusWriter:
+    return memo.setdefault("agreement_status", StatusWriter())
 
 
-def _status(name: str, body: dict, status: dict) -> None:
-    if AGREEMENT_STATUS.write(name, body, status) is None:
+def _status(memo: kopf.Memo, name: str, body: dict, status: dict) -> None:
+    r = reconciler(memo)
+    if _writer(memo).write(r.api, name, body, status) is None:
         return
-    kube.event(api(), body, "Normal", f"Agreement{status['phase']}", status["message"])
+    kube.event(r.api, body, "Normal", f"Agreement{status['phase']}", status["message"])
     if status["phase"] == AgreementPhase.Expired.value:
         spec = body.get("spec") or {}
-        AUDIT.append("yunshang-operator", "AgreementExpired", ObjectRef(kind="ShareAgreement", name=name),
-                     [spec.get("consumer", ""), spec.get("provider", "")], {"expires": str(spec.get("expires"))})
+        r.audit.append("yunshang-operator", "AgreementExpired", ObjectRef(kind="ShareAgreement", name=name),
+                       [spec.get("consumer", ""), spec.get("provider", "")], {"expires": str(spec.get("expires"))})
+
+
+@kopf.on.startup()
+def ending_with_tenants(memo: kopf.Memo, **_: Any) -> None:
+    """Deleting either tenant ends its agreements (their policies go with them)."""
+    r = reconciler(memo)
+    r.on_tenant_gone.append(lambda tenant: end_agreements_of(r.api, tenant))
 
 
 @kopf.on.resume(*AGREEMENTS)
 @kopf.on.create(*AGREEMENTS)
 @kopf.on.update(*AGREEMENTS, field="spec")
-def agreement_changed(name: str, **kwargs: Any) -> None:
-    reconcile_agreement(name, kwargs)
+def agreement_changed(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    reconcile_agreement(name, kwargs, memo)
 
 
 @kopf.timer(*AGREEMENTS, interval=EXPIRY_CHECK_SECONDS,
             when=lambda status, **_: (status or {}).get("phase") in ("Active", "Refused"))
-def agreement_expiry(name: str, **kwargs: Any) -> None:
+def agreement_expiry(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     """Close an active agreement's path as soon as it expires or a side is quarantined, reopen it
     when the quarantine is lifted (and repair drift meanwhile)."""
-    reconcile_agreement(name, kwargs)
+    reconcile_agreement(name, kwargs, memo)
 
 
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=SHARED)
-def share_policy_event(body: kopf.Body, **kwargs: Any) -> None:
+def share_policy_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     uid = body["metadata"]["labels"][sharing.LABEL_AGREEMENT]
     for ref in body["metadata"].get("ownerReferences") or []:
         if ref.get("uid") == uid:
-            reconcile_agreement(ref["name"], kwargs)
+            reconcile_agreement(ref["name"], kwargs, memo)
 
 
 @kopf.on.delete(*AGREEMENTS, optional=True)
-def agreement_deleted(name: str, **_: Any) -> None:
-    AGREEMENT_STATUS.forget(name)
+def agreement_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
+    _writer(memo).forget(name)
 
 
-def end_agreements_of(tenant: str, indices: dict[str, Any]) -> list[str]:
-    """Deleting either tenant ends its agreements (their policies go with them)."""
+def end_agreements_of(api, tenant: str) -> list[str]:
+    """The agreements either side of which is ``tenant``, deleted."""
     ended = []
-    for name in list(indices.get("agreement_index", {})):
-        body = _one(indices["agreement_index"].get(name)) or {}
+    for body in kube.list_all(api, "ShareAgreement"):
         spec = body.get("spec") or {}
         if tenant in (spec.get("consumer"), spec.get("provider")):
-            kube.delete(api(), "ShareAgreement", name)
-            ended.append(name)
+            kube.delete(api, "ShareAgreement", body["metadata"]["name"])
+            ended.append(body["metadata"]["name"])
     return ended

@@ -1,0 +1,37 @@
+"""The operator's settings, read once at start-up (environment variables, set by `yunshang dev
+up`, the tests, or the Deployment that `pulumi up` ships)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    resync_seconds: float = 60.0
+    """Every tenant is reconciled once per resync (low priority), whatever happened."""
+    workers: int = 8
+    """Tenants reconciled at the same time."""
+    concurrency: int = 8
+    """API requests in flight at the same time (the benchmark's floor uses the same)."""
+    review_warn_days: int = 30
+    review_grace_days: int = 14
+    elastic_seconds: float = 60.0
+    peering: str = ""
+    priority: int = 0
+    peering_lifetime: int = 60
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        e = os.environ if env is None else env
+        return cls(
+            resync_seconds=float(e.get("YUNSHANG_RESYNC_SECONDS", "60")),
+            workers=int(e.get("YUNSHANG_WORKERS", "8")),
+            concurrency=int(e.get("YUNSHANG_CONCURRENCY", "8")),
+            review_warn_days=int(e.get("YUNSHANG_REVIEW_WARN_DAYS", "30")),
+            review_grace_days=int(e.get("YUNSHANG_REVIEW_GRACE_DAYS", "14")),
+            elastic_seconds=float(e.get("YUNSHANG_ELASTIC_SECONDS", "60")),
+            peering=e.get("YUNSHANG_PEERING", ""),
+            priority=int(e.get("YUNSHANG_PRIORITY", "0") or 0),
+            peering_lifetime=int(e.get("YUNSHANG_PEERING_LIFETIME", "60")),
+        )

@@ -1,0 +1,48 @@
+"""Step 5: the tenant's status, through the typed model, and whether it changed for real."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ... import tenancy
+from ...models.tenant import Phase, TenantSpec, TenantStatus
+
+
+def condition(ok: bool, reason: str, message: str, previous: dict) -> dict:
+    prev = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), None)
+    status = "True" if ok else "False"
+    when = prev["lastTransitionTime"] if prev and prev.get("status") == status and prev.get("lastTransitionTime") \
+        else dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": when}
+
+
+def provisioned(name: str, spec: TenantSpec, review: tenancy.Review, generation: int, grace_days: int,
+                previous: dict) -> dict[str, Any]:
+    phase = tenancy.phase_of(spec, provisioned=True, lapsed=review.lapsed)
+    if spec.quarantine:
+        msg = f"quarantined: {spec.quarantine.reason}"
+    elif spec.suspended:
+        msg = f"suspended: {spec.suspend_reason or 'by the platform bureau'}"
+    elif review.lapsed:
+        msg = tenancy.review_message(spec.review_date, grace_days)
+    else:
+        msg = f"{len(spec.namespaces)} namespace(s) provisioned"
+    return typed(phase, msg, generation, namespace_count=len(spec.namespaces),
+                 conditions=[condition(True, phase.value, msg, previous)])
+
+
+def typed(phase: Phase, message: str, generation: int, **fields: Any) -> dict[str, Any]:
+    """The status as the CRD stores it, validated by TenantStatus."""
+    st = TenantStatus.model_validate({"phase": phase, "message": message, "observedGeneration": generation, **fields})
+    out = st.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    out.setdefault("phase", phase.value)
+    return out
+
+
+def changed(want: dict, have: dict) -> bool:
+    """A real change: phase, message, generation, namespace count or the Ready condition's status."""
+    def essence(s: dict) -> tuple:
+        conds = tuple((c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+                      for c in s.get("conditions") or [])
+        return (s.get("phase"), s.get("message"), s.get("observedGeneration"), s.get("namespaceCount"), conds)
+    return essence(want) != essence(have)
