@@ -76,6 +76,11 @@ def operator_writes(port: int) -> float:
     return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("yunshang_operator_api_writes_total{"))
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -83,8 +88,8 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def wait_all_ready(co, names: set[str], t0: float, timeout: float = 1800) -> float:
-    """Watch tenants (no polling) until every one in ``names`` is Ready; seconds since t0."""
+def wait_all_ready(co, names: set[str], t0: float, timeout: float = 1800, phase: str = "Ready") -> float:
+    """Watch tenants (no polling) until every one in ``names`` is in ``phase``; seconds since t0."""
     from kubernetes import watch
 
     ready: set[str] = set()
@@ -92,19 +97,19 @@ def wait_all_ready(co, names: set[str], t0: float, timeout: float = 1800) -> flo
     while True:
         if rv is None:
             listing = co.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-            ready = {t["metadata"]["name"] for t in listing["items"] if (t.get("status") or {}).get("phase") == "Ready"}
+            ready = {t["metadata"]["name"] for t in listing["items"] if (t.get("status") or {}).get("phase") == phase}
             rv = listing["metadata"]["resourceVersion"]
         if names <= ready:
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
-            raise TimeoutError(f"only {len(ready & names)}/{len(names)} Ready after {timeout:.0f}s")
+            raise TimeoutError(f"only {len(ready & names)}/{len(names)} {phase} after {timeout:.0f}s")
         w = watch.Watch()
         try:
             for ev in w.stream(co.list_cluster_custom_object, GROUP, VERSION, PLURAL, resource_version=rv,
                                timeout_seconds=60):
                 obj = ev["object"]
                 rv = obj["metadata"]["resourceVersion"]
-                if (obj.get("status") or {}).get("phase") == "Ready":
+                if (obj.get("status") or {}).get("phase") == phase:
                     ready.add(obj["metadata"]["name"])
                 if names <= ready:
                     w.stop()
@@ -172,15 +177,18 @@ def run(n: int, resync: float, workers: int) -> dict:
             list(pool.map(lambda i: co.create_cluster_custom_object(GROUP, VERSION, PLURAL, {
                 "apiVersion": f"{GROUP}/{VERSION}", "kind": "Tenant", "metadata": {"name": names[i]},
                 "spec": spec(i)}), range(n)))
-        # all Pending first, then approve them all and time until every one is Ready
-        time.sleep(2)
+        # all Pending first (the operator has written that), then approve them all and time until all are Ready
+        wait_all_ready(co, set(names), time.monotonic(), phase="Pending")
+        time.sleep(1)
         before = audit_counts(cp, OPERATOR_USER)
         approval = {"decision": "Approved", "by": "bench", "reason": ""}
+        cpu0 = cpu_seconds(op.pid)
         t0 = time.monotonic()
         with cf.ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda nm: co.patch_cluster_custom_object(GROUP, VERSION, PLURAL, nm,
                                                                     {"spec": {"approval": approval}}), names))
         to_ready = wait_all_ready(co, set(names), t0)
+        op_cpu = cpu_seconds(op.pid) - cpu0
         # settle: the quota controller fills in usage, kopf finishes its bookkeeping
         settle_deadline, last, quiet_since = time.monotonic() + 600, -1.0, time.monotonic()
         while time.monotonic() < settle_deadline:
@@ -252,6 +260,7 @@ def run(n: int, resync: float, workers: int) -> dict:
             "idle_resync_writes_metric": idle_metric,
             "idle_resync_writes_audit": idle_audit,
             "operator_peak_rss_mib": round(rss, 1),
+            "operator_cpu_s_to_ready": round(op_cpu, 1),
             "drift_repair_p50_s": round(pct(repairs, 50), 3),
             "drift_repair_p99_s": round(pct(repairs, 99), 3),
             "bare_client_s": round(bare_s, 1),

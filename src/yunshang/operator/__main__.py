@@ -34,6 +34,8 @@ def main() -> None:
     os.environ["YUNSHANG_PRIORITY"] = str(priority)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not args.verbose:  # a line per watch event ("Handler ... succeeded") costs more than the event
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     from . import alerting, anchor, handlers, response, sharing  # noqa: F401  (registers the handlers)
 
     if args.metrics_port:

@@ -66,6 +66,7 @@ class Reconciler:
         self._sem: asyncio.Semaphore | None = None
         self._written: dict[str, dict] = {}  # tenant -> status this process wrote last
         self._desired: collections.OrderedDict[tuple, Desired] = collections.OrderedDict()
+        self._specs: collections.OrderedDict[tuple, TenantSpec] = collections.OrderedDict()
         self._last_event = time.monotonic()
         self._tasks: list[asyncio.Task] = []
         self._leader_checked = (0.0, True)
@@ -152,7 +153,16 @@ class Reconciler:
 
     # ------------------------------------------------------------------ desired state
     def _spec(self, rec: TenantRecord) -> TenantSpec:
-        return TenantSpec.model_validate(rec.spec)
+        """The parsed spec, once per generation (a ValidationError is not cached: it is rare)."""
+        k = (rec.name, rec.uid, rec.generation)
+        spec = self._specs.get(k)
+        if spec is None:
+            spec = self._specs[k] = TenantSpec.model_validate(rec.spec)
+            if len(self._specs) > 2048:
+                self._specs.popitem(last=False)
+        else:
+            self._specs.move_to_end(k)
+        return spec
 
     def _desired_of(self, name: str) -> Desired | None:
         rec = self.cache.tenants.get(name)
@@ -269,6 +279,9 @@ class Reconciler:
             await self._status(rec, status_step.typed(Phase.Pending, f"invalid spec.{where}: {err['msg']}",
                                                       rec.generation))
             return
+        if FINALIZER not in rec.finalizers:  # from the first sight on: every deletion goes through finalize()
+            await self.call(self.k.patch, "Tenant", name, {"metadata": {"finalizers": [*rec.finalizers, FINALIZER]}})
+            rec.finalizers = (*rec.finalizers, FINALIZER)
         if spec.approval is None or spec.approval.decision != Decision.Approved:
             phase = tenancy.phase_of(spec)
             msg = "waiting for the platform bureau's approval" if phase == Phase.Pending \
@@ -280,9 +293,6 @@ class Reconciler:
             await self._status(rec, status_step.typed(Phase.Approved, blocked, rec.generation, conditions=[
                 status_step.condition(False, "QuotaOverParent", blocked, rec.status)]))
             return
-        if FINALIZER not in rec.finalizers:
-            await self.call(self.k.patch, "Tenant", name, {"metadata": {"finalizers": [*rec.finalizers, FINALIZER]}})
-            rec.finalizers = (*rec.finalizers, FINALIZER)
         want = self._desired_of(name)
         namespaces, rest = want.steps[0], [o for objs in want.steps[1:] for o in objs]
         for batch in (namespaces, rest):  # namespaces first, then the rest together
@@ -367,15 +377,17 @@ class Reconciler:
         mine = self._written.get(rec.name)
         if not status_step.changed(want, rec.status) or (mine is not None and not status_step.changed(want, mine)):
             return None
-        await self.call(self.k.patch, "Tenant", rec.name, {"status": want}, sub="status")
         old = mine or rec.status
+        write = self.call(self.k.patch, "Tenant", rec.name, {"status": want}, sub="status")
+        if old.get("phase") == want.get("phase"):
+            await write
+            old = None
+        else:  # the transition's Event goes out with the status
+            new = want["phase"]
+            await asyncio.gather(write, self.call(self.k.event, rec.body(), "Warning" if new == "Rejected" else "Normal",
+                                                  new, want.get("message") or f"tenant is {new}"))
         self._written[rec.name] = want
         rec.status = want
-        if old.get("phase") == want.get("phase"):
-            return None
-        new = want["phase"]
-        await self.call(self.k.event, rec.body(), "Warning" if new == "Rejected" else "Normal", new,
-                        want.get("message") or f"tenant is {new}")
         return old
 
     async def _record_review_transition(self, name: str, spec: TenantSpec, review: tenancy.Review, old: dict) -> None:

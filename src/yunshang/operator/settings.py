@@ -10,8 +10,8 @@ import os
 class Settings:
     resync_seconds: float = 60.0
     """Every tenant is reconciled once per resync (low priority), whatever happened."""
-    workers: int = 8
-    """Tenants reconciled at the same time."""
+    workers: int = 16
+    """Tenants reconciled at the same time (more than `concurrency`: their API calls keep it busy)."""
     concurrency: int = 8
     """API requests in flight at the same time (the benchmark's floor uses the same)."""
     review_warn_days: int = 30
@@ -26,7 +26,7 @@ class Settings:
         e = os.environ if env is None else env
         return cls(
             resync_seconds=float(e.get("YUNSHANG_RESYNC_SECONDS", "60")),
-            workers=int(e.get("YUNSHANG_WORKERS", "8")),
+            workers=int(e.get("YUNSHANG_WORKERS", "16")),
             concurrency=int(e.get("YUNSHANG_CONCURRENCY", "8")),
             review_warn_days=int(e.get("YUNSHANG_REVIEW_WARN_DAYS", "30")),
             review_grace_days=int(e.get("YUNSHANG_REVIEW_GRACE_DAYS", "14")),
