@@ -71,7 +71,7 @@ def writes_of(c: collections.Counter) -> int:
 
 
 def operator_writes(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as r:
         text = r.read().decode()
     return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("yunshang_operator_api_writes_total{"))
 
@@ -197,7 +197,7 @@ def run(n: int, resync: float, workers: int) -> dict:
                 last, quiet_since = w, time.monotonic()
             elif time.monotonic() - quiet_since > 10:
                 break
-            time.sleep(1)
+            time.sleep(3)
         settle_s = time.monotonic() - t0 - to_ready
         after = audit_counts(cp, OPERATOR_USER)
         onboarding = after - before

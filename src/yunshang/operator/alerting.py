@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from .. import alerting
 from ..models.tenant import Contact
 from . import kube
-from .handlers import TENANTS, reconciler
+from .handlers import TENANTS, reconciler, spawn
 
 log = logging.getLogger("yunshang.alerting")
 BASE = os.environ.get("YUNSHANG_ALERTING_BASE", "")
@@ -124,11 +124,4 @@ async def _loop(r, table: Routing) -> None:
 @kopf.on.startup()
 async def start_alerting(memo: kopf.Memo, **_: Any) -> None:
     if BASE:
-        memo["alerting_task"] = asyncio.get_running_loop().create_task(_loop(reconciler(memo), routing(memo)))
-
-
-@kopf.on.cleanup()
-async def stop_alerting(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("alerting_task")
-    if task:
-        task.cancel()
+        spawn(memo, _loop(reconciler(memo), routing(memo)))

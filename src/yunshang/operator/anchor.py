@@ -20,7 +20,7 @@ import kopf
 from ..models.audit import DEFAULT_ANCHOR, Anchor
 from . import kube, metrics
 from .audit import record_name
-from .handlers import reconciler
+from .handlers import reconciler, spawn
 
 log = logging.getLogger("yunshang.anchor")
 ANCHOR = os.environ.get("YUNSHANG_AUDIT_ANCHOR", DEFAULT_ANCHOR)
@@ -87,12 +87,5 @@ async def _loop(r) -> None:
 
 @kopf.on.startup()
 async def start_anchoring(memo: kopf.Memo, **_: Any) -> None:
-    memo["anchor_task"] = asyncio.get_running_loop().create_task(_loop(reconciler(memo)))
-
-
-@kopf.on.cleanup()
-async def stop_anchoring(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("anchor_task")
-    if task:
-        task.cancel()
+    spawn(memo, _loop(reconciler(memo)))
 

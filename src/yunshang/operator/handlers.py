@@ -6,6 +6,7 @@ used for tenants, so an event costs the API server nothing.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -46,6 +47,11 @@ def reconciler(memo: kopf.Memo) -> Reconciler:
     return memo["reconciler"]
 
 
+def spawn(memo: kopf.Memo, coro) -> None:
+    """Run one of the operator's global loops (anchor, alerting, elastic quota) until clean-up."""
+    memo.setdefault("tasks", []).append(asyncio.get_running_loop().create_task(coro))
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf's own finalizer name differs from the reconciler's: kopf never takes ours off
@@ -66,6 +72,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    for task in memo.get("tasks", []):
+        task.cancel()
     r = memo.get("reconciler")
     if r is not None:
         await r.stop()

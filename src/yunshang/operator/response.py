@@ -16,7 +16,7 @@ from .. import auditing, elastic
 from ..models.audit import ObjectRef
 from ..models.tenant import DEPT_GROUP_PREFIX, GROUP, Decision, TenantSpec
 from . import kube, metrics, webhooks
-from .handlers import reconciler
+from .handlers import reconciler, spawn
 
 PROMETHEUS_URL = os.environ.get("YUNSHANG_PROMETHEUS_URL", "")
 ELASTIC_ANNOTATION = f"{GROUP}/elastic-last-change"
@@ -100,14 +100,7 @@ async def _elastic_loop(r) -> None:
 @kopf.on.startup()
 async def start_elastic(memo: kopf.Memo, **_: Any) -> None:
     if PROMETHEUS_URL:
-        memo["elastic_task"] = asyncio.get_running_loop().create_task(_elastic_loop(reconciler(memo)))
-
-
-@kopf.on.cleanup()
-async def stop_elastic(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("elastic_task")
-    if task:
-        task.cancel()
+        spawn(memo, _elastic_loop(reconciler(memo)))
 
 
 def elastic_quota(r, rec) -> None:
