@@ -10,7 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+
+
+class _OnFirstUse:
+    """A module imported when first used: `yunshang --help` need not load the Kubernetes client."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
+client = _OnFirstUse("kubernetes.client")
+config = _OnFirstUse("kubernetes.config")
 from pydantic import ValidationError
 
 from . import tenancy

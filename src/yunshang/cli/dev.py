@@ -166,8 +166,7 @@ def tools(output: Output = OutputOpt) -> None:
 def _monitoring_settings():
     """The local stack's alerting (ops team, timing) for the local Alertmanager."""
     from ..dev.monitoring import Settings
-    from ..infra.config import ConfigError, from_stack_file
-    from ..infra.program import PROJECT_ROOT
+    from ..infra.config import PROJECT_ROOT, ConfigError, from_stack_file
     from .common import UserError
 
     try:

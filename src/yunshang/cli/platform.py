@@ -105,7 +105,7 @@ def pulumi(ctx: typer.Context) -> None:
 
     from ..dev import pulumi_env, toolchain
     from ..infra import automation
-    from ..infra.program import PROJECT_ROOT
+    from ..infra.config import PROJECT_ROOT
 
     env = {**os.environ, **pulumi_env.env(automation.state_dir())}
     if os.environ.get("PULUMI_BACKEND_URL"):

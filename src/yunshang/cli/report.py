@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from .. import showback
-from ..infra.config import ConfigError, from_stack_file
-from ..infra.program import PROJECT_ROOT
+from ..infra.config import PROJECT_ROOT, ConfigError, from_stack_file
 from .common import UserError, emit_json, out
 from .tenant import _call, _client
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..dev import controlplane, pulumi_env
-from .program import PROJECT_ROOT
+from .config import PROJECT_ROOT
 
 PROJECT = "yunshang"
 

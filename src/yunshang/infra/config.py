@@ -18,6 +18,7 @@ from ..policies import DEFAULT_REGISTRIES
 from ..showback import OWN_SERVERS_DEFAULT, PLATFORM_DEFAULT, PriceTable
 
 NAMESPACE = "yunshang"
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the directory holding Pulumi.yaml
 
 
 class OperatorMode(str, enum.Enum):

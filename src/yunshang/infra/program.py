@@ -20,10 +20,9 @@ from .components import (
     PlatformNamespaces,
     PriorityClasses,
 )
-from .config import ConfigError, StackConfig, from_pulumi
+from .config import PROJECT_ROOT, ConfigError, StackConfig, from_pulumi
 from .kube import provider
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:

@@ -4,10 +4,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from kubernetes.utils.quantity import parse_quantity
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 MAX_QUANTITY = Decimal(2) ** 63 - 1  # what the API server's int64-based quantities can hold
+
+
+def parse_quantity(value: Any) -> Decimal:
+    """The Kubernetes client's own parser (imported on first use: the client package is slow to import)."""
+    from kubernetes.utils.quantity import parse_quantity as parse
+
+    return parse(value)
 
 
 def to_decimal(value: Any) -> Decimal:
