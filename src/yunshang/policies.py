@@ -68,6 +68,11 @@ def _vap(name: str, resource: str, operations: list[str], validations: list[dict
     if variables:
         spec["variables"] = variables
     spec["validations"] = validations
+    return _with_binding(name, spec)
+
+
+def _with_binding(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and the binding that makes it deny."""
     return [
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
          "metadata": {"name": name}, "spec": spec},
@@ -214,12 +219,7 @@ def _namespaced_vap(name: str, rules: list[dict], validations: list[dict], *, va
     }
     if match_conditions:
         spec["matchConditions"] = match_conditions
-    return [
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-         "metadata": {"name": name}, "spec": spec},
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-         "metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}},
-    ]
+    return _with_binding(name, spec)
 
 
 def _allowance(annotation: str, default: list[str] | None = None) -> str:
