@@ -69,7 +69,7 @@ class Reconciler:
         self._specs: collections.OrderedDict[tuple, TenantSpec] = collections.OrderedDict()
         self._last_event = time.monotonic()
         self._tasks: list[asyncio.Task] = []
-        self._leader_checked = (0.0, True)
+        self._leader = False  # with peering: not until the peering object says so
         self.on_tenant_gone: list[Callable[[str], None]] = []  # e.g. end the tenant's agreements
 
     # ------------------------------------------------------------------ API calls
@@ -201,6 +201,8 @@ class Reconciler:
         self._sem = asyncio.Semaphore(self.settings.concurrency)
         self._tasks = [loop.create_task(self._worker(i)) for i in range(self.settings.workers)]
         self._tasks.append(loop.create_task(self._resync()))
+        if self.settings.peering:
+            self._tasks.append(loop.create_task(self._watch_peers()))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -239,12 +241,31 @@ class Reconciler:
 
     def active(self) -> bool:
         """With peering: only while no live peer has a higher priority (kopf pauses the watches of
-        a standby; this keeps its own loops quiet too)."""
-        if not self.settings.peering:
-            return True
-        checked_at, ok = self._leader_checked
-        if time.monotonic() - checked_at < 2:
-            return ok
+        a standby; this keeps its own loops quiet too).  Reads what `_watch_peers` last saw: no
+        API call on the event loop."""
+        return not self.settings.peering or self._leader
+
+    def _leader_now(self) -> bool:
+        """One read of the peering object (in a thread): is no live peer above us?"""
+        try:
+            obj = self.k.get(self.api, "ClusterKopfPeering", self.settings.peering) or {}
+        except Exception:  # noqa: BLE001  (cannot tell: stand by)
+            return False
+        now = dt.datetime.now(dt.timezone.utc)
+        for peer in (obj.get("status") or {}).values():
+            if not isinstance(peer, dict):
+                continue
+            seen = dt.datetime.fromisoformat(str(peer.get("lastseen") or "1970-01-01").replace("Z", "+00:00"))
+            seen = seen if seen.tzinfo else seen.replace(tzinfo=dt.timezone.utc)
+            alive = (now - seen).total_seconds() < float(peer.get("lifetime") or self.settings.peering_lifetime)
+            if alive and int(peer.get("priority") or 0) > self.settings.priority:
+                return False
+        return True
+
+    async def _watch_peers(self) -> None:
+        while True:
+            self._leader = await asyncio.to_thread(self._leader_now)
+            await asyncio.sleep(2)
         try:
             obj = self.k.get(self.api, "ClusterKopfPeering", self.settings.peering) or {}
             now = dt.datetime.now(dt.timezone.utc)
@@ -301,7 +322,7 @@ class Reconciler:
                 await asyncio.gather(*(self._apply(rec, o, want) for o in stale))
         for key in [k for k in self.cache.children.get(name, {}) if k not in want.by_key]:
             await self._remove_extra(name, want.spec, key)
-        new = status_step.provisioned(name, want.spec, want.review, rec.generation, self.settings.review_grace_days,
+        new = status_step.provisioned(want.spec, want.review, rec.generation, self.settings.review_grace_days,
                                       rec.status)
         old = await self._status(rec, new)
         if old is not None:

@@ -16,7 +16,7 @@ def condition(ok: bool, reason: str, message: str, previous: dict) -> dict:
     return {"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": when}
 
 
-def provisioned(name: str, spec: TenantSpec, review: tenancy.Review, generation: int, grace_days: int,
+def provisioned(spec: TenantSpec, review: tenancy.Review, generation: int, grace_days: int,
                 previous: dict) -> dict[str, Any]:
     phase = tenancy.phase_of(spec, provisioned=True, lapsed=review.lapsed)
     if spec.quarantine:
