@@ -9,39 +9,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+import ssl
+
 import yaml
 
+from . import rest
+from .lazy import OnFirstUse
+from .models.names import API_VERSION, DEFAULT_ANCHOR, GROUP, VERSION
 
-class _OnFirstUse:
-    """A module imported when first used: `yunshang --help` need not load the Kubernetes client."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str):
-        import importlib
-
-        return getattr(importlib.import_module(self._name), attr)
-
-
-client = _OnFirstUse("kubernetes.client")
-config = _OnFirstUse("kubernetes.config")
-from pydantic import ValidationError
-
-from . import tenancy
-from .models.agreement import AgreementRequest
-from .models.audit import DEFAULT_ANCHOR, Anchor, AuditRecordSpec
-from .models.tenant import (
-    API_VERSION,
-    GROUP,
-    VERSION,
-    Approval,
-    Decision,
-    Quota,
-    TenantRequest,
-    TenantSpec,
-    check_tenant_name,
-)
+# imported on first use: `yunshang --help` and `tenant list` need neither the Kubernetes client
+# nor the models (bench/cli_latency.py)
+client = OnFirstUse("kubernetes.client")
+config = OnFirstUse("kubernetes.config")
+pydantic = OnFirstUse("pydantic")
+tenancy = OnFirstUse("yunshang.tenancy")
+tm = OnFirstUse("yunshang.models.tenant")
+am = OnFirstUse("yunshang.models.agreement")
+audm = OnFirstUse("yunshang.models.audit")
 
 PLURAL = "tenants"
 
@@ -50,7 +34,7 @@ class ClientError(Exception):
     """One line: what went wrong and how to fix it."""
 
 
-def validation_message(e: ValidationError, prefix: str = "") -> str:
+def validation_message(e: pydantic.ValidationError, prefix: str = "") -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "input"
@@ -59,7 +43,7 @@ def validation_message(e: ValidationError, prefix: str = "") -> str:
     return f"invalid {where}: {msg}{more}"
 
 
-def api_message(e: client.ApiException, what: str, listing: str = "yunshang tenant list") -> str:
+def api_message(e, what: str, listing: str = "yunshang tenant list") -> str:
     try:
         body = json.loads(e.body or "{}")
         msg = body.get("message") or e.reason
@@ -76,7 +60,7 @@ def api_message(e: client.ApiException, what: str, listing: str = "yunshang tena
     return f"{what}: API server said {e.status}: {msg}"
 
 
-def load_request_file(path: Path) -> tuple[str, TenantRequest]:
+def load_request_file(path: Path) -> tuple[str, tm.TenantRequest]:
     """A catalog file (a Tenant manifest without approval) -> (name, validated request)."""
     try:
         doc = yaml.safe_load(path.read_text())
@@ -88,16 +72,16 @@ def load_request_file(path: Path) -> tuple[str, TenantRequest]:
         raise ClientError(f"{path}: expected a Tenant manifest (kind: Tenant, metadata.name, spec)")
     name = (doc.get("metadata") or {}).get("name", "")
     try:
-        req = TenantRequest.model_validate(doc.get("spec") or {})
-        check_tenant_name(name, req)
-    except ValidationError as e:
+        req = tm.TenantRequest.model_validate(doc.get("spec") or {})
+        tm.check_tenant_name(name, req)
+    except pydantic.ValidationError as e:
         raise ClientError(f"{path}: " + validation_message(e, "spec.")) from None
     except ValueError as e:
         raise ClientError(f"{path}: {e}") from None
     return name, req
 
 
-def manifest(name: str, spec: TenantRequest) -> dict[str, Any]:
+def manifest(name: str, spec: tm.TenantRequest) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "Tenant",
@@ -108,21 +92,52 @@ def manifest(name: str, spec: TenantRequest) -> dict[str, Any]:
 
 class Tenants:
     def __init__(self, kubeconfig: str | None = None, context: str | None = None):
-        try:
-            self.api = config.new_client_from_config(config_file=kubeconfig, context=context)
-        except (config.ConfigException, OSError) as e:
-            where = kubeconfig or "your kubeconfig"
-            raise ClientError(
-                f"cannot use {where}: {e}; start the local platform with `yunshang dev up` or pass --kubeconfig"
-            ) from None
-        self.co = client.CustomObjectsApi(self.api)
+        self._kubeconfig, self._context = kubeconfig, context
+        self._api = self._co = None
+        try:  # reads go through the light path when the kubeconfig allows it (rest.py says why)
+            self.rest: rest.Endpoint | None = rest.Endpoint(kubeconfig, context)
+        except (rest.Unsupported, OSError, ValueError, ssl.SSLError):
+            self.rest = None
+            self.api  # noqa: B018  (a kubeconfig the client cannot use either fails here, in one line)
+
+    @property
+    def api(self):
+        if self._api is None:
+            try:
+                self._api = config.new_client_from_config(config_file=self._kubeconfig, context=self._context)
+            except (config.ConfigException, OSError) as e:
+                where = self._kubeconfig or "your kubeconfig"
+                raise ClientError(
+                    f"cannot use {where}: {e}; start the local platform with `yunshang dev up` or pass --kubeconfig"
+                ) from None
+        return self._api
+
+    @property
+    def co(self):
+        if self._co is None:
+            self._co = client.CustomObjectsApi(self.api)
+        return self._co
 
     # -------------------------------------------------------------- reads
+    def read(self, what: str, path: str, fn, *args, listing: str = "yunshang tenant list", **kwargs):
+        """GET through the light path if there is one, else through the kubernetes client."""
+        if self.rest is None:
+            return self.call(what, fn, *args, listing=listing, **kwargs)
+        try:
+            return self.rest.get(path)
+        except rest.RestError as e:
+            raise ClientError(api_message(e, what, listing)) from None
+        except rest.Unreachable as e:
+            raise ClientError(f"cannot reach the API server at {self.rest.host} ({_short(e)}); "
+                              "is it running (`yunshang dev status`)?") from None
+
     def get(self, name: str) -> dict[str, Any]:
-        return self.call(f"tenant {name!r}", self.co.get_cluster_custom_object, GROUP, VERSION, PLURAL, name)
+        return self.read(f"tenant {name!r}", f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}",
+                         lambda: self.co.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
 
     def list(self) -> list[dict[str, Any]]:
-        return self.call("tenants", self.co.list_cluster_custom_object, GROUP, VERSION, PLURAL)["items"]
+        return self.read("tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
+                         lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"]
 
     def call(self, what: str, fn, *args, listing: str = "yunshang tenant list", **kwargs):
         """One API call: an API error or an unreachable server becomes a one-line ClientError."""
@@ -174,53 +189,53 @@ class Tenants:
         return self.call(f"tenant {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, PLURAL, name,
                          {"spec": spec})
 
-    def request(self, name: str, spec: TenantRequest) -> dict[str, Any]:
+    def request(self, name: str, spec: tm.TenantRequest) -> dict[str, Any]:
         try:
-            check_tenant_name(name, spec)
+            tm.check_tenant_name(name, spec)
         except ValueError as e:
             raise ClientError(str(e)) from None
         if spec.parent:
-            self._check_carve(name, TenantSpec.model_validate(spec.model_dump()), approved_only=False)
+            self._check_carve(name, tm.TenantSpec.model_validate(spec.model_dump()), approved_only=False)
         return self.call(f"tenant {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, PLURAL,
                          manifest(name, spec))
 
-    def _spec(self, name: str) -> TenantSpec:
+    def _spec(self, name: str) -> tm.TenantSpec:
         body = self.get(name)
-        return TenantSpec.model_validate(body["spec"])
+        return tm.TenantSpec.model_validate(body["spec"])
 
-    def _check_carve(self, name: str, spec: TenantSpec, approved_only: bool = True) -> None:
+    def _check_carve(self, name: str, spec: tm.TenantSpec, approved_only: bool = True) -> None:
         """Refuse (before the operator would) a child whose quota does not fit its parent's."""
         if not spec.parent:
             return
         items = {t["metadata"]["name"]: t for t in self.list()}
         parent_body = items.get(spec.parent)
-        parent = TenantSpec.model_validate(parent_body["spec"]) if parent_body else None
+        parent = tm.TenantSpec.model_validate(parent_body["spec"]) if parent_body else None
         siblings = {}
         for n, t in items.items():
             s = t["spec"]
             if n != name and s.get("parent") == spec.parent and (s.get("approval") or {}).get("decision") == "Approved":
-                siblings[n] = TenantSpec.model_validate(s)
+                siblings[n] = tm.TenantSpec.model_validate(s)
         problem = tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings)
         if problem and (approved_only or "quota over parent" in problem or "does not exist" in problem):
             raise ClientError(f"tenant {name!r}: {problem}")
 
     def approve(self, name: str, reason: str = "") -> dict[str, Any]:
         spec = self._spec(name)
-        if spec.approval and spec.approval.decision == Decision.Approved:
+        if spec.approval and spec.approval.decision == tm.Decision.Approved:
             raise ClientError(f"tenant {name!r} is already approved (by {spec.approval.by})")
         self._check_carve(name, spec)
-        return self._decide(name, Decision.Approved, reason)
+        return self._decide(name, tm.Decision.Approved, reason)
 
     def reject(self, name: str, reason: str) -> dict[str, Any]:
         if not reason.strip():
             raise ClientError("a rejection needs a reason: pass --reason '...'")
         spec = self._spec(name)
-        if spec.approval and spec.approval.decision == Decision.Approved:
+        if spec.approval and spec.approval.decision == tm.Decision.Approved:
             raise ClientError(f"tenant {name!r} is already approved; suspend or delete it instead")
-        return self._decide(name, Decision.Rejected, reason)
+        return self._decide(name, tm.Decision.Rejected, reason)
 
-    def _decide(self, name: str, decision: Decision, reason: str) -> dict[str, Any]:
-        approval = Approval(decision=decision, by=self.whoami(), reason=reason,
+    def _decide(self, name: str, decision: tm.Decision, reason: str) -> dict[str, Any]:
+        approval = tm.Approval(decision=decision, by=self.whoami(), reason=reason,
                             at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
         return self._patch(name, {"approval": approval.model_dump(mode="json", by_alias=True)})
 
@@ -235,8 +250,8 @@ class Tenants:
     def set_quota(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         spec = self._spec(name)
         try:
-            quota = Quota.model_validate({**spec.quota.model_dump(), **changes})
-        except ValidationError as e:
+            quota = tm.Quota.model_validate({**spec.quota.model_dump(), **changes})
+        except pydantic.ValidationError as e:
             raise ClientError(validation_message(e, "quota.")) from None
         over = quota.fits_within(spec.ceiling())
         if over:
@@ -273,17 +288,22 @@ class Agreements:
 
     def __init__(self, tenants: Tenants):
         self.t = tenants
-        self.co = tenants.co
+
+    @property
+    def co(self):
+        return self.t.co
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.t.call(f"agreement {name!r}", self.co.get_cluster_custom_object, GROUP, VERSION, self.PLURAL, name,
+        return self.t.read(f"agreement {name!r}", f"/apis/{GROUP}/{VERSION}/{self.PLURAL}/{name}",
+                           lambda: self.co.get_cluster_custom_object(GROUP, VERSION, self.PLURAL, name),
                            listing="yunshang share list")
 
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        items = self.t.call("agreements", self.co.list_cluster_custom_object, GROUP, VERSION, self.PLURAL)["items"]
+        items = self.t.read("agreements", f"/apis/{GROUP}/{VERSION}/{self.PLURAL}",
+                            lambda: self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL))["items"]
         return [a for a in items if tenant in (None, a["spec"]["consumer"], a["spec"]["provider"])]
 
-    def request(self, name: str, spec: AgreementRequest) -> dict[str, Any]:
+    def request(self, name: str, spec: am.AgreementRequest) -> dict[str, Any]:
         body = {"apiVersion": API_VERSION, "kind": "ShareAgreement", "metadata": {"name": name},
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
         return self.t.call(f"agreement {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, self.PLURAL, body)
@@ -293,12 +313,12 @@ class Agreements:
         return self.t.call(f"agreement {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, self.PLURAL,
                            name, {"spec": spec})
 
-    def decide(self, name: str, decision: Decision, reason: str = "") -> dict[str, Any]:
-        if decision == Decision.Rejected and not reason.strip():
+    def decide(self, name: str, decision: tm.Decision, reason: str = "") -> dict[str, Any]:
+        if decision == tm.Decision.Rejected and not reason.strip():
             raise ClientError("a rejection needs a reason: pass --reason '...'")
         if self.get(name)["spec"].get("decision"):
             raise ClientError(f"agreement {name!r} was already decided")
-        a = Approval(decision=decision, by=self.t.whoami(), reason=reason,
+        a = tm.Approval(decision=decision, by=self.t.whoami(), reason=reason,
                      at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
         return self._patch(name, {"decision": a.model_dump(mode="json", by_alias=True)})
 
@@ -314,23 +334,26 @@ class AuditTrail:
 
     def __init__(self, tenants: Tenants):
         self.t = tenants
-        self.co = tenants.co
 
-    def records(self) -> list[AuditRecordSpec]:
+    @property
+    def co(self):
+        return self.t.co
+
+    def records(self) -> list[audm.AuditRecordSpec]:
         out, token = [], None
         while True:
             page = self.t.call("audit records", self.co.list_cluster_custom_object, GROUP, VERSION, self.PLURAL,
                                limit=500, **({"_continue": token} if token else {}))
             for item in page["items"]:
                 try:
-                    out.append(AuditRecordSpec.model_validate(item["spec"]))
-                except ValidationError:
+                    out.append(audm.AuditRecordSpec.model_validate(item["spec"]))
+                except pydantic.ValidationError:
                     raise ClientError(f"audit record {item['metadata']['name']} is malformed") from None
             token = page["metadata"].get("continue")
             if not token:
                 return sorted(out, key=lambda r: r.seq)
 
-    def anchor(self, ref: str) -> Anchor | None:
+    def anchor(self, ref: str) -> audm.Anchor | None:
         """The chain's anchor kept in the ConfigMap ``namespace/name`` (None if there is none yet)."""
         ns, _, name = ref.partition("/")
         if not ns or not name:
@@ -344,4 +367,4 @@ class AuditTrail:
             raise ClientError(api_message(e, f"audit anchor {ref}")) from None
         except Exception as e:
             raise self.t._unreachable(e) from None
-        return Anchor.from_data(cm.data)
+        return audm.Anchor.from_data(cm.data)

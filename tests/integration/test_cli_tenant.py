@@ -126,3 +126,32 @@ def test_suspend_resume_quota_reject_delete(admin):
     wait_for("Rejected", lambda: phase(admin, pend) == "Rejected")
     admin("tenant", "delete", name, "--yes")
     wait_for("gone", lambda: admin("tenant", "show", name, ok=False)[0] == 1, timeout=60)
+
+
+def test_light_read_path_agrees_with_the_kubernetes_client(platform, admin):
+    """`tenant list`/`show` read through yunshang.rest (no kubernetes import): same objects and
+    the same one-line errors as through the kubernetes client, on the real API server."""
+    from yunshang.client import ClientError, Tenants
+
+    def both(kc):
+        fast, slow = Tenants(str(kc)), Tenants(str(kc))
+        assert fast.rest is not None
+        slow.rest = None
+        return fast, slow
+
+    fast, slow = both(platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP]))
+    names = lambda items: sorted(t["metadata"]["name"] for t in items)  # noqa: E731
+    assert names(fast.list()) == names(slow.list())
+    some = names(slow.list())
+    if some:
+        assert fast.get(some[0]) == slow.get(some[0])
+    for client_ in (fast, slow):
+        with pytest.raises(ClientError, match="tenant 'no-such-tenant' not found"):
+            client_.get("no-such-tenant")
+    fast, slow = both(platform.identity_kubeconfig("passer.by", []))  # authenticated, no rights
+    msgs = []
+    for client_ in (fast, slow):
+        with pytest.raises(ClientError) as e:
+            client_.list()
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1] and msgs[0].startswith("not allowed:")

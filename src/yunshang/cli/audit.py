@@ -5,13 +5,14 @@ import datetime as dt
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from ..client import AuditTrail
-from ..models.audit import DEFAULT_ANCHOR, against_anchor
-from ..models.audit import verify as verify_chain
+from ..lazy import OnFirstUse
+from ..models.names import DEFAULT_ANCHOR
 from .common import Output, OutputOpt, UserError, emit_json, out
 from .tenant import _call, _client
+
+api = OnFirstUse("yunshang.client")
+chain = OnFirstUse("yunshang.models.audit")
 
 audit_app = typer.Typer(
     help="The audit trail: every request, approval, rejection, quota change (manual or elastic), "
@@ -33,7 +34,7 @@ def audit(
     """List audit records (newest last). `yunshang audit verify` checks the chain."""
     if ctx.invoked_subcommand:
         return
-    records = _call(AuditTrail(_client(ctx)).records)
+    records = _call(api.AuditTrail(_client(ctx)).records)
     if since:
         try:
             t0 = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
@@ -48,6 +49,8 @@ def audit(
     if output == Output.json:
         emit_json([r.model_dump(mode="json", by_alias=True) for r in records])
         return
+    from rich.table import Table
+
     table = Table("#", "TIME", "ACTOR", "ACTION", "OBJECT", "DETAILS")
     for r in records:
         details = ", ".join(f"{k}={v}" for k, v in r.details.items() if v)[:80]
@@ -66,11 +69,11 @@ def verify(
     """Recompute the hash chain and compare it with its anchor: exit 1 with one line per problem
     if a record was edited or removed, or if the chain is shorter than the anchor (records
     deleted, or the whole trail gone)."""
-    trail = AuditTrail(_client(ctx))
+    trail = api.AuditTrail(_client(ctx))
     records = _call(trail.records)
     kept = _call(trail.anchor, anchor)
-    problems = verify_chain(records)
-    if missing := against_anchor(records, kept):
+    problems = chain.verify(records)
+    if missing := chain.against_anchor(records, kept):
         problems.insert(0, missing)
     head = records[-1] if records else None
     result = {"records": len(records), "intact": not problems, "problems": problems,

@@ -36,17 +36,15 @@ def fail(message: str, code: int = 1) -> None:
 
 def run_app(app: typer.Typer) -> int:
     """Run the app; known errors become one line on stderr, never a traceback."""
-    from ..client import ClientError
-    from ..dev.controlplane import StartError
-    from ..dev.toolchain import ToolMissing
-
     try:
         rv = app(standalone_mode=False)
         if isinstance(rv, int):  # click returns the code of a typer.Exit when not standalone
             return rv
     except typer.Exit as e:
         return e.exit_code
-    except (UserError, ClientError, ToolMissing, StartError) as e:
+    except Exception as e:  # noqa: BLE001  (sorted below: ours become one line, the rest the last guard's)
+        if not _ours(e):
+            return _last_guard(e)
         msg = str(e)
         first, _, rest = msg.partition("\n")
         err.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
@@ -56,14 +54,29 @@ def run_app(app: typer.Typer) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    except Exception as e:  # the last guard: one line, never locals or a traceback
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
-        err.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
-        return 1
     return 0
+
+
+# errors a user can act on; a module not imported yet cannot have raised its own (and importing it
+# here would cost `yunshang --help` the time bench/cli_latency.py measures)
+KNOWN_ERRORS = (("yunshang.client", "ClientError"), ("yunshang.dev.controlplane", "StartError"),
+                ("yunshang.dev.toolchain", "ToolMissing"))
+
+
+def _ours(e: Exception) -> bool:
+    if isinstance(e, UserError):
+        return True
+    return any(isinstance(e, getattr(sys.modules[m], cls)) for m, cls in KNOWN_ERRORS if m in sys.modules)
+
+
+def _last_guard(e: Exception) -> int:
+    """Anything else: one line, never locals or a traceback."""
+    import click
+
+    if isinstance(e, click.exceptions.ClickException):
+        e.show()
+        return e.exit_code
+    if isinstance(e, click.exceptions.Abort):
+        return 1
+    err.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
+    return 1

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import typer
 
-from ..dev import controlplane as cp_mod
-from ..dev import toolchain
+from ..lazy import OnFirstUse
 from .common import Output, OutputOpt, emit_json, out
+
+cp_mod = OnFirstUse("yunshang.dev.controlplane")
+toolchain = OnFirstUse("yunshang.dev.toolchain")
 
 dev_app = typer.Typer(
     help="Run the local platform: etcd, kube-apiserver, controller-manager, scheduler and kwok "

@@ -7,12 +7,13 @@ import enum
 import sys
 
 import typer
-from rich.table import Table
 
-from .. import showback
-from ..infra.config import PROJECT_ROOT, ConfigError, from_stack_file
+from ..lazy import OnFirstUse
 from .common import UserError, emit_json, out
 from .tenant import _call, _client
+
+showback = OnFirstUse("yunshang.showback")
+stackcfg = OnFirstUse("yunshang.infra.config")
 
 report_app = typer.Typer(help="Reports for the platform bureau and finance.", no_args_is_help=True)
 
@@ -32,8 +33,8 @@ def costs(
     """Each department's monthly cost (requested and used capacity) and what running the same
     requested capacity on its own servers would cost, with the saving."""
     try:
-        cfg = from_stack_file(stack, PROJECT_ROOT)
-    except ConfigError as e:
+        cfg = stackcfg.from_stack_file(stack, stackcfg.PROJECT_ROOT)
+    except stackcfg.ConfigError as e:
         raise UserError(str(e)) from None
     tenants = [t for t in _call(_client(ctx).list) if (t.get("spec") or {}).get("approval", {}).get("decision") == "Approved"]
     rows = showback.report([showback.usage_of(t) for t in tenants], cfg.pricing, cfg.own_server_pricing)
@@ -47,6 +48,8 @@ def costs(
         w.writerows(dicts)
         return
     cur = cfg.pricing.currency
+    from rich.table import Table
+
     t = Table("TENANT", "DEPARTMENT", "CPU req/used", "MEM GiB req/used", f"COST/MONTH ({cur})", "OF WHICH USED",
               "OWN SERVERS", "SAVING")
     for r in rows:

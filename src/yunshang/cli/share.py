@@ -5,14 +5,13 @@ import datetime as dt
 from typing import Any, Optional
 
 import typer
-from pydantic import ValidationError
-from rich.table import Table
 
-from ..client import Agreements, validation_message
-from ..models.agreement import AgreementRequest
-from ..models.tenant import Decision
+from ..lazy import OnFirstUse
 from .common import Output, OutputOpt, UserError, emit_json, out
 from .tenant import _call, _client
+
+api = OnFirstUse("yunshang.client")
+agreement = OnFirstUse("yunshang.models.agreement")
 
 share_app = typer.Typer(
     help="Sharing agreements: a consumer department applies for one Service port of a provider "
@@ -21,8 +20,8 @@ share_app = typer.Typer(
 )
 
 
-def _agreements(ctx: typer.Context) -> Agreements:
-    return Agreements(_client(ctx))
+def _agreements(ctx: typer.Context):
+    return api.Agreements(_client(ctx))
 
 
 def _row(a: dict[str, Any]) -> dict[str, Any]:
@@ -46,14 +45,16 @@ def request(
     output: Output = OutputOpt,
 ) -> None:
     """Apply for access to one Service port of another department (it decides)."""
+    from pydantic import ValidationError
+
     try:
-        req = AgreementRequest.model_validate({
+        req = agreement.AgreementRequest.model_validate({
             "consumer": consumer, "provider": provider, "purpose": purpose,
             "service": {"namespace": namespace, "name": service, "port": port},
             "expires": dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=days),
         })
     except ValidationError as e:
-        raise UserError(validation_message(e)) from None
+        raise UserError(api.validation_message(e)) from None
     name = name or f"{consumer}.{provider}.{service}"
     created = _call(_agreements(ctx).request, name, req)
     if output == Output.json:
@@ -74,6 +75,8 @@ def list_(ctx: typer.Context, tenant: Optional[str] = typer.Option(None, help="o
     if not rows:
         out.print("no agreements")
         return
+    from rich.table import Table
+
     t = Table("NAME", "PHASE", "CONSUMER", "PROVIDER", "SERVICE", "EXPIRES")
     for r in rows:
         t.add_row(r["name"], r["phase"], r["consumer"], r["provider"], r["service"], r["expires"])
@@ -99,14 +102,14 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
 @share_app.command()
 def approve(ctx: typer.Context, name: str, reason: str = typer.Option("", help="optional note")) -> None:
     """Approve (the provider's owners only): the path opens."""
-    _call(_agreements(ctx).decide, name, Decision.Approved, reason)
+    _call(_agreements(ctx).decide, name, "Approved", reason)
     out.print(f"agreement [bold]{name}[/] approved")
 
 
 @share_app.command()
 def reject(ctx: typer.Context, name: str, reason: str = typer.Option(..., help="why (required)")) -> None:
     """Reject (the provider's owners only)."""
-    _call(_agreements(ctx).decide, name, Decision.Rejected, reason)
+    _call(_agreements(ctx).decide, name, "Rejected", reason)
     out.print(f"agreement [bold]{name}[/] rejected")
 
 

@@ -5,12 +5,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from pydantic import ValidationError
-from rich.table import Table
 
-from ..client import ClientError, Tenants, load_request_file, validation_message
-from ..models.tenant import TenantRequest, check_tenant_name
 from .common import Output, OutputOpt, UserError, emit_json, out
+
+# The models, the Kubernetes client and rich's tables are imported by the commands that use
+# them: `yunshang --help` and `tenant list` need none of them (bench/cli_latency.py).
 
 tenant_app = typer.Typer(
     help="Department tenants: a department requests one, the platform bureau approves it, the "
@@ -19,7 +18,9 @@ tenant_app = typer.Typer(
 )
 
 
-def _client(ctx: typer.Context) -> Tenants:
+def _client(ctx: typer.Context):
+    from ..client import ClientError, Tenants
+
     obj = ctx.find_root().obj or {}
     try:
         return Tenants(obj.get("kubeconfig"), obj.get("context"))
@@ -28,6 +29,8 @@ def _client(ctx: typer.Context) -> Tenants:
 
 
 def _call(fn, *args, **kwargs):
+    from ..client import ClientError
+
     try:
         return fn(*args, **kwargs)
     except ClientError as e:
@@ -81,6 +84,11 @@ def request(
     --department-name 贵州省卫生健康委员会 --level province --owner wang.fang
     --purpose "hospital records" --project GZ-IT-2026-0107 --cpu 4 --memory 8Gi
     """
+    from pydantic import ValidationError
+
+    from ..client import load_request_file, validation_message
+    from ..models.tenant import TenantRequest, check_tenant_name
+
     data: dict[str, Any] = {}
     if file:
         file_name, req = _call(load_request_file, file)
@@ -130,6 +138,8 @@ def list_(ctx: typer.Context, output: Output = OutputOpt) -> None:
     if not items:
         out.print("no tenants yet: request one with `yunshang tenant request --help`")
         return
+    from rich.table import Table
+
     table = Table("NAME", "PHASE", "LEVEL", "PARENT", "DEPARTMENT", "NS", "CPU", "MEMORY")
     for s in sorted(items, key=lambda s: s["name"]):
         style = PHASE_STYLE.get(s["phase"], "")
@@ -166,6 +176,8 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
     out.print("  quota      : " + ", ".join(f"{k}={v}" for k, v in q.items()))
     quotas = c.quotas(name, spec) if st.get("phase") in ("Ready", "Suspended") else []
     if quotas:
+        from rich.table import Table
+
         table = Table("NAMESPACE", "CPU used/hard", "MEMORY used/hard", "PODS used/hard")
         for ns in quotas:
             h, u = ns.get("hard", {}), ns.get("used", {})

@@ -15,6 +15,7 @@ from typing import Iterable
 
 from pydantic import Field
 
+from .names import DEFAULT_ANCHOR  # noqa: F401  (re-exported)
 from .tenant import Model
 
 GENESIS = "0" * 64
@@ -89,9 +90,6 @@ def verify(records: Iterable[AuditRecordSpec]) -> list[str]:
             problems.append(f"record {r.seq} was edited: its content no longer matches its hash")
         prev_hash, expected = r.hash, r.seq + 1
     return problems
-
-
-DEFAULT_ANCHOR = "yunshang-system/yunshang-audit-anchor"  # namespace/name of a ConfigMap (stack config yunshang:auditAnchor)
 
 
 class Anchor(Model):

@@ -18,9 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from .quantity import Quantity, to_decimal
 
-GROUP = "platform.yunshang.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from .names import API_VERSION, GROUP, VERSION  # noqa: F401  (re-exported)
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 TENANT_NAME_MAX = 30  # leaves room for "-<namespace suffix>" within 63 characters

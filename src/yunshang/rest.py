@@ -1,0 +1,116 @@
+"""The CLI's fast read path: one GET to the API server with the standard library.
+
+Importing the `kubernetes` package costs about 0.4 s (it loads every API and model class), more
+than the whole budget of `yunshang tenant list` (0.3 s, bench/cli_latency.py).  Reads that only
+need JSON go through here when the kubeconfig uses what this module understands: a server with a
+CA (data or file) or insecure-skip-tls-verify, and client certificates (data or file) or a bearer
+token (or token file).  Anything else (exec plugins, auth providers, proxies, basic auth) raises
+`Unsupported` and the caller uses the kubernetes client instead, so nothing is lost.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+import urllib.parse
+from http.client import HTTPSConnection, HTTPConnection
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SUPPORTED_USER_KEYS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data",
+                       "token", "tokenFile"}
+
+
+class Unsupported(Exception):
+    """This kubeconfig needs the full client."""
+
+
+class RestError(Exception):
+    def __init__(self, status: int, reason: str, body: str):
+        super().__init__(f"{status} {reason}")
+        self.status, self.reason, self.body = status, reason, body
+
+
+class Unreachable(Exception):
+    pass
+
+
+def _named(items: list[dict] | None, name: str, what: str) -> dict:
+    for item in items or []:
+        if item.get("name") == name:
+            return item.get(what) or {}
+    raise Unsupported(f"no {what} {name!r}")
+
+
+class Endpoint:
+    """Server, TLS context and headers of one kubeconfig context."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None):
+        path = Path(kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+                    or Path.home() / ".kube" / "config").expanduser()
+        try:
+            doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise Unsupported(str(e)) from None
+        ctx_name = context or doc.get("current-context")
+        ctx = _named(doc.get("contexts"), ctx_name, "context")
+        cluster = _named(doc.get("clusters"), ctx.get("cluster"), "cluster")
+        user = _named(doc.get("users"), ctx.get("user"), "user") if ctx.get("user") else {}
+        if set(user) - SUPPORTED_USER_KEYS or cluster.get("proxy-url") or "server" not in cluster:
+            raise Unsupported("this kubeconfig needs the kubernetes client")
+        self.host = cluster["server"].rstrip("/")
+        url = urllib.parse.urlsplit(self.host)
+        self.scheme, self.netloc, self.prefix = url.scheme, url.netloc, url.path
+        self.headers = {"Accept": "application/json", "User-Agent": "yunshang-cli"}
+        base = path.parent
+        if user.get("token") or user.get("tokenFile"):
+            token = user.get("token") or (base / user["tokenFile"]).read_text().strip()
+            self.headers["Authorization"] = f"Bearer {token}"
+        self.tls: ssl.SSLContext | None = None
+        if self.scheme == "https":
+            self.tls = self._tls(cluster, user, base)
+
+    @staticmethod
+    def _tls(cluster: dict, user: dict, base: Path) -> ssl.SSLContext:
+        if cluster.get("insecure-skip-tls-verify"):
+            tls = ssl._create_unverified_context()  # what the kubeconfig asks for
+        elif cluster.get("certificate-authority-data"):
+            tls = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        elif cluster.get("certificate-authority"):
+            tls = ssl.create_default_context(cafile=str(base / cluster["certificate-authority"]))
+        else:
+            tls = ssl.create_default_context()
+        if cluster.get("tls-server-name"):
+            raise Unsupported("tls-server-name")
+        cert, key = user.get("client-certificate-data"), user.get("client-key-data")
+        if cert or key:
+            # ssl loads a client certificate from files only: a private temporary directory, gone at once
+            with tempfile.TemporaryDirectory(prefix="yunshang-") as d:
+                cf, kf = Path(d) / "cert", Path(d) / "key"
+                cf.write_bytes(base64.b64decode(cert or ""))
+                kf.touch(mode=0o600)
+                kf.write_bytes(base64.b64decode(key or ""))
+                tls.load_cert_chain(cf, kf)
+        elif user.get("client-certificate"):
+            tls.load_cert_chain(base / user["client-certificate"], base / user["client-key"])
+        return tls
+
+    def get(self, path: str, timeout: float = 30) -> Any:
+        """GET path (e.g. /apis/platform.yunshang.io/v1alpha1/tenants) -> the decoded JSON."""
+        conn = (HTTPSConnection(self.netloc, timeout=timeout, context=self.tls) if self.tls
+                else HTTPConnection(self.netloc, timeout=timeout))
+        try:
+            conn.request("GET", self.prefix + path, headers=self.headers)
+            resp = conn.getresponse()
+            body = resp.read().decode("utf-8", "replace")
+        except (OSError, ssl.SSLError) as e:
+            raise Unreachable(str(e) or type(e).__name__) from None
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            raise RestError(resp.status, resp.reason, body)
+        return json.loads(body)

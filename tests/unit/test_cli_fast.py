@@ -1,0 +1,71 @@
+"""The CLI answers at once: `--help` loads neither the Kubernetes client nor the models, and
+reads take the light path (yunshang.rest) only for kubeconfigs it understands."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from yunshang import rest
+from yunshang.client import ClientError, Tenants
+
+HEAVY = ("kubernetes", "yunshang.models.tenant", "yunshang.tenancy", "pulumi", "cryptography")
+
+
+def loaded_after(*argv: str) -> list[str]:
+    code = ("import sys, json\n"
+            f"sys.argv = ['yunshang', *{list(argv)!r}]\n"
+            "from yunshang.cli import app\nfrom yunshang.cli.common import run_app\n"
+            "import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()): run_app(app)\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({HEAVY!r}))))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["tenant", "--help"], ["share", "--help"], ["dev", "--help"]])
+def test_help_loads_nothing_heavy(argv):
+    assert loaded_after(*argv) == []
+
+
+def kubeconfig(tmp_path, user: dict, cluster: dict | None = None) -> str:
+    import yaml
+
+    kc = tmp_path / "kc"
+    kc.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": cluster or {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    return str(kc)
+
+
+def test_token_kubeconfig_takes_the_light_path(tmp_path):
+    ep = rest.Endpoint(kubeconfig(tmp_path, {"token": "abc"}))
+    assert ep.host == "https://127.0.0.1:1" and ep.headers["Authorization"] == "Bearer abc"
+    t = Tenants(kubeconfig(tmp_path, {"token": "abc"}))
+    assert t.rest is not None and t._api is None  # the kubernetes client is not even built
+
+
+@pytest.mark.parametrize("user,cluster", [
+    ({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "get-token"}}, None),
+    ({"auth-provider": {"name": "oidc"}}, None),
+    ({"token": "abc"}, {"server": "https://127.0.0.1:1", "proxy-url": "http://proxy:3128"}),
+])
+def test_what_the_light_path_does_not_understand_goes_to_the_kubernetes_client(tmp_path, user, cluster):
+    path = kubeconfig(tmp_path, user, cluster)
+    with pytest.raises(rest.Unsupported):
+        rest.Endpoint(path)
+    try:
+        t = Tenants(path)
+    except ClientError:
+        return  # the kubernetes client refused it, in one line
+    assert t.rest is None and t._api is not None
+
+
+def test_missing_kubeconfig_is_one_line(tmp_path):
+    with pytest.raises(ClientError, match="cannot use .*nowhere.*yunshang dev up"):
+        Tenants(str(tmp_path / "nowhere"))
