@@ -41,3 +41,23 @@ def dept_groups(tenant_name: str) -> list[str]:
 
 
 ADMIN_GROUPS = [ADMIN_GROUP]
+
+
+REVIEWER_ROLES = ("platform", "security", "finance")  # the default of stack config yunshang:signoff.roles
+
+
+def reviewer_groups(*roles: str) -> list[str]:
+    return [f"yunshang:reviewer:{r}" for r in (roles or REVIEWER_ROLES)]
+
+
+def signoff(spec: dict[str, Any], role: str, by: str | None = None, decision: str = "Approved", reason: str = "",
+            round: int | None = None) -> dict[str, Any]:
+    """One role's decision on the spec's current round and quota, as `yunshang tenant approve` records it."""
+    return {"role": role, "decision": decision, "by": by or f"{role}.reviewer", "reason": reason,
+            "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "round": round or spec.get("requestRound", 1), "quota": copy.deepcopy(spec["quota"])}
+
+
+def signed(spec: dict[str, Any], by: str | None = None, roles=REVIEWER_ROLES) -> list[dict[str, Any]]:
+    """Every role approves the spec's current round."""
+    return [signoff(spec, r, by=by) for r in roles]

@@ -43,6 +43,14 @@ def classify(ev: dict[str, Any]) -> list[Entry]:
     name = ref.get("name") or ((ev.get("requestObject") or {}).get("metadata") or {}).get("name", "")
     obj = ObjectRef(kind=kind, name=name)
     body = ev.get("requestObject") or {}
+    appended: list | None = None  # sign-offs a JSON patch appends (`tenant approve`: one op per decision)
+    if isinstance(body, list):  # a JSON patch: its ops on spec.*
+        ops = [op for op in body if isinstance(op, dict) and op.get("op") in ("add", "replace")]
+        appended = [op.get("value") for op in ops if op.get("path") == "/spec/signoffs/-"]
+        body = {"spec": {op["path"].split("/")[2]: op.get("value") for op in ops
+                         if str(op.get("path", "")).startswith("/spec/") and len(op["path"].split("/")) == 3}}
+        if appended:
+            body["spec"]["signoffs"] = appended
     spec = body.get("spec") if isinstance(body, dict) else None
     verb = ev["verb"]
     if kind == "Tenant":
@@ -62,7 +70,20 @@ def classify(ev: dict[str, Any]) -> list[Entry]:
             a = spec["approval"]
             action = "TenantApproved" if a.get("decision") == "Approved" else "TenantRejected"
             out.append(Entry(action, obj, tenants, {"reason": str(a.get("reason", ""))}))
-        if "quota" in spec:
+        if isinstance(spec.get("signoffs"), list) and spec["signoffs"]:
+            entries = [d for d in spec["signoffs"] if isinstance(d, dict)]
+            if appended is None:  # the whole list (a merge patch): the requester's decisions of the newest round
+                user = (ev.get("user") or {}).get("username")
+                newest = max((int(d.get("round") or 1) for d in entries), default=1)
+                entries = [d for d in entries if d.get("by") == user and int(d.get("round") or 1) == newest]
+            for d in entries:
+                out.append(Entry("TenantSignedOff", obj, tenants, {
+                    "role": str(d.get("role", "")), "decision": str(d.get("decision", "")),
+                    "round": str(d.get("round", 1)), "reason": str(d.get("reason", ""))}))
+        if "requestRound" in spec:
+            out.append(Entry("QuotaRequested", obj, tenants, {"round": str(spec["requestRound"]),
+                                                              **_flat("quota", spec.get("quota") or {})}))
+        elif "quota" in spec:
             out.append(Entry("QuotaChanged", obj, tenants, _flat("quota", spec["quota"])))
         if "suspended" in spec:
             out.append(Entry("TenantSuspended" if spec["suspended"] else "TenantResumed", obj, tenants,
@@ -72,7 +93,7 @@ def classify(ev: dict[str, Any]) -> list[Entry]:
                 out.append(Entry("QuarantineLifted", obj, tenants, {}))
             else:
                 out.append(Entry("TenantQuarantined", obj, tenants, _flat("", spec["quarantine"])))
-        rest = set(spec) - {"approval", "quota", "suspended", "suspendReason", "quarantine"}
+        rest = set(spec) - {"approval", "quota", "suspended", "suspendReason", "quarantine", "signoffs", "requestRound"}
         if rest:
             out.append(Entry("TenantChanged", obj, tenants, {"fields": ",".join(sorted(rest))}))
         return out

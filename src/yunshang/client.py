@@ -90,6 +90,20 @@ def manifest(name: str, spec: tm.TenantRequest) -> dict[str, Any]:
     }
 
 
+def approved(t: dict[str, Any]) -> bool:
+    """Approved at least once (every reviewer role signed a round), as the operator reports it."""
+    st, spec = t.get("status") or {}, t.get("spec") or {}
+    legacy = (spec.get("approval") or {}).get("decision") == "Approved"
+    if legacy or st.get("phase") in ("Approved", "Provisioning", "Ready", "Suspended"):
+        return True
+    # signed a moment ago, before the operator said so: every role the status waits for has approved
+    waiting = [r.get("role") for r in (st.get("signoff") or {}).get("roles") or []]
+    cur = int(spec.get("requestRound") or 1)
+    signed = {d.get("role") for d in spec.get("signoffs") or []
+              if int(d.get("round") or 1) == cur and d.get("decision") == "Approved"}
+    return bool(waiting) and set(waiting) <= signed
+
+
 class Tenants:
     def __init__(self, kubeconfig: str | None = None, context: str | None = None):
         self._kubeconfig, self._context = kubeconfig, context
@@ -213,31 +227,84 @@ class Tenants:
         siblings = {}
         for n, t in items.items():
             s = t["spec"]
-            if n != name and s.get("parent") == spec.parent and (s.get("approval") or {}).get("decision") == "Approved":
+            if n != name and s.get("parent") == spec.parent and approved(t):
                 siblings[n] = tm.TenantSpec.model_validate(s)
-        problem = tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings)
+        problem = tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings,
+                                            parent_approved=bool(parent_body) and approved(parent_body))
         if problem and (approved_only or "quota over parent" in problem or "does not exist" in problem):
             raise ClientError(f"tenant {name!r}: {problem}")
 
-    def approve(self, name: str, reason: str = "") -> dict[str, Any]:
-        spec = self._spec(name)
-        if spec.approval and spec.approval.decision == tm.Decision.Approved:
-            raise ClientError(f"tenant {name!r} is already approved (by {spec.approval.by})")
-        self._check_carve(name, spec)
-        return self._decide(name, tm.Decision.Approved, reason)
+    def identity(self) -> tuple[str, list[str]]:
+        """Who the API server says the caller is: (username, groups)."""
+        review = client.AuthenticationV1Api(self.api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        info = review.status.user_info
+        return info.username, list(info.groups or [])
 
-    def reject(self, name: str, reason: str) -> dict[str, Any]:
-        if not reason.strip():
+    def sign(self, name: str, decision: str, reason: str = "", roles: list[str] | None = None,
+             all_roles: bool = False) -> tuple[list[str], int, dict]:
+        """Record the caller's roles' decisions on the tenant's current round (parallel sign-off).
+        The role is the caller's reviewer role when it has one (`all_roles`: every one it holds);
+        the API server checks it anyway.  Returns (roles, round, the tenant as stored)."""
+        from . import signoff
+
+        if decision == "Rejected" and not reason.strip():
             raise ClientError("a rejection needs a reason: pass --reason '...'")
-        spec = self._spec(name)
-        if spec.approval and spec.approval.decision == tm.Decision.Approved:
-            raise ClientError(f"tenant {name!r} is already approved; suspend or delete it instead")
-        return self._decide(name, tm.Decision.Rejected, reason)
+        user, groups = self.identity()
+        mine = signoff.roles_of(groups)
+        if not roles:
+            if not mine:
+                raise ClientError(f"you ({user}) hold no reviewer role: members of group "
+                                  f"{signoff.REVIEWER_GROUP_PREFIX}<role> sign off (ask the platform bureau)")
+            if len(mine) > 1 and not all_roles:
+                raise ClientError(f"you hold several reviewer roles ({', '.join(mine)}): pass --role ROLE "
+                                  "(or --all-roles)")
+            roles = mine
+        for role in roles:
+            if role not in mine:
+                raise ClientError(f"you ({user}) are not in group {signoff.reviewer_group(role)}: you cannot sign "
+                                  f"off for {role}" + (f" (your roles: {', '.join(mine)})" if mine else ""))
+        for _ in range(5):  # another role may sign at the same moment: retry on a changed object
+            body = self.get(name)
+            spec = body["spec"]
+            rnd = int(spec.get("requestRound") or 1)
+            for role in roles:
+                done = [d for d in spec.get("signoffs") or [] if d.get("role") == role and int(d.get("round") or 1) == rnd]
+                if done:
+                    d = done[0]
+                    raise ClientError(f"{role} already decided round {rnd} of tenant {name!r}: {d['decision']} by "
+                                      f"{d['by']} at {d.get('at', '?')} (a recorded sign-off cannot be changed)")
+            at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            quota = spec.get("quota") or tm.Quota().model_dump(mode="json", by_alias=True)
+            entries = [{"role": role, "decision": decision, "by": user, "reason": reason, "at": at, "round": rnd,
+                        "quota": quota} for role in roles]
+            for e in entries:
+                tm.SignOff.model_validate(e)
+            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": body["metadata"]["resourceVersion"]}]
+            if spec.get("signoffs"):  # one append per decision: the audit trail sees exactly what is new
+                ops += [{"op": "add", "path": "/spec/signoffs/-", "value": e} for e in entries]
+            else:
+                ops.append({"op": "add", "path": "/spec/signoffs", "value": entries})
+            try:
+                return roles, rnd, self.co.patch_cluster_custom_object(
+                    GROUP, VERSION, PLURAL, name, ops, _content_type="application/json-patch+json")
+            except client.ApiException as e:
+                if e.status in (409, 422) and "test" in (e.body or "") and "resourceVersion" in (e.body or ""):
+                    continue  # changed meanwhile: read again
+                raise ClientError(api_message(e, f"tenant {name!r}")) from None
+            except Exception as e:  # noqa: BLE001
+                raise self._unreachable(e) from None
+        raise ClientError(f"tenant {name!r} kept changing while signing; try again")
 
-    def _decide(self, name: str, decision: tm.Decision, reason: str) -> dict[str, Any]:
-        approval = tm.Approval(decision=decision, by=self.whoami(), reason=reason,
-                            at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
-        return self._patch(name, {"approval": approval.model_dump(mode="json", by_alias=True)})
+    def approve(self, name: str, reason: str = "", roles: list[str] | None = None,
+                all_roles: bool = False) -> tuple[list[str], int, dict]:
+        spec = self._spec(name)
+        self._check_carve(name, spec)
+        return self.sign(name, "Approved", reason, roles, all_roles)
+
+    def reject(self, name: str, reason: str, roles: list[str] | None = None) -> tuple[list[str], int, dict]:
+        return self.sign(name, "Rejected", reason, roles)
 
     def suspend(self, name: str, reason: str) -> dict[str, Any]:
         self.get(name)
@@ -247,25 +314,36 @@ class Tenants:
         self.get(name)
         return self._patch(name, {"suspended": False, "suspendReason": "", "quarantine": None})
 
-    def set_quota(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-        spec = self._spec(name)
+    def set_quota(self, name: str, changes: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """Change the quota.  The platform bureau adjusts it within the approved floor and ceiling;
+        more than approved (or any change by the department once a reviewer has decided) is a new
+        request: spec.requestRound goes up by one and every role signs off again, the approved quota
+        staying meanwhile.  Returns (the tenant, the new round or None)."""
+        body = self.get(name)
+        spec = tm.TenantSpec.model_validate(body["spec"])
         try:
             quota = tm.Quota.model_validate({**spec.quota.model_dump(), **changes})
         except pydantic.ValidationError as e:
             raise ClientError(validation_message(e, "quota.")) from None
+        _, groups = self.identity()
+        platform = tm.ADMIN_GROUP in groups or "system:masters" in groups
+        decided = bool(spec.signoffs) or (spec.approval is not None and spec.approval.decision == tm.Decision.Approved)
         over = quota.fits_within(spec.ceiling())
-        if over:
-            ceiling = spec.ceiling().model_dump()
-            raise ClientError(
-                f"tenant {name!r}: quota above the approved ceiling for "
-                + ", ".join(f"{k} (ceiling {ceiling[k]})" for k in over)
-            )
-        under = spec.floor().fits_within(quota)
-        if under:
-            raise ClientError(f"tenant {name!r}: quota below the approved floor for {', '.join(under)}")
         new_spec = spec.model_copy(update={"quota": quota})
-        self._check_carve(name, new_spec)
-        return self._patch(name, {"quota": quota.model_dump(mode="json", by_alias=True)})
+        if decided and (over or not platform):
+            try:  # the elastic bounds must still hold around the new quota
+                tm.TenantRequest.model_validate(new_spec.model_dump(include=set(tm.TenantRequest.model_fields)))
+            except pydantic.ValidationError as e:
+                raise ClientError(f"tenant {name!r}: {validation_message(e)}") from None
+            self._check_carve(name, new_spec, approved_only=False)
+            rnd = spec.request_round + 1
+            t = self._patch(name, {"quota": quota.model_dump(mode="json", by_alias=True), "requestRound": rnd})
+            return t, rnd
+        under = spec.floor().fits_within(quota)
+        if under and decided:
+            raise ClientError(f"tenant {name!r}: quota below the approved floor for {', '.join(under)}")
+        self._check_carve(name, new_spec, approved_only=decided)
+        return self._patch(name, {"quota": quota.model_dump(mode="json", by_alias=True)}), None
 
     def delete(self, name: str) -> None:
         self.get(name)

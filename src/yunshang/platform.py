@@ -49,6 +49,7 @@ def manifests() -> list[dict[str, Any]]:
         operator_account(),
         *policies.rbac(),
         *policies.admission_policy(),
+        *policies.signoff_policy(),
         *policies.agreement_policy(),
         *policies.audit_policy(),
         *policies.tenant_controls(),

@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from .models.audit import DEFAULT_ANCHOR
-from .models.tenant import ADMIN_GROUP, DEPARTMENTS_GROUP, DEPT_GROUP_PREFIX, GROUP
+from .models.tenant import ADMIN_GROUP, DEPARTMENTS_GROUP, DEPT_GROUP_PREFIX, GROUP, TenantSpec
+from .signoff import DEFAULT_ROLES, REVIEWER_GROUP_PREFIX
 from .tenancy import (
     ANN_INGRESS_CLASSES,
     ANN_REGISTRIES,
@@ -38,9 +39,11 @@ OPERATOR_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{OPERATOR_SA}"
 PROMETHEUS_USER = "yunshang-prometheus"  # the local platform's Prometheus client certificate
 POLICY = "yunshang-tenant-governance"
 
-# spec fields a department may never change once the tenant is approved
-FROZEN_AFTER_APPROVAL = ["quota", "elastic", "level", "parent", "namespaces", "department", "classification",
-                         "allowed", "reviewDate"]
+# spec fields a department may never change once a reviewer has decided on its request
+FROZEN_AFTER_APPROVAL = ["level", "parent", "namespaces", "department", "classification", "allowed", "reviewDate"]
+# ... and these only by asking again: raising spec.requestRound by one (a new round of sign-off)
+ASKED_AGAIN = ["quota", "elastic"]
+SIGNOFF_POLICY = "yunshang-tenant-signoff"
 
 
 def _opt(var: str, field: str) -> str:
@@ -81,17 +84,27 @@ def _with_binding(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def admission_policy() -> list[dict[str, Any]]:
-    approved_old = (
-        f"request.operation == 'UPDATE' && {_opt('oldObject', 'approval')} "
-        "&& oldObject.spec.approval.decision == 'Approved'"
-    )
-    frozen = " && ".join(
+def _same(fields: list[str]) -> str:
+    return " && ".join(
         f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && (!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))"
-        for f in FROZEN_AFTER_APPROVAL
+        for f in fields)
+
+
+def admission_policy() -> list[dict[str, Any]]:
+    # decided: legacy approval, or any reviewer's decision on any round
+    decided_old = (
+        f"request.operation == 'UPDATE' && (({_opt('oldObject', 'approval')} "
+        "&& oldObject.spec.approval.decision == 'Approved') || "
+        f"({_opt('oldObject', 'signoffs')} && size(oldObject.spec.signoffs) > 0))"
     )
+    frozen = _same(FROZEN_AFTER_APPROVAL)
+    asked_again = (f"({_same(ASKED_AGAIN)}) || "
+                   "(has(object.spec.requestRound) ? object.spec.requestRound : 1) == "
+                   "(has(oldObject.spec.requestRound) ? oldObject.spec.requestRound : 1) + 1")
     susp = "(has(object.spec.suspended) && object.spec.suspended == true)"
     old_susp = "(request.operation == 'UPDATE' && has(oldObject.spec.suspended) && oldObject.spec.suspended == true)"
+    reviewer_only = (f"request.userInfo.groups.exists(g, g.startsWith('{REVIEWER_GROUP_PREFIX}')) && "
+                     f"!(('{DEPT_GROUP_PREFIX}' + object.metadata.name) in request.userInfo.groups)")
     return _vap(
         POLICY,
         'tenants',
@@ -110,14 +123,22 @@ def admission_policy() -> list[dict[str, Any]]:
                         f"(({_opt('object', 'approval')}) == ({_opt('oldObject', 'approval')}) && "
                         f"(!{_opt('object', 'approval')} || object.spec.approval == oldObject.spec.approval))"
                     ),
-                    "message": f"only the platform bureau ({ADMIN_GROUP}) may approve or reject a tenant",
+                    "message": "a department cannot approve or reject a tenant: the reviewers sign off (`yunshang tenant approve`)",
                     "reason": "Forbidden",
                 },
                 {
-                    "expression": f"!({approved_old}) || ({frozen})",
+                    "expression": f"!({decided_old}) || ({frozen})",
                     "message": (
-                        "an approved tenant's quota, elastic ceiling, level, parent, namespaces, department, "
-                        "classification, allowances and review date can be changed by the platform bureau only (`yunshang tenant quota`)"
+                        "once a reviewer has decided, a tenant's level, parent, namespaces, department, classification, "
+                        "allowances and review date can be changed by the platform bureau only"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": f"!({decided_old}) || ({asked_again})",
+                    "message": (
+                        "once a reviewer has decided, more quota or a new elastic ceiling is a new request: raise "
+                        "spec.requestRound by one with it (`yunshang tenant quota` does) and the reviewers sign off again"
                     ),
                     "reason": "Forbidden",
                 },
@@ -136,8 +157,67 @@ def admission_policy() -> list[dict[str, Any]]:
                     "reason": "Forbidden",
                 },
             ],
-        match_conditions=[NOT_THE_PLATFORM],
+        # reviewers who are not the department are held by the sign-off policy instead
+        match_conditions=[NOT_THE_PLATFORM, {"name": "not-a-reviewer", "expression": f"!({reviewer_only})"}],
         variables=[{"name": "deptGroup", "expression": f"'{DEPT_GROUP_PREFIX}' + object.metadata.name"}],
+    )
+
+
+def signoff_policy() -> list[dict[str, Any]]:
+    """Parallel sign-off, for everyone but the operator and system:masters (platform admins included): a decision is
+    recorded only by a member of its role's group, as itself, for the current round and quota,
+    once per role and round, and is never changed or removed; spec.approval is no longer given;
+    a reviewer who is not the department changes nothing but the sign-offs."""
+    others = [f for f in (TenantSpec.model_fields[n].alias or n for n in TenantSpec.model_fields) if f != "signoffs"]
+    only_signoffs = " && ".join(
+        f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && (!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))"
+        for f in others)
+    return _vap(
+        SIGNOFF_POLICY,
+        "tenants",
+        ["CREATE", "UPDATE"],
+        [
+            {"expression": "variables.old.all(o, o in variables.new)",
+             "message": "a recorded sign-off can be neither changed nor removed", "reason": "Forbidden"},
+            {"expression": (f"variables.new.all(d, d in variables.old || (('{REVIEWER_GROUP_PREFIX}' + d.role) in "
+                            "request.userInfo.groups && d.by == request.userInfo.username))"),
+             "messageExpression": (f"'only members of {REVIEWER_GROUP_PREFIX}<role> may record the decision of that role, "
+                                   "as themselves (you are ' + request.userInfo.username + ')'"),
+             "reason": "Forbidden"},
+            {"expression": ("variables.new.all(d, d in variables.old || (d.round == variables.round && "
+                            "(!has(object.spec.quota) || d.quota == object.spec.quota)))"),
+             "message": "a sign-off answers the current round (spec.requestRound) and the quota asked in it",
+             "reason": "Invalid"},
+            {"expression": "variables.new.all(d, variables.new.exists_one(e, e.role == d.role && e.round == d.round))",
+             "message": "each role decides once per round", "reason": "Invalid"},
+            {"expression": ("request.operation == 'CREATE' ? variables.round == 1 : "
+                            "(variables.round == variables.oldRound || variables.round == variables.oldRound + 1)"),
+             "message": "spec.requestRound starts at 1 and goes up by one for each new request", "reason": "Invalid"},
+            {"expression": (f"request.operation == 'CREATE' || (({_opt('object', 'approval')}) == ({_opt('oldObject', 'approval')}) && "
+                            f"(!{_opt('object', 'approval')} || object.spec.approval == oldObject.spec.approval))"),
+             "message": ("a tenant is approved by parallel sign-off now (`yunshang tenant approve NAME --role ROLE`); "
+                         "spec.approval can no longer be added or changed"),
+             "reason": "Forbidden"},
+            {"expression": f"!variables.reviewerOnly || (request.operation == 'UPDATE' && {only_signoffs})",
+             "message": "a reviewer records sign-offs and changes nothing else of a department's tenant",
+             "reason": "Forbidden"},
+        ],
+        # the operator writes a legacy approval down as sign-offs; system:masters is break-glass
+        match_conditions=[{"name": "not-the-operator",
+                           "expression": (f"request.userInfo.username != '{OPERATOR_USER}' && "
+                                          "!('system:masters' in request.userInfo.groups)")}],
+        variables=[
+            {"name": "old", "expression": ("request.operation == 'UPDATE' && has(oldObject.spec.signoffs) ? "
+                                           "oldObject.spec.signoffs : []")},
+            {"name": "new", "expression": "has(object.spec.signoffs) ? object.spec.signoffs : []"},
+            {"name": "round", "expression": "has(object.spec.requestRound) ? object.spec.requestRound : 1"},
+            {"name": "oldRound", "expression": ("request.operation == 'UPDATE' && has(oldObject.spec.requestRound) ? "
+                                                "oldObject.spec.requestRound : 1")},
+            {"name": "reviewerOnly", "expression": (
+                f"request.userInfo.groups.exists(g, g.startsWith('{REVIEWER_GROUP_PREFIX}')) && "
+                f"!(('{DEPT_GROUP_PREFIX}' + object.metadata.name) in request.userInfo.groups) && "
+                f"!('{ADMIN_GROUP}' in request.userInfo.groups) && !('system:masters' in request.userInfo.groups)")},
+        ],
     )
 
 
@@ -354,8 +434,9 @@ def _group(name: str) -> dict:
     return {"kind": "Group", "name": name, "apiGroup": "rbac.authorization.k8s.io"}
 
 
-def rbac(audit_anchor: str = DEFAULT_ANCHOR) -> list[dict[str, Any]]:
-    """``audit_anchor``: namespace/name of the ConfigMap holding the audit chain's anchor."""
+def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] = DEFAULT_ROLES) -> list[dict[str, Any]]:
+    """``audit_anchor``: namespace/name of the ConfigMap holding the audit chain's anchor;
+    ``roles``: the reviewer roles of parallel sign-off (a group each)."""
     read = ["get", "list", "watch"]
     anchor_name = audit_anchor.partition("/")[2]
     tenants = {"apiGroups": [GROUP], "resources": ["tenants"]}
@@ -378,6 +459,11 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR) -> list[dict[str, Any]]:
             ],
         ),
         _binding("yunshang:platform-admins", "yunshang:platform-admin", _group(ADMIN_GROUP)),
+        # reviewers read tenants and append their role's sign-off (the sign-off policy holds them to that)
+        _role("yunshang:reviewer", [{**tenants, "verbs": [*read, "update", "patch"]},
+                                    {"apiGroups": [""], "resources": ["events"], "verbs": read}]),
+        {**_binding("yunshang:reviewers", "yunshang:reviewer", _group(REVIEWER_GROUP_PREFIX + roles[0])),
+         "subjects": [_group(REVIEWER_GROUP_PREFIX + r) for r in roles]},
         _role(
             "yunshang:operator",
             [
@@ -473,6 +559,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
     return {
         "policies/rbac.yaml": rbac(),
         "policies/tenant-admission.yaml": admission_policy(),
+        "policies/tenant-signoff.yaml": signoff_policy(),
         "policies/sharing-admission.yaml": agreement_policy(),
         "policies/audit-admission.yaml": audit_policy(),
         "policies/tenant-controls.yaml": tenant_controls(),

@@ -87,11 +87,13 @@ def hierarchy_problem(
     parent_name: str | None,
     parent: TenantSpec | None,
     siblings: Mapping[str, TenantSpec],
+    parent_approved: bool | None = None,
 ) -> str | None:
     """Why this tenant cannot be carved out of its parent, or None if it can.
 
     ``siblings`` are the parent's other approved children (this tenant excluded).
     The ceiling counts, not just the quota: elastic growth must fit too.
+    ``parent_approved``: the parent's sign-off verdict (None: read its legacy approval).
     """
     if spec.level == Level.province:
         return None
@@ -102,7 +104,9 @@ def hierarchy_problem(
             f"a {spec.level.value} tenant needs a {PARENT_LEVEL[spec.level].value} parent, "
             f"but {parent_name!r} is a {parent.level.value}"
         )
-    if parent.approval is None or parent.approval.decision != Decision.Approved:
+    if parent_approved is None:
+        parent_approved = parent.approval is not None and parent.approval.decision == Decision.Approved
+    if not parent_approved:
         return f"parent tenant {parent_name!r} is not approved yet"
     left = quota_left(parent.ceiling(), (s.ceiling() for n, s in siblings.items() if n != name))
     asked = spec.ceiling().amounts()
@@ -153,12 +157,14 @@ REVIEW_LAPSED_PREFIX = "review date "
 
 
 def phase_of(spec: TenantSpec, *, deleting: bool = False, blocked: str | None = None, provisioned: bool = False,
-             lapsed: bool = False) -> Phase:
+             lapsed: bool = False, signoff: str = "Approved") -> Phase:
+    """``signoff``: Approved once every role approved a round (yunshang.signoff.Verdict: approved
+    at least once), else the current round's Pending or Rejected."""
     if deleting:
         return Phase.Terminating
-    if spec.approval is None:
+    if signoff == "Pending":
         return Phase.Pending
-    if spec.approval.decision == Decision.Rejected:
+    if signoff == "Rejected":
         return Phase.Rejected
     if blocked:
         return Phase.Approved

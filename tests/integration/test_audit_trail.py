@@ -7,7 +7,7 @@ import uuid
 
 from kubernetes import client
 
-from factories import dept_groups
+from factories import dept_groups, reviewer_groups
 from helpers import Impersonated, wait_for
 from yunshang.cli import app
 from yunshang.cli.common import run_app
@@ -34,9 +34,9 @@ def test_actions_are_recorded_verified_and_tampering_is_named(platform, operator
 
     name = f"au-{uuid.uuid4().hex[:6]}"
     dept = platform.identity_kubeconfig(f"clerk-{name}", dept_groups(name))
-    admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP])
+    admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP, *reviewer_groups()])
     assert cli(monkeypatch, capsys, dept, *flags(name))[0] == 0
-    assert cli(monkeypatch, capsys, admin, "tenant", "approve", name, "--reason", "project approved")[0] == 0
+    assert cli(monkeypatch, capsys, admin, "tenant", "approve", name, "--all-roles", "--reason", "project approved")[0] == 0
     assert cli(monkeypatch, capsys, admin, "tenant", "suspend", name, "--reason", "review")[0] == 0
     assert cli(monkeypatch, capsys, admin, "tenant", "resume", name)[0] == 0
 
@@ -44,9 +44,9 @@ def test_actions_are_recorded_verified_and_tampering_is_named(platform, operator
         code, o, _ = cli(monkeypatch, capsys, admin, "audit", "--tenant", name, "-o", "json")
         return [(r["action"], r["actor"]) for r in json.loads(o)] if code == 0 else []
 
-    want = [("TenantRequested", f"clerk-{name}"), ("TenantApproved", "bureau.chen"),
+    want = [("TenantRequested", f"clerk-{name}"), *[("TenantSignedOff", "bureau.chen")] * 3,
             ("TenantSuspended", "bureau.chen"), ("TenantResumed", "bureau.chen")]
-    wait_for("records", lambda: mine()[:4] == want, timeout=30)
+    wait_for("records", lambda: mine()[:6] == want, timeout=30)
     code, o, _ = cli(monkeypatch, capsys, admin, "audit", "verify", "-o", "json")
     assert code == 0 and json.loads(o)["intact"]
 
@@ -82,13 +82,13 @@ def test_actions_are_recorded_verified_and_tampering_is_named(platform, operator
 def test_chain_continues_across_an_operator_restart(platform, operator, kube_api, monkeypatch, capsys):
     import json
 
-    admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP])
+    admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP, *reviewer_groups()])
     name = f"ar-{uuid.uuid4().hex[:6]}"
     assert cli(monkeypatch, capsys, admin, *flags(name))[0] == 0
     wait_for("first record", lambda: json.loads(cli(monkeypatch, capsys, admin, "audit", "--tenant", name, "-o", "json")[1]))
     operator.kill()
     operator.start()
-    assert cli(monkeypatch, capsys, admin, "tenant", "approve", name)[0] == 0
+    assert cli(monkeypatch, capsys, admin, "tenant", "approve", name, "--all-roles")[0] == 0
     wait_for("second record", lambda: len(json.loads(cli(monkeypatch, capsys, admin, "audit", "--tenant", name,
                                                              "-o", "json")[1])) >= 2, timeout=30)
     seqs = [r["seq"] for r in json.loads(cli(monkeypatch, capsys, admin, "audit", "--limit", "0", "-o", "json")[1])]
@@ -103,7 +103,7 @@ def test_a_shortened_or_vanished_trail_is_caught_by_its_anchor(platform, operato
 
     from yunshang.models.audit import DEFAULT_ANCHOR
 
-    admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP])
+    admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP, *reviewer_groups()])
     name = f"an-{uuid.uuid4().hex[:6]}"
     assert cli(monkeypatch, capsys, admin, *flags(name))[0] == 0
     co, core = client.CustomObjectsApi(kube_api), client.CoreV1Api(kube_api)

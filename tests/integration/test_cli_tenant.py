@@ -11,7 +11,7 @@ from yunshang.cli import app
 from yunshang.cli.common import run_app
 from yunshang.models.tenant import ADMIN_GROUP
 
-from factories import dept_groups
+from factories import dept_groups, reviewer_groups
 from helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ class Cli:
 
 @pytest.fixture
 def admin(platform, operator, capsys, monkeypatch):
-    kc = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP])
+    kc = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP, *reviewer_groups()])
     return Cli(kc, capsys, monkeypatch)
 
 
@@ -56,22 +56,33 @@ def flags(name, **over):
     return ["tenant", "request", name, *[x for kv in base.items() for x in kv]]
 
 
-def test_department_requests_admin_approves_operator_provisions(platform, admin, capsys, monkeypatch):
+def test_department_requests_reviewers_sign_in_parallel_operator_provisions(platform, admin, capsys, monkeypatch):
     name = f"cli-{uuid.uuid4().hex[:6]}"
     dept = dept_cli(platform, name, capsys, monkeypatch)
     dept(*flags(name))
     assert phase(admin, name) in (None, "Pending")
-    # the department cannot approve itself: the API server says so, the CLI prints one line
+    # the department cannot approve itself: one line that says who can
     code, _, err = dept("tenant", "approve", name, ok=False)
-    assert code == 1 and "not allowed" in err and "platform bureau" in err and len(err.strip().splitlines()) == 1
-    admin("tenant", "approve", name)
+    assert code == 1 and "hold no reviewer role" in err and len(err.strip().splitlines()) == 1
+    code, _, err = dept("tenant", "approve", name, "--role", "security", ok=False)
+    assert code == 1 and "not in group yunshang:reviewer:security" in err
+    reviewers = {r: Cli(platform.identity_kubeconfig(f"{r}.li", reviewer_groups(r)), capsys, monkeypatch)
+                 for r in ("security", "finance", "platform")}
+    for role, cli in reviewers.items():  # each on its own, the role inferred from the caller's group
+        _, out, _ = cli("tenant", "approve", name)
+        assert f"{role} approved the request of tenant" in out
+        if role != "platform":
+            wait_for("still pending", lambda: phase(admin, name) == "Pending")
+    code, _, err = reviewers["security"]("tenant", "approve", name, ok=False)
+    assert code == 1 and "security already decided round 1" in err
     wait_for("Ready", lambda: phase(admin, name) == "Ready", timeout=60)
     listed = {t["name"]: t for t in admin.json("tenant", "list")}
     assert listed[name]["phase"] == "Ready" and listed[name]["namespaces"] == 1
     shown = admin.json("tenant", "show", name)
-    assert shown["spec"]["approval"]["by"] == "bureau.chen"
+    assert sorted((d["role"], d["by"]) for d in shown["spec"]["signoffs"]) == [
+        ("finance", "finance.li"), ("platform", "platform.li"), ("security", "security.li")]
     _, out, _ = admin("tenant", "show", name)
-    assert "Ready" in out and f"{name}-main" in out
+    assert "Ready" in out and f"{name}-main" in out and "security   Approved by security.li" in out
 
 
 def test_catalog_file_request(admin, platform):
@@ -99,10 +110,10 @@ def test_errors_are_one_clear_line(admin):
 def test_quota_over_parent_remainder_is_refused_with_what_is_left(admin):
     prov = f"p-{uuid.uuid4().hex[:6]}"
     admin(*flags(prov, **{"--cpu": "8", "--memory": "16Gi"}))
-    admin("tenant", "approve", prov)
+    admin("tenant", "approve", prov, "--all-roles")
     city = f"c-{uuid.uuid4().hex[:6]}"
     admin(*flags(city, **{"--level": "city", "--parent": prov, "--cpu": "6", "--memory": "8Gi", "--pods": "5"}))
-    admin("tenant", "approve", city)
+    admin("tenant", "approve", city, "--all-roles")
     city2 = f"c-{uuid.uuid4().hex[:6]}"
     code, _, err = admin(*flags(city2, **{"--level": "city", "--parent": prov, "--cpu": "3", "--memory": "1Gi",
                                           "--pods": "5"}), ok=False)
@@ -112,17 +123,20 @@ def test_quota_over_parent_remainder_is_refused_with_what_is_left(admin):
 def test_suspend_resume_quota_reject_delete(admin):
     name = f"s-{uuid.uuid4().hex[:6]}"
     admin(*flags(name))
-    admin("tenant", "approve", name)
+    admin("tenant", "approve", name, "--all-roles")
     wait_for("Ready", lambda: phase(admin, name) == "Ready")
     admin("tenant", "suspend", name, "--reason", "security review")
     wait_for("Suspended", lambda: phase(admin, name) == "Suspended")
     admin("tenant", "resume", name)
     wait_for("Ready again", lambda: phase(admin, name) == "Ready")
-    code, _, err = admin("tenant", "quota", name, "--cpu", "64", ok=False)
-    assert code == 1 and "above the approved ceiling" in err
+    _, out, _ = admin("tenant", "quota", name, "--cpu", "6")  # above what was approved: a new round
+    assert "quota request (round 2)" in out
+    wait_for("round 2 open", lambda: "round 2" in (admin.json("tenant", "show", name).get("status") or {}).get("message", ""))
+    _, out, _ = admin("tenant", "show", name)
+    assert "sign-off   : round 2 Pending (round 1 approved)" in out and "Ready" in out
     pend = f"r-{uuid.uuid4().hex[:6]}"
     admin(*flags(pend))
-    admin("tenant", "reject", pend, "--reason", "no approved project")
+    admin("tenant", "reject", pend, "--reason", "no approved project", "--role", "security")
     wait_for("Rejected", lambda: phase(admin, pend) == "Rejected")
     admin("tenant", "delete", name, "--yes")
     wait_for("gone", lambda: admin("tenant", "show", name, ok=False)[0] == 1, timeout=60)
@@ -139,7 +153,7 @@ def test_light_read_path_agrees_with_the_kubernetes_client(platform, admin):
         slow.rest = None
         return fast, slow
 
-    fast, slow = both(platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP]))
+    fast, slow = both(platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP, *reviewer_groups()]))
     names = lambda items: sorted(t["metadata"]["name"] for t in items)  # noqa: E731
     assert names(fast.list()) == names(slow.list())
     some = names(slow.list())

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from factories import ADMIN_GROUPS, approval, dept_groups, tenant
+from factories import ADMIN_GROUPS, approval, dept_groups, reviewer_groups, signed, signoff, tenant
 from helpers import Impersonated
 
 TENANTS = "/apis/platform.yunshang.io/v1alpha1/tenants"
@@ -43,7 +43,7 @@ def test_department_requests_its_own_tenant(dept, name):
 def test_department_cannot_self_approve_on_create(dept, name):
     code, body = dept.create(TENANTS, tenant(name, approval=approval(by=f"user-of-{name}")))
     assert code == 403
-    assert "only the platform bureau" in body["message"]
+    assert "cannot approve or reject" in body["message"]
 
 
 def test_department_cannot_request_for_another_department(kube_api, platform, name):
@@ -65,23 +65,42 @@ def test_department_edits_pending_request_but_cannot_approve_it(dept, name):
     code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "6"}}})
     assert code == 200, body
     code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"approval": approval(by="me")}})
-    assert code == 403 and "only the platform bureau" in body["message"]
+    assert code == 403 and "cannot approve or reject" in body["message"]
+    spec = body_of(dept, name)["spec"]
+    code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": [
+        signoff(spec, "platform", by=f"user-of-{name}")]}})
+    assert code == 403 and "yunshang:reviewer:<role>" in body["message"]
 
 
-def test_admin_approves_then_department_cannot_change_quota_or_ceiling(dept, admin, name):
+def body_of(who, name):
+    code, body = who.request("GET", f"{TENANTS}/{name}")
+    assert code == 200, body
+    return body
+
+
+def test_signed_off_then_department_changes_quota_only_as_a_new_round(kube_api, dept, admin, name):
     created(dept, name)
-    code, body = admin.merge_patch(f"{TENANTS}/{name}", {"spec": {"approval": approval(by="bureau.chen")}})
+    spec = body_of(dept, name)["spec"]
+    everyone = Impersonated(kube_api, "chair.of.all", reviewer_groups())
+    code, body = everyone.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": signed(spec, by="chair.of.all")}})
     assert code == 200, body
     code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "64"}}})
-    assert code == 403 and "platform bureau only" in body["message"]
+    assert code == 403 and "new request" in body["message"]
     code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"elastic": {"ceiling": {"cpu": "64"}}}})
     assert code == 403
-    code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"approval": None}})
-    assert code == 403
+    code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"namespaces": ["main", "extra"]}})
+    assert code == 403 and "platform bureau only" in body["message"]
+    code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": []}})
+    assert code == 403 and "neither changed nor removed" in body["message"]
+    # asking again: the quota with the next round (skipping one is refused)
+    code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "12"}, "requestRound": 3}})
+    assert code == 403 or code == 422, body
+    code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "12"}, "requestRound": 2}})
+    assert code == 200, body
     # what is not frozen stays editable
     code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"purpose": "province data exchange v2"}})
     assert code == 200, body
-    # the bureau can change the quota
+    # the bureau adjusts the quota (within the approved ceiling: the client and the operator check)
     code, body = admin.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "10"}}})
     assert code == 200, body
 
@@ -106,12 +125,15 @@ def test_department_cannot_write_status(dept, name):
     assert code == 403
 
 
-def test_rejection_needs_a_reason(dept, admin, name):
+def test_rejection_needs_a_reason(kube_api, dept, name):
     created(dept, name)
-    code, body = admin.merge_patch(f"{TENANTS}/{name}", {"spec": {"approval": approval(decision="Rejected")}})
+    spec = body_of(dept, name)["spec"]
+    security = Impersonated(kube_api, "sec.wu", reviewer_groups("security"))
+    code, body = security.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": [
+        signoff(spec, "security", by="sec.wu", decision="Rejected")]}})
     assert code == 422 and "a rejection needs a reason" in body["message"]
-    code, body = admin.merge_patch(
-        f"{TENANTS}/{name}", {"spec": {"approval": approval(decision="Rejected", reason="no approved project")}})
+    code, body = security.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": [
+        signoff(spec, "security", by="sec.wu", decision="Rejected", reason="no approved project")]}})
     assert code == 200, body
 
 

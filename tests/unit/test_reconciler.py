@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from factories import approval, tenant
+from factories import approval, signed, tenant
 from yunshang import tenancy
 from yunshang.operator.queue import WorkQueue
 from yunshang.operator.reconciler import FINALIZER, Reconciler
@@ -50,7 +50,7 @@ class FakeKube:
 
 def body(name="t1", generation=1, rv="1", finalizers=(), **changes):
     b = tenant(name, **changes)
-    b["spec"]["approval"] = approval()
+    b["spec"]["signoffs"] = signed(b["spec"])
     b["metadata"].update({"uid": f"uid-{name}", "generation": generation, "resourceVersion": rv,
                           "finalizers": list(finalizers)})
     return b
@@ -142,7 +142,7 @@ def test_a_spec_change_updates_without_calling_it_drift(rec, fake):
 
 def test_pending_is_written_once_and_approval_then_costs_ten(rec, fake):
     b = body()
-    del b["spec"]["approval"]
+    del b["spec"]["signoffs"]
     rec.tenant_event("ADDED", b)
     run(rec.reconcile("t1"))
     run(rec.reconcile("t1"))
@@ -231,3 +231,26 @@ def test_queue_events_before_the_resync_and_promotion():
         assert len(q) == 0
 
     run(go())
+
+
+def test_a_tenant_approved_before_parallel_signoff_is_migrated_once(rec, fake):
+    """spec.approval (legacy, or the git-reviewed catalog) becomes every role's sign-off: one patch, nothing else."""
+    b = tenant("old")
+    b["spec"]["approval"] = approval()
+    b["metadata"].update({"uid": "uid-old", "generation": 1, "resourceVersion": "1", "finalizers": [FINALIZER]})
+    rec.tenant_event("ADDED", b)
+    run(rec.reconcile("old"))
+    assert fake.writes() == [("patch", "Tenant", "old")]
+
+
+def test_a_pending_round_shows_each_role_and_provisions_nothing(rec, fake):
+    b = body("p1", finalizers=[FINALIZER])
+    b["spec"]["signoffs"] = b["spec"]["signoffs"][:1]  # only the platform bureau has signed
+    rec.tenant_event("ADDED", b)
+    run(rec.reconcile("p1"))
+    assert not [c for c in fake.writes() if c[0] == "apply"]
+    assert [c for c in fake.writes() if c[0] == "patch/status"] == [("patch/status", "Tenant", "p1")]
+    st = rec._written["p1"]
+    assert st["phase"] == "Pending" and "security, finance" in st["message"]
+    assert [(r["role"], r["decision"]) for r in st["signoff"]["roles"]] == [
+        ("platform", "Approved"), ("security", "Pending"), ("finance", "Pending")]

@@ -36,7 +36,9 @@ def costs(
         cfg = stackcfg.from_stack_file(stack, stackcfg.PROJECT_ROOT)
     except stackcfg.ConfigError as e:
         raise UserError(str(e)) from None
-    tenants = [t for t in _call(_client(ctx).list) if (t.get("spec") or {}).get("approval", {}).get("decision") == "Approved"]
+    from ..client import approved
+
+    tenants = [t for t in _call(_client(ctx).list) if approved(t)]
     rows = showback.report([showback.usage_of(t) for t in tenants], cfg.pricing, cfg.own_server_pricing)
     dicts = [{k: (str(v) if not isinstance(v, str) else v) for k, v in dataclasses.asdict(r).items()} for r in rows]
     if output == Format.json:

@@ -148,6 +148,36 @@ def list_(ctx: typer.Context, output: Output = OutputOpt) -> None:
     out.print(table)
 
 
+def _show_signoff(spec: dict[str, Any], st: dict[str, Any]) -> None:
+    """Each role's decision: the open round's from the status (with deadlines), else the approved round's."""
+    so = st.get("signoff")
+    if so:
+        out.print(f"  sign-off   : round {so.get('round', 1)} {so.get('state', 'Pending')}"
+                  + (f" (round {so['approvedRound']} approved)" if so.get("approvedRound") else ""))
+        for r in so.get("roles") or []:
+            if r.get("decision") == "Pending":
+                late = "[red]OVERDUE[/] " if r.get("overdue") else ""
+                out.print(f"    {r['role']:<10} {late}pending, due {r.get('deadline') or '-'}")
+            else:
+                colour = "green" if r["decision"] == "Approved" else "red"
+                note = f": {r['reason']}" if r.get("reason") else ""
+                out.print(f"    {r['role']:<10} [{colour}]{r['decision']}[/] by {r.get('by')} at {r.get('at')}{note}")
+        return
+    rounds = sorted({int(d.get("round") or 1) for d in spec.get("signoffs") or []})
+    if rounds:
+        last = rounds[-1]
+        out.print(f"  sign-off   : round {last}")
+        for d in spec["signoffs"]:
+            if int(d.get("round") or 1) == last:
+                note = f": {d['reason']}" if d.get("reason") else ""
+                out.print(f"    {d['role']:<10} {d['decision']} by {d['by']} at {d.get('at')}{note}")
+    elif spec.get("approval"):
+        a = spec["approval"]
+        out.print(f"  approval   : {a['decision']} by {a['by']} {a.get('reason', '')}")
+    else:
+        out.print("  sign-off   : none yet")
+
+
 @tenant_app.command()
 def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
     """One tenant: spec, approval, status, conditions, per-namespace usage and recent events."""
@@ -164,8 +194,7 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
     out.print(f"  purpose    : {spec['purpose']} (project {spec['project']}, {spec.get('classification', '')})")
     owners = ", ".join(f"{o.get('kind', 'User')}:{o['name']}" for o in spec.get("owners", []))
     out.print(f"  owners     : {owners}")
-    appr = spec.get("approval")
-    out.print("  approval   : " + (f"{appr['decision']} by {appr['by']} {appr.get('reason', '')}" if appr else "none yet"))
+    _show_signoff(spec, st)
     if spec.get("suspended"):
         out.print(f"  suspended  : [red]{spec.get('suspendReason', '')}[/]")
     if spec.get("quarantine"):
@@ -189,18 +218,35 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
         out.print(f"  [dim]{e.last_timestamp or e.event_time}[/] {e.reason}: {e.message}")
 
 
-@tenant_app.command()
-def approve(ctx: typer.Context, name: str, reason: str = typer.Option("", help="optional note")) -> None:
-    """Approve a pending tenant (platform bureau only); the operator then provisions it."""
-    _call(_client(ctx).approve, name, reason)
-    out.print(f"tenant [bold]{name}[/] approved; watch it with `yunshang tenant show {name}`")
+RoleOpt = typer.Option([], "--role", help="the reviewer role you sign for, e.g. security; repeat for several "
+                     "(default: your only role, from your groups yunshang:reviewer:<role>)")
+
+
+def _signed(name: str, roles: list[str], rnd: int, verb: str) -> None:
+    what = "request" if rnd == 1 else f"quota request (round {rnd})"
+    out.print(f"{', '.join(roles)} {verb} the {what} of tenant [bold]{name}[/]; every role decides on its own: "
+              f"`yunshang tenant show {name}`")
 
 
 @tenant_app.command()
-def reject(ctx: typer.Context, name: str, reason: str = typer.Option(..., help="why (required)")) -> None:
-    """Reject a pending tenant with a reason (platform bureau only)."""
-    _call(_client(ctx).reject, name, reason)
-    out.print(f"tenant [bold]{name}[/] rejected: {reason}")
+def approve(ctx: typer.Context, name: str, role: list[str] = RoleOpt,
+            all_roles: bool = typer.Option(False, "--all-roles", help="sign for every reviewer role you hold"),
+            reason: str = typer.Option("", help="optional note")) -> None:
+    """Record your role's approval (parallel sign-off, 并联审批): the tenant is approved when every
+    required role has approved (stack config yunshang:signoff.roles), each on its own, in any order.
+
+    yunshang tenant approve gz-health --role security
+    """
+    roles, rnd, _ = _call(_client(ctx).approve, name, reason, role, all_roles)
+    _signed(name, roles, rnd, "approved")
+
+
+@tenant_app.command()
+def reject(ctx: typer.Context, name: str, reason: str = typer.Option(..., help="why (required)"),
+           role: list[str] = RoleOpt) -> None:
+    """Record your role's rejection, with a reason: one rejection rejects the request."""
+    roles, rnd, _ = _call(_client(ctx).reject, name, reason, role)
+    _signed(name, roles, rnd, "rejected")
 
 
 @tenant_app.command()
@@ -227,13 +273,20 @@ def quota(
     pods: Optional[int] = typer.Option(None),
     services: Optional[int] = typer.Option(None),
 ) -> None:
-    """Set a tenant's quota within its approved floor and ceiling (and its parent's remainder)."""
+    """Change a tenant's quota. The platform bureau adjusts it within the approved floor and ceiling;
+    more than approved (or a department's change once reviewers have decided) is a new request that
+    every reviewer role signs off again, the approved quota staying until then."""
     changes = {k: v for k, v in {"cpu": cpu, "memory": memory, "storage": storage, "pods": pods,
                                  "services": services}.items() if v is not None}
     if not changes:
         raise UserError("nothing to change: pass --cpu, --memory, --storage, --pods or --services")
-    t = _call(_client(ctx).set_quota, name, changes)
-    out.print(f"tenant [bold]{name}[/] quota: " + ", ".join(f"{k}={v}" for k, v in t["spec"]["quota"].items()))
+    t, rnd = _call(_client(ctx).set_quota, name, changes)
+    asked = ", ".join(f"{k}={v}" for k, v in t["spec"]["quota"].items())
+    if rnd is None:
+        out.print(f"tenant [bold]{name}[/] quota: {asked}")
+    else:
+        out.print(f"tenant [bold]{name}[/]: quota request (round {rnd}) {asked}; every reviewer role signs off again "
+                  f"(`yunshang tenant show {name}`), the approved quota stays until then")
 
 
 @tenant_app.command()

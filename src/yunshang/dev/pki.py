@@ -17,7 +17,9 @@ VALIDITY = dt.timedelta(days=365)
 
 # client identities: file stem -> (common name, organisations)
 CLIENTS: dict[str, tuple[str, list[str]]] = {
-    "admin": ("yunshang-admin", ["system:masters"]),
+    # the local platform's admin also holds every default reviewer role (one person signs for all, locally)
+    "admin": ("yunshang-admin", ["system:masters", "yunshang:reviewer:platform", "yunshang:reviewer:security",
+                                 "yunshang:reviewer:finance"]),
     "controller-manager": ("system:kube-controller-manager", []),
     "scheduler": ("system:kube-scheduler", []),
     "kwok": ("kwok-controller", ["system:masters"]),

@@ -62,7 +62,8 @@ class Governance(_Group):
 
 
 def governance_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
-    return [*policies.rbac(cfg.audit_anchor), *policies.admission_policy(), *policies.agreement_policy(),
+    return [*policies.rbac(cfg.audit_anchor, cfg.signoff.roles), *policies.admission_policy(),
+            *policies.signoff_policy(), *policies.agreement_policy(),
             *policies.audit_policy(), *policies.tenant_controls(cfg.default_registries),
             *policies.platform_objects_policy()]
 
@@ -109,6 +110,7 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                                  "--liveness", "http://0.0.0.0:8080/healthz", "--metrics-port", "9090",
                                  "--metrics-address", "0.0.0.0"],
                         "env": [{"name": "YUNSHANG_AUDIT_ANCHOR", "value": cfg.audit_anchor},
+                                *({"name": k, "value": v} for k, v in cfg.signoff.env().items()),
                                 {"name": "YUNSHANG_ALERTING_BASE", "value": "/etc/yunshang/alerting/base.json"},
                                 {"name": "YUNSHANG_ALERTMANAGER_SECRET",
                                  "value": f"{MONITORING_NAMESPACE}/{ALERTMANAGER_SECRET}"}],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +15,7 @@ from ..alerting import Base as AlertingBase
 from ..models.audit import DEFAULT_ANCHOR
 from ..models.tenant import Registry
 from ..policies import DEFAULT_REGISTRIES
+from ..signoff import DEFAULT_ROLES
 from ..showback import OWN_SERVERS_DEFAULT, PLATFORM_DEFAULT, PriceTable
 
 NAMESPACE = "yunshang"
@@ -34,6 +35,24 @@ class OperatorConfig(BaseModel):
     """Container image of the operator (deployment mode)."""
     replicas: int = Field(default=2, ge=1, le=5)
     """Operator replicas; they elect a leader through kopf peering."""
+
+
+class SignOffConfig(BaseModel):
+    """Parallel sign-off (并联审批) and its time limits (限时办结)."""
+
+    model_config = ConfigDict(extra="forbid")
+    roles: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)]] = Field(
+        default_factory=lambda: list(DEFAULT_ROLES), min_length=1, max_length=8)
+    """Reviewer roles that must all approve a tenant's request; members of group yunshang:reviewer:<role> decide."""
+    tenant_days: float = Field(default=3, gt=0, le=365, alias="tenantDays")
+    """Days each role has to decide on a tenant's request before it is overdue (and alerted)."""
+    agreement_days: float = Field(default=5, gt=0, le=365, alias="agreementDays")
+    """Days a provider has to decide on a sharing agreement before it is overdue (and alerted)."""
+
+    def env(self) -> dict[str, str]:
+        """The operator's environment for these settings (operator/settings.py reads it)."""
+        return {"YUNSHANG_SIGNOFF_ROLES": ",".join(self.roles), "YUNSHANG_SIGNOFF_TENANT_DAYS": str(self.tenant_days),
+                "YUNSHANG_SIGNOFF_AGREEMENT_DAYS": str(self.agreement_days)}
 
 
 class StackConfig(BaseModel):
@@ -57,6 +76,8 @@ class StackConfig(BaseModel):
     """Image registries of tenants that name none in spec.allowed.registries."""
     audit_anchor: str = Field(default=DEFAULT_ANCHOR, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
     """namespace/name of the ConfigMap where the operator anchors the audit chain's head (outside the chain)."""
+    signoff: SignOffConfig = Field(default_factory=SignOffConfig)
+    """Who signs off a tenant's request and how long each has (yunshang:signoff)."""
     alerting: AlertingBase = Field(default_factory=AlertingBase)
     """Who receives alerts besides each tenant's own contacts: ops (webhooks) and timing."""
     demo: bool = False
@@ -80,6 +101,7 @@ KEYS = {
     "environment": "environment",
     "defaultRegistries": "default_registries",
     "auditAnchor": "audit_anchor",
+    "signoff": "signoff",
     "alerting": "alerting",
     "demo": "demo",
     "pricing": "pricing",

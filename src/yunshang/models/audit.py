@@ -21,7 +21,7 @@ from .tenant import Model
 GENESIS = "0" * 64
 
 ACTIONS = (
-    "TenantRequested", "TenantApproved", "TenantRejected", "TenantChanged", "QuotaChanged", "ElasticQuotaChanged",
+    "TenantRequested", "TenantSignedOff", "QuotaRequested", "TenantApproved", "TenantRejected", "TenantChanged", "QuotaChanged", "ElasticQuotaChanged",
     "TenantSuspended", "TenantResumed", "TenantQuarantined", "QuarantineLifted", "TenantDeleted",
     "AgreementRequested", "AgreementApproved", "AgreementRejected", "AgreementRevoked", "AgreementExpired",
     "AgreementDeleted",

@@ -69,6 +69,11 @@ TENANT_RULES = [
         "rule": "!has(self.approval) || self.approval.decision != 'Rejected' || (has(self.approval.reason) && size(self.approval.reason) > 0)",
         "message": "a rejection needs a reason",
     },
+    {
+        "rule": ("!has(self.signoffs) || self.signoffs.all(d, d.decision != 'Rejected' || "
+                 "(has(d.reason) && size(d.reason) > 0))"),
+        "message": "a rejection needs a reason",
+    },
 ]
 
 

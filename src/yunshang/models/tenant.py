@@ -266,6 +266,36 @@ class Approval(Model):
         return self
 
 
+class SignOff(Model):
+    """One reviewer role's decision on one round of a tenant's request (parallel sign-off, 并联审批).
+    Appended by a member of that role's group only; never changed or removed (the API server
+    enforces both)."""
+
+    role: DnsLabel
+    """The reviewer role, e.g. platform, security or finance (group yunshang:reviewer:<role>)."""
+    decision: Decision
+    """Approved or Rejected."""
+    by: str = Field(min_length=1, max_length=253)
+    """Who decided (must be the requesting user: checked by the admission policy)."""
+    at: dt.datetime | None = None
+    """When."""
+    reason: str = Field(default="", max_length=1024)
+    """Why (required for a rejection)."""
+    round: int = Field(default=1, ge=1, le=1000)
+    """The round of the request this decides (spec.requestRound when it was recorded)."""
+    quota: Quota
+    """The quota asked for in that round (spec.quota when it was recorded)."""
+
+    @model_validator(mode="after")
+    def _reason(self) -> "SignOff":
+        if self.decision == Decision.Rejected and not self.reason:
+            raise ValueError("a rejection needs a reason")
+        return self
+
+
+SIGNOFFS_MAX = 48
+
+
 class Quarantine(Model):
     """Set by the platform's automatic response (an alert) or the bureau; cleared by `tenant resume`."""
 
@@ -279,7 +309,13 @@ class Quarantine(Model):
 
 class TenantSpec(TenantRequest):
     approval: Approval | None = None
-    """The platform bureau's decision; a department can never set or change it."""
+    """Approved outside parallel sign-off: before it existed, or when the git-reviewed catalog is
+    created by the platform; read as every role's approval of round 1 (nobody can add or change it)."""
+    request_round: int = Field(default=1, ge=1, le=1000)
+    """Which request the sign-offs answer: 1 is the tenant's request; a department asking for
+    more quota than approved raises it by one (a new round of sign-off)."""
+    signoffs: list[SignOff] = Field(default_factory=list, max_length=SIGNOFFS_MAX)
+    """Each reviewer role's decision per round, append-only (see `yunshang tenant approve`)."""
     suspended: bool = False
     """A suspended tenant keeps its data but cannot run new pods (platform bureau only)."""
     suspend_reason: str = Field(default="", max_length=1024)
@@ -312,6 +348,30 @@ class NamespaceUsage(Model):
     used: dict[str, str] = Field(default_factory=dict)
 
 
+class RoleStatus(Model):
+    role: str
+    decision: Literal["Pending", "Approved", "Rejected"]
+    """Pending, Approved or Rejected."""
+    by: str = ""
+    at: dt.datetime | None = None
+    reason: str = ""
+    deadline: dt.datetime | None = None
+    """When a pending decision is due (stack config yunshang:signoff.tenantDays)."""
+    overdue: bool = False
+
+
+class SignOffStatus(Model):
+    round: int
+    """The round being decided."""
+    state: Literal["Pending", "Approved", "Rejected"]
+    """Pending, Approved or Rejected (of that round)."""
+    opened: dt.datetime | None = None
+    """When the round was opened (its decisions are due from then)."""
+    approved_round: int | None = None
+    """The newest round every role approved."""
+    roles: list[RoleStatus] = Field(default_factory=list)
+
+
 class TenantStatus(Model):
     phase: Phase = Phase.Pending
     """Where the tenant is in its life."""
@@ -323,6 +383,8 @@ class TenantStatus(Model):
     namespaces: list[NamespaceUsage] = Field(default_factory=list)
     """Per namespace: quota hard and used."""
     namespace_count: int = 0
+    signoff: SignOffStatus | None = None
+    """Each reviewer role's decision on the current round, with deadlines."""
 
 
 class Tenant(Model):

@@ -33,6 +33,7 @@ class TenantRecord:
     finalizers: tuple[str, ...]
     deleting: bool
     annotations: dict
+    created: str = ""
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> "TenantRecord":
@@ -41,7 +42,8 @@ class TenantRecord:
                    resource_version=md.get("resourceVersion", ""), spec=dict(body.get("spec") or {}),
                    status=dict(body.get("status") or {}), finalizers=tuple(md.get("finalizers") or ()),
                    deleting=bool(md.get("deletionTimestamp")),
-                   annotations={k: v for k, v in (md.get("annotations") or {}).items() if k.startswith(ANNOTATION_PREFIX)})
+                   annotations={k: v for k, v in (md.get("annotations") or {}).items() if k.startswith(ANNOTATION_PREFIX)},
+                   created=md.get("creationTimestamp") or "")
 
     def body(self) -> dict:
         """Enough of the object for Events and the sharing code."""

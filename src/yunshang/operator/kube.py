@@ -69,6 +69,17 @@ def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None
     return json.loads(data) if data else {}
 
 
+def why(e: Exception) -> str:
+    """One line: the API server's message for an ApiException, else the exception's first line."""
+    if isinstance(e, client.ApiException):
+        try:
+            msg = json.loads(e.body or "{}").get("message")
+        except (ValueError, AttributeError):
+            msg = None
+        return f"{e.status} {msg or e.reason}"[:300]
+    return (str(e).splitlines() or [type(e).__name__])[0][:300]
+
+
 def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply ``obj`` as the operator (forcing conflicts: drift is repaired)."""
     md = obj["metadata"]

@@ -49,7 +49,29 @@ AUDIT_ANCHOR = Gauge("yunshang_audit_anchor_seq", "Sequence number of the audit 
 AGREEMENTS = Gauge("yunshang_agreement_expiry_timestamp_seconds", "When a sharing agreement expires",
                    ["agreement", "consumer", "provider"])
 
+# time limits (限时办结): every pending decision has a deadline; Prometheus compares it with time()
+DECISION_DEADLINE = Gauge(
+    "yunshang_decision_deadline_timestamp_seconds",
+    "When a pending decision is due: kind tenant (party = reviewer role) or agreement (party = provider tenant)",
+    ["kind", "name", "party"])
+DECISION_SECONDS = Histogram(
+    "yunshang_decision_duration_seconds", "Time from a request (or round) to each decision on it",
+    ["kind", "party"], buckets=(600, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400, 5 * 86400,
+                                7 * 86400, 14 * 86400, 30 * 86400))
+
 RESOURCES = {v: k for k, v in QUOTA_KEYS.items()}  # requests.cpu -> cpu
+
+
+def pending_decisions(kind: str, name: str, due: dict[str, float | None]) -> None:
+    """The deadlines of one object's pending decisions (party -> epoch seconds); the rest are removed."""
+    for party, when in due.items():
+        if when is None:
+            try:
+                DECISION_DEADLINE.remove(kind, name, party)
+            except KeyError:
+                pass
+        else:
+            DECISION_DEADLINE.labels(kind, name, party).set(when)
 
 
 def _amounts(values: dict[str, str]) -> dict[str, Decimal]:
@@ -117,6 +139,8 @@ def forget(name: str) -> None:
         except KeyError:
             pass
     _drop(name, NAMESPACES, QUARANTINED, ELASTIC, REVIEW_DAYS_LEFT, REVIEW_DUE, REVIEW_LAPSED)
+    for labels in [k for k in list(DECISION_DEADLINE._metrics) if k[0] == "tenant" and k[1] == name]:
+        DECISION_DEADLINE.remove(*labels)
     previous = _PHASE_SERIES.pop(name, None)
     if previous is not None:
         PHASE.remove(*previous)

@@ -25,7 +25,7 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from .. import tenancy
+from .. import signoff, tenancy
 from ..models.audit import ObjectRef
 from ..models.tenant import GROUP, Decision, Phase, TenantSpec
 from . import kube, metrics, steps
@@ -71,6 +71,8 @@ class Reconciler:
         self._tasks: list[asyncio.Task] = []
         self._leader = False  # with peering: not until the peering object says so
         self.on_tenant_gone: list[Callable[[str], None]] = []  # e.g. end the tenant's agreements
+        self._decisions_seen: set[tuple[str, int, str]] = set()  # (tenant, round, role): timed once
+        self._started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)  # decisions before: not timed
 
     # ------------------------------------------------------------------ API calls
     async def call(self, fn, *args, **kwargs):
@@ -172,8 +174,11 @@ class Reconciler:
             spec = self._spec(rec)
         except ValidationError:
             return None
-        if spec.approval is None or spec.approval.decision != Decision.Approved:
+        v = signoff.verdict(spec, self.settings.signoff_roles)
+        if v.quota is None:
             return None
+        if v.quota != spec.quota:  # a quota request waits for sign-off: the last approved quota meanwhile
+            spec = spec.model_copy(update={"quota": v.quota})
         review = tenancy.review_state(spec.review_date, self.today(), self.settings.review_warn_days,
                                       self.settings.review_grace_days)
         k = (name, rec.uid, rec.generation, review.lapsed)
@@ -228,7 +233,7 @@ class Reconciler:
             except Exception as e:  # noqa: BLE001  (one tenant's failure must not stop the others)
                 metrics.RECONCILE_ERRORS.labels(name).inc()
                 metrics.RECONCILES.labels("error").inc()
-                log.warning("reconcile %s failed: %s; retrying in 5s", name, str(e).splitlines()[0][:300])
+                log.warning("reconcile %s failed: %s; retrying in 5s", name, kube.why(e))
                 asyncio.get_running_loop().call_later(5, self.queue.add, name)
             finally:
                 self.queue.done(name)
@@ -303,15 +308,27 @@ class Reconciler:
         if FINALIZER not in rec.finalizers:  # from the first sight on: every deletion goes through finalize()
             await self.call(self.k.patch, "Tenant", name, {"metadata": {"finalizers": [*rec.finalizers, FINALIZER]}})
             rec.finalizers = (*rec.finalizers, FINALIZER)
-        if spec.approval is None or spec.approval.decision != Decision.Approved:
-            phase = tenancy.phase_of(spec)
-            msg = "waiting for the platform bureau's approval" if phase == Phase.Pending \
-                else f"rejected: {spec.approval.reason}"
-            await self._status(rec, status_step.typed(phase, msg, rec.generation))
+        roles = self.settings.signoff_roles
+        if spec.approval is not None and spec.approval.decision == Decision.Approved and not spec.signoffs:
+            # approved before parallel sign-off (or the git-reviewed catalog): written down as every
+            # role's sign-off once, so that a later round of the request cannot lose it
+            await self.call(self.k.patch, "Tenant", name, {"spec": {"signoffs": [
+                o.model_dump(mode="json", by_alias=True, exclude_none=True) for o in signoff.migrated(spec, roles)]}})
+            return  # the change comes back as an event
+        opened = self._opened(rec, spec)
+        v = signoff.verdict(spec, roles, opened=opened, days=self.settings.tenant_days,
+                            now=dt.datetime.now(dt.timezone.utc))
+        # each role's decision and deadline while a round is open (once approved, spec.signoffs says who and when)
+        so = status_step.signoff(v, opened) if v.state != signoff.State.Approved else None
+        self._observe_signoff(name, v, opened)
+        if not v.approved or v.quota is None:
+            phase = tenancy.phase_of(spec, signoff=v.state.value if not v.approved else "Approved")
+            await self._status(rec, status_step.typed(phase if not v.approved else Phase.Approved, v.message(),
+                                                      rec.generation, signoff=so))
             return
         blocked = self._hierarchy_problem(name, spec)
         if blocked:
-            await self._status(rec, status_step.typed(Phase.Approved, blocked, rec.generation, conditions=[
+            await self._status(rec, status_step.typed(Phase.Approved, blocked, rec.generation, signoff=so, conditions=[
                 status_step.condition(False, "QuotaOverParent", blocked, rec.status)]))
             return
         want = self._desired_of(name)
@@ -323,7 +340,8 @@ class Reconciler:
         for key in [k for k in self.cache.children.get(name, {}) if k not in want.by_key]:
             await self._remove_extra(name, want.spec, key)
         new = status_step.provisioned(want.spec, want.review, rec.generation, self.settings.review_grace_days,
-                                      rec.status)
+                                      rec.status, signoff=so, pending=None if v.state == signoff.State.Approved
+                                      else v.message())
         old = await self._status(rec, new)
         if old is not None:
             await self._record_review_transition(name, want.spec, want.review, old)
@@ -380,9 +398,35 @@ class Reconciler:
                 s = self._spec(orec)
             except ValidationError:
                 continue
-            if s.parent == spec.parent and s.approval and s.approval.decision == Decision.Approved:
+            if s.parent == spec.parent and signoff.verdict(s, self.settings.signoff_roles).approved:
                 siblings[other] = s
-        return tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings)
+        parent_ok = parent is not None and signoff.verdict(parent, self.settings.signoff_roles).approved
+        return tenancy.hierarchy_problem(name, spec, spec.parent, parent, siblings, parent_approved=parent_ok)
+
+    # ------------------------------------------------------------------ sign-off
+    def _opened(self, rec: TenantRecord, spec: TenantSpec) -> dt.datetime | None:
+        """When the current round was opened: round 1 with the tenant; a later round when this
+        operator first saw it (kept in the status, so a restart does not move it)."""
+        cur = spec.request_round
+        so = rec.status.get("signoff") or {}
+        when = so.get("opened") if so.get("round") == cur else (rec.created if cur == 1 else None)
+        if when:
+            return dt.datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+        return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+    def _observe_signoff(self, name: str, v: signoff.Verdict, opened: dt.datetime | None) -> None:
+        """Deadlines of the pending decisions; the time each decision took, once per decision."""
+        metrics.pending_decisions("tenant", name, {r.role: r.deadline.timestamp() if r.deadline else None
+                                                   for r in v.roles})
+        for r in v.roles:
+            d = r.decision
+            key = (name, v.round, r.role)
+            if d is None or key in self._decisions_seen or d.reason == signoff.MIGRATED_REASON:
+                continue
+            self._decisions_seen.add(key)
+            took = signoff.decision_seconds(opened, d)
+            if took is not None and d.at is not None and d.at >= self._started:
+                metrics.DECISION_SECONDS.labels("tenant", r.role).observe(took)
 
     def _usage(self, name: str) -> list[dict]:
         out = []

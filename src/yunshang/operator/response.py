@@ -12,9 +12,9 @@ from typing import Any
 
 import kopf
 
-from .. import auditing, elastic
+from .. import auditing, elastic, signoff
 from ..models.audit import ObjectRef
-from ..models.tenant import DEPT_GROUP_PREFIX, GROUP, Decision, TenantSpec
+from ..models.tenant import DEPT_GROUP_PREFIX, GROUP, TenantSpec
 from . import kube, metrics, webhooks
 from .handlers import reconciler, spawn
 
@@ -107,8 +107,9 @@ def elastic_quota(r, rec) -> None:
     """Grow or shrink the quota by one step from what Prometheus saw over the window."""
     name = rec.name
     spec = TenantSpec.model_validate(rec.spec)
-    if spec.approval is None or spec.approval.decision != Decision.Approved or spec.suspended or spec.quarantine:
-        return
+    v = signoff.verdict(spec, r.settings.signoff_roles)
+    if v.state != signoff.State.Approved or spec.suspended or spec.quarantine:
+        return  # not while a quota request waits for sign-off either
     last = rec.annotations.get(ELASTIC_ANNOTATION)
     last_change = dt.datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
     now = dt.datetime.now(dt.timezone.utc)

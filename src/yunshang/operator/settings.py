@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ..signoff import DEFAULT_ROLES
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -20,6 +22,12 @@ class Settings:
     peering: str = ""
     priority: int = 0
     peering_lifetime: int = 60
+    signoff_roles: tuple[str, ...] = DEFAULT_ROLES
+    """Reviewer roles that must all approve (stack config yunshang:signoff.roles)."""
+    tenant_days: float = 3.0
+    """Days each role has to decide on a tenant's request."""
+    agreement_days: float = 5.0
+    """Days a provider has to decide on an agreement."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -34,4 +42,8 @@ class Settings:
             peering=e.get("YUNSHANG_PEERING", ""),
             priority=int(e.get("YUNSHANG_PRIORITY", "0") or 0),
             peering_lifetime=int(e.get("YUNSHANG_PEERING_LIFETIME", "60")),
+            signoff_roles=tuple(r.strip() for r in e.get("YUNSHANG_SIGNOFF_ROLES", "platform,security,finance").split(",")
+                                if r.strip()),
+            tenant_days=float(e.get("YUNSHANG_SIGNOFF_TENANT_DAYS", "3")),
+            agreement_days=float(e.get("YUNSHANG_SIGNOFF_AGREEMENT_DAYS", "5")),
         )

@@ -16,8 +16,18 @@ def condition(ok: bool, reason: str, message: str, previous: dict) -> dict:
     return {"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": when}
 
 
+def signoff(v, opened: dt.datetime | None) -> dict[str, Any]:
+    """Each role's decision on the current round (yunshang.signoff.Verdict), as the status keeps it."""
+    def role(r) -> dict[str, Any]:
+        d = r.decision
+        return {"role": r.role, "decision": r.state.value, "by": d.by if d else "", "at": d.at if d else None,
+                "reason": d.reason if d else "", "deadline": r.deadline, "overdue": r.overdue}
+    return {"round": v.round, "state": v.state.value, "opened": opened, "approvedRound": v.approved_round,
+            "roles": [role(r) for r in v.roles]}
+
+
 def provisioned(spec: TenantSpec, review: tenancy.Review, generation: int, grace_days: int,
-                previous: dict) -> dict[str, Any]:
+                previous: dict, signoff: dict | None = None, pending: str | None = None) -> dict[str, Any]:
     phase = tenancy.phase_of(spec, provisioned=True, lapsed=review.lapsed)
     if spec.quarantine:
         msg = f"quarantined: {spec.quarantine.reason}"
@@ -27,8 +37,11 @@ def provisioned(spec: TenantSpec, review: tenancy.Review, generation: int, grace
         msg = tenancy.review_message(spec.review_date, grace_days)
     else:
         msg = f"{len(spec.namespaces)} namespace(s) provisioned"
+    if pending:  # a quota request waiting for (or refused by) the reviewers
+        msg = f"{msg}; {pending}"
+    extra = {"signoff": signoff} if signoff else {}
     return typed(phase, msg, generation, namespace_count=len(spec.namespaces),
-                 conditions=[condition(True, phase.value, msg, previous)])
+                 conditions=[condition(True, phase.value, msg, previous)], **extra)
 
 
 def typed(phase: Phase, message: str, generation: int, **fields: Any) -> dict[str, Any]:
@@ -44,5 +57,8 @@ def changed(want: dict, have: dict) -> bool:
     def essence(s: dict) -> tuple:
         conds = tuple((c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
                       for c in s.get("conditions") or [])
-        return (s.get("phase"), s.get("message"), s.get("observedGeneration"), s.get("namespaceCount"), conds)
+        so = s.get("signoff") or {}
+        roles = tuple((r.get("role"), r.get("decision"), r.get("overdue", False)) for r in so.get("roles") or [])
+        return (s.get("phase"), s.get("message"), s.get("observedGeneration"), s.get("namespaceCount"), conds,
+                so.get("round"), so.get("state"), so.get("opened"), roles)
     return essence(want) != essence(have)

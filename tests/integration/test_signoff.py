@@ -1,0 +1,145 @@
+"""Parallel sign-off (并联审批), enforced by the real API server and carried out by the operator.
+
+Each attempt is made as the attacker would: an impersonated reviewer, department or admin
+against the real API server, beside the control request that shows the allowed case works.
+"""
+from __future__ import annotations
+
+import copy
+import uuid
+
+import pytest
+from kubernetes import client
+
+from factories import ADMIN_GROUPS, approval, dept_groups, reviewer_groups, signed, signoff, tenant
+from helpers import Impersonated, wait_for
+
+TENANTS = "/apis/platform.yunshang.io/v1alpha1/tenants"
+GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+
+
+@pytest.fixture
+def name():
+    return f"so-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def dept(kube_api, platform, name):
+    return Impersonated(kube_api, f"user-of-{name}", dept_groups(name))
+
+
+def reviewer(kube_api, role, user=None):
+    return Impersonated(kube_api, user or f"{role}.reviewer", reviewer_groups(role))
+
+
+def get(who, name):
+    code, body = who.request("GET", f"{TENANTS}/{name}")
+    assert code == 200, body
+    return body
+
+
+def add(who, name, *decisions, base=None):
+    """Append decisions the way `yunshang tenant approve` does (the whole list, as a merge patch)."""
+    body = base or get(who, name)
+    return who.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": [*(body["spec"].get("signoffs") or []),
+                                                                        *decisions]}})
+
+
+def test_each_role_records_only_its_own_decision_as_itself(kube_api, dept, name):
+    assert dept.create(TENANTS, tenant(name))[0] == 201
+    spec = get(dept, name)["spec"]
+    sec = reviewer(kube_api, "security")
+    code, body = add(sec, name, signoff(spec, "finance", by="security.reviewer"))
+    assert code == 403 and "yunshang:reviewer:<role>" in body["message"]
+    code, body = add(sec, name, signoff(spec, "security", by="finance.reviewer"))  # in someone else's name
+    assert code == 403 and "as themselves" in body["message"]
+    code, body = add(sec, name, signoff(spec, "security"))  # control: its own role, as itself
+    assert code == 200, body
+    code, body = add(sec, name, signoff(spec, "security", decision="Rejected", reason="changed my mind"))
+    assert code == 422 and "once per round" in body["message"]
+    # nobody alters or removes a recorded decision: not the reviewer, not a platform admin
+    admin = Impersonated(kube_api, "bureau.chen", ADMIN_GROUPS)
+    altered = copy.deepcopy(get(sec, name)["spec"]["signoffs"])
+    altered[0]["decision"], altered[0]["reason"] = "Rejected", "forged"
+    for who in (sec, admin):
+        code, body = who.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": altered}})
+        assert code == 403 and "neither changed nor removed" in body["message"]
+        code, body = who.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": []}})
+        assert code == 403 and "neither changed nor removed" in body["message"]
+
+
+def test_admins_and_departments_decide_for_no_role(kube_api, dept, name):
+    assert dept.create(TENANTS, tenant(name))[0] == 201
+    spec = get(dept, name)["spec"]
+    admin = Impersonated(kube_api, "bureau.chen", ADMIN_GROUPS)
+    code, body = add(admin, name, signoff(spec, "platform", by="bureau.chen"))
+    assert code == 403 and "yunshang:reviewer:<role>" in body["message"]
+    code, body = admin.merge_patch(f"{TENANTS}/{name}", {"spec": {"approval": approval(by="bureau.chen")}})
+    assert code == 403 and "parallel sign-off" in body["message"]
+    code, body = add(dept, name, signoff(spec, "platform", by=f"user-of-{name}"))
+    assert code == 403
+    # an admin who also holds the platform role signs for it (control)
+    both = Impersonated(kube_api, "bureau.chen", [*ADMIN_GROUPS, *reviewer_groups("platform")])
+    code, body = add(both, name, signoff(spec, "platform", by="bureau.chen"))
+    assert code == 200, body
+
+
+def test_a_reviewer_changes_nothing_else_and_answers_the_current_round(kube_api, dept, name):
+    assert dept.create(TENANTS, tenant(name))[0] == 201
+    body = get(dept, name)
+    fin = reviewer(kube_api, "finance")
+    code, resp = fin.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "1"}}})
+    assert code == 403 and "changes nothing else" in resp["message"]
+    code, resp = add(fin, name, signoff(body["spec"], "finance", round=2))
+    assert code == 422 and "current round" in resp["message"]
+    stale = copy.deepcopy(body["spec"])
+    stale["quota"]["cpu"] = "1"  # a decision about a quota that is not the one asked
+    code, resp = add(fin, name, signoff(stale, "finance"))
+    assert code == 422 and "current round" in resp["message"]
+    code, resp = add(fin, name, signoff(body["spec"], "finance"))
+    assert code == 200, resp
+
+
+def phase(co, name):
+    return (co.get_cluster_custom_object(GROUP, VERSION, "tenants", name).get("status") or {})
+
+
+def test_parallel_signoff_in_any_order_then_a_quota_round(kube_api, operator, dept, name):
+    co = client.CustomObjectsApi(kube_api)
+    assert dept.create(TENANTS, tenant(name))[0] == 201
+    wait_for("Pending with each role", lambda: phase(co, name).get("phase") == "Pending" and phase(co, name).get("signoff"), timeout=30)
+    st = phase(co, name)["signoff"]
+    assert [r["role"] for r in st["roles"]] == ["platform", "security", "finance"] and st["roles"][0]["deadline"]
+    spec = get(dept, name)["spec"]
+    for role in ("finance", "platform"):  # any order; nothing is provisioned before the last one
+        assert add(reviewer(kube_api, role), name, signoff(spec, role))[0] == 200
+    wait_for("waiting for security", lambda: "waiting for sign-off by security" in phase(co, name).get("message", ""), timeout=30)
+    core = client.CoreV1Api(kube_api)
+    assert not [n for n in core.list_namespace().items if n.metadata.name == f"{name}-main"]
+    assert add(reviewer(kube_api, "security"), name, signoff(spec, "security"))[0] == 200
+    wait_for("Ready", lambda: phase(co, name).get("phase") == "Ready", timeout=60)
+    hard = lambda: core.read_namespaced_resource_quota("tenant-quota", f"{name}-main").spec.hard["requests.cpu"]  # noqa: E731
+    assert hard() == "8"
+    # more quota: a new round; the approved quota stays until every role signs it
+    code, body = dept.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "12"}, "requestRound": 2}})
+    assert code == 200, body
+    wait_for("round 2 open", lambda: "round 2" in phase(co, name).get("message", ""), timeout=30)
+    assert phase(co, name)["phase"] == "Ready" and hard() == "8"
+    spec2 = get(dept, name)["spec"]
+    assert add(reviewer(kube_api, "finance"), name, signoff(spec2, "finance", decision="Rejected",
+                                                            reason="no budget this year"))[0] == 200
+    wait_for("round 2 rejected", lambda: "rejected by finance" in phase(co, name).get("message", ""), timeout=30)
+    assert phase(co, name)["phase"] == "Ready" and hard() == "8"
+
+
+def test_a_tenant_approved_before_parallel_signoff_stays_approved(kube_api, operator, platform, name):
+    """The migration: spec.approval (set at creation by the platform, as the catalog does) becomes
+    every role's round-1 sign-off, written once by the operator; the tenant is Ready."""
+    co = client.CustomObjectsApi(kube_api)
+    body = tenant(name)
+    body["spec"]["approval"] = approval(by="git:tenants/x.yaml")
+    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
+    wait_for("Ready", lambda: phase(co, name).get("phase") == "Ready", timeout=60)
+    spec = co.get_cluster_custom_object(GROUP, VERSION, "tenants", name)["spec"]
+    assert sorted(s["role"] for s in spec["signoffs"]) == ["finance", "platform", "security"]
+    assert {s["by"] for s in spec["signoffs"]} == {"git:tenants/x.yaml"} and spec["approval"]["decision"] == "Approved"
