@@ -1,7 +1,7 @@
 """Who gets which alert: the Alertmanager configuration as a pure function.
 
 Every tenant-scoped alert (label ``tenant``) goes to that tenant's contacts (spec.contacts) and
-to the platform's ops team; platform alerts go to ops; alerts that ask for an automatic response
+to the platform's ops team; an overdue sign-off (label ``reviewer``) also to that role's reviewers; platform alerts go to ops; alerts that ask for an automatic response
 (``action="quarantine"``) also go to the operator.  Grouping and inhibition follow what an
 on-call engineer expects: one notification per alert and tenant, a quarantined tenant's other
 alerts and a lapsed review's reminders held back, alerts the operator's absence explains held
@@ -24,6 +24,10 @@ OPERATOR = "yunshang-operator"
 
 def tenant_receiver(tenant: str) -> str:
     return f"tenant-{tenant}"
+
+
+def reviewer_receiver(role: str) -> str:
+    return f"reviewer-{role}"
 
 
 class Timing(Model):
@@ -49,6 +53,9 @@ class Base(Model):
 
     ops: list[Contact] = Field(default_factory=list, max_length=16)
     """The platform bureau's ops team: receives every alert."""
+    reviewers: dict[str, list[Contact]] = Field(default_factory=dict, max_length=16)
+    """Per reviewer role (parallel sign-off): who is told when that role's decisions are overdue
+    (alerts labelled reviewer=<role>)."""
     operator: OperatorWebhook | None = None
     timing: Timing = Field(default_factory=Timing)
 
@@ -84,6 +91,10 @@ def render(base: Base, tenants: Mapping[str, Sequence[Contact]]) -> dict:
         receivers.append({"name": OPERATOR, "webhook_configs": [
             {"url": base.operator.url, "send_resolved": False, "http_config": http}]})
         routes.append({"receiver": OPERATOR, "matchers": ['action="quarantine"'], "continue": True})
+    for role in sorted(base.reviewers):
+        if base.reviewers[role]:
+            receivers.append({"name": reviewer_receiver(role), "webhook_configs": _webhooks(base.reviewers[role])})
+            routes.append({"receiver": reviewer_receiver(role), "matchers": [f'reviewer="{role}"'], "continue": True})
     for tenant in sorted(tenants):
         if tenants[tenant]:
             receivers.append({"name": tenant_receiver(tenant), "webhook_configs": _webhooks(tenants[tenant])})

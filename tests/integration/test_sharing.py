@@ -52,7 +52,7 @@ def policies(kube_api, name):
             net.list_network_policy_for_all_namespaces(field_selector=f"metadata.name=share-{name}").items}
 
 
-def test_consumer_applies_provider_approves_exact_path_opens_then_revoked(pair, kube_api):
+def test_consumer_applies_provider_approves_exact_path_opens_then_revoked(pair, kube_api, operator):
     co, a, b = pair
     name = f"{a}.{b}.api"
     consumer = Impersonated(kube_api, "clerk-a", dept_groups(a))
@@ -66,9 +66,18 @@ def test_consumer_applies_provider_approves_exact_path_opens_then_revoked(pair, 
     assert not policies(kube_api, name)
     code, body = consumer.merge_patch(f"{SHARES}/{name}", {"spec": {"decision": approval(by="clerk-a")}})
     assert code == 403 and "only the provider" in body["message"]
+    # 限时办结: the provider's decision is due agreementDays (5) after the request, exported while pending
+    due_metric = f"yunshang_decision_deadline_timestamp_seconds{{kind=agreement,name={name},party={b}}}"
+    due = wait_for("deadline", lambda: operator.metrics().get(due_metric))
+    st = co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", name)
+    created = dt.datetime.fromisoformat(st["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    assert due == (created + dt.timedelta(days=5)).timestamp()
+    assert st["status"]["deadline"] == (created + dt.timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     code, body = provider.merge_patch(f"{SHARES}/{name}", {"spec": {"decision": approval(by="owner-b")}})
     assert code == 200, body
     wait_for("Active", lambda: phase(co, name) == "Active")
+    m = operator.metrics()
+    assert due_metric not in m and m[f"yunshang_decision_duration_seconds_count{{kind=agreement,party={b}}}"] >= 1
     pols = wait_for("policies", lambda: len(policies(kube_api, name)) == 3 and policies(kube_api, name))
     ingress = pols[(f"{b}-exchange", f"share-{name}")].spec
     assert ingress.policy_types == ["Ingress"] and ingress.pod_selector.match_labels == {"app": "api"}

@@ -6,6 +6,7 @@ against the real API server, beside the control request that shows the allowed c
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import uuid
 
 import pytest
@@ -110,6 +111,11 @@ def test_parallel_signoff_in_any_order_then_a_quota_round(kube_api, operator, de
     wait_for("Pending with each role", lambda: phase(co, name).get("phase") == "Pending" and phase(co, name).get("signoff"), timeout=30)
     st = phase(co, name)["signoff"]
     assert [r["role"] for r in st["roles"]] == ["platform", "security", "finance"] and st["roles"][0]["deadline"]
+    # 限时办结: each role's decision is due tenantDays (3) after the request, exported while pending
+    created = dt.datetime.fromisoformat(get(dept, name)["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    assert st["roles"][0]["deadline"] == (created + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    due = f"yunshang_decision_deadline_timestamp_seconds{{kind=tenant,name={name},party=finance}}"
+    assert wait_for("deadline exported", lambda: operator.metrics().get(due)) == (created + dt.timedelta(days=3)).timestamp()
     spec = get(dept, name)["spec"]
     for role in ("finance", "platform"):  # any order; nothing is provisioned before the last one
         assert add(reviewer(kube_api, role), name, signoff(spec, role))[0] == 200
@@ -118,6 +124,8 @@ def test_parallel_signoff_in_any_order_then_a_quota_round(kube_api, operator, de
     assert not [n for n in core.list_namespace().items if n.metadata.name == f"{name}-main"]
     assert add(reviewer(kube_api, "security"), name, signoff(spec, "security"))[0] == 200
     wait_for("Ready", lambda: phase(co, name).get("phase") == "Ready", timeout=60)
+    m = operator.metrics()
+    assert due not in m and m["yunshang_decision_duration_seconds_count{kind=tenant,party=security}"] >= 1
     hard = lambda: core.read_namespaced_resource_quota("tenant-quota", f"{name}-main").spec.hard["requests.cpu"]  # noqa: E731
     assert hard() == "8"
     # more quota: a new round; the approved quota stays until every role signs it

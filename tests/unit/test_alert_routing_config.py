@@ -16,6 +16,7 @@ from yunshang.models.tenant import Contact
 def config(tmp_path) -> Path:
     (tmp_path / "token").write_text("t")
     base = alerting.Base(ops=[Contact(name="ops", url="http://127.0.0.1:9/ops")],
+                         reviewers={"security": [Contact(name="sec-desk", url="http://127.0.0.1:9/security")]},
                          operator=alerting.OperatorWebhook(url="https://127.0.0.1:9/alerts",
                                                            token_file=str(tmp_path / "token")))
     cfg = alerting.render(base, {"gy-police": [Contact(name="oncall", url="http://127.0.0.1:9/police")],
@@ -46,6 +47,10 @@ def test_config_is_valid(config):
     (["alertname=YunshangTenantStuck", "tenant=gy-health"], "tenant-gy-health,ops"),
     (["alertname=YunshangTenantStuck", "tenant=xf-health"], "ops"),  # no contacts of its own
     (["alertname=YunshangOperatorDown"], "ops"),
+    # 限时办结: the late role's reviewers, the waiting department, ops; a provider's late decision: its contacts
+    (["alertname=YunshangSignOffOverdue", "reviewer=security", "tenant=gy-health"],
+     "reviewer-security,tenant-gy-health,ops"),
+    (["alertname=YunshangAgreementDecisionOverdue", "tenant=gy-police"], "tenant-gy-police,ops"),
     (["alertname=YunshangTenantProbing", "tenant=gy-police", "action=quarantine"],
      "yunshang-operator,tenant-gy-police,ops"),
 ])

@@ -28,7 +28,15 @@ def _row(a: dict[str, Any]) -> dict[str, Any]:
     s, st = a["spec"], a.get("status") or {}
     return {"name": a["metadata"]["name"], "phase": st.get("phase", "Pending"), "consumer": s["consumer"],
             "provider": s["provider"], "service": f"{s['service']['namespace']}/{s['service']['name']}:{s['service']['port']}",
-            "expires": s["expires"], "message": st.get("message", "")}
+            "expires": s["expires"], "message": st.get("message", ""), "due": st.get("deadline"),
+            "overdue": _overdue(st.get("deadline"))}
+
+
+def _overdue(deadline: str | None) -> bool:
+    """A pending decision past its deadline (限时办结)."""
+    if not deadline:
+        return False
+    return dt.datetime.fromisoformat(deadline.replace("Z", "+00:00")) < dt.datetime.now(dt.timezone.utc)
 
 
 @share_app.command("request")
@@ -77,9 +85,10 @@ def list_(ctx: typer.Context, tenant: Optional[str] = typer.Option(None, help="o
         return
     from rich.table import Table
 
-    t = Table("NAME", "PHASE", "CONSUMER", "PROVIDER", "SERVICE", "EXPIRES")
+    t = Table("NAME", "PHASE", "CONSUMER", "PROVIDER", "SERVICE", "EXPIRES", "DECISION DUE")
     for r in rows:
-        t.add_row(r["name"], r["phase"], r["consumer"], r["provider"], r["service"], r["expires"])
+        due = ("[red]OVERDUE[/] " if r["overdue"] else "") + (r["due"] or "-")
+        t.add_row(r["name"], r["phase"], r["consumer"], r["provider"], r["service"], r["expires"], due)
     out.print(t)
 
 
@@ -95,7 +104,9 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
     out.print(f"  phase    : {r['phase']} {r['message']}")
     out.print(f"  purpose  : {a['spec']['purpose']}")
     d = a["spec"].get("decision")
-    out.print("  decision : " + (f"{d['decision']} by {d['by']} {d.get('reason', '')}" if d else "none yet"))
+    late = " [red]OVERDUE[/]" if r["overdue"] else ""
+    out.print("  decision : " + (f"{d['decision']} by {d['by']} {d.get('reason', '')}" if d else
+                                 f"none yet, due {r['due'] or '-'}{late}"))
     out.print("  policies : " + (", ".join(st.get("policies", [])) or "none"))
 
 

@@ -79,4 +79,6 @@ class AgreementStatus(Model):
     """Why."""
     policies: list[str] = Field(default_factory=list)
     """The NetworkPolicies (namespace/name) that open the path."""
+    deadline: dt.datetime | None = None
+    """While pending: when the provider's decision is due (stack config yunshang:signoff.agreementDays)."""
     observed_generation: int = 0

@@ -71,8 +71,8 @@ class Reconciler:
         self._tasks: list[asyncio.Task] = []
         self._leader = False  # with peering: not until the peering object says so
         self.on_tenant_gone: list[Callable[[str], None]] = []  # e.g. end the tenant's agreements
-        self._decisions_seen: set[tuple[str, int, str]] = set()  # (tenant, round, role): timed once
-        self._started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)  # decisions before: not timed
+        self.decisions_seen: set[tuple[str, int, str]] = set()  # (tenant, round, role): timed once
+        self.started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)  # decisions before: not timed
 
     # ------------------------------------------------------------------ API calls
     async def call(self, fn, *args, **kwargs):
@@ -421,11 +421,11 @@ class Reconciler:
         for r in v.roles:
             d = r.decision
             key = (name, v.round, r.role)
-            if d is None or key in self._decisions_seen or d.reason == signoff.MIGRATED_REASON:
+            if d is None or key in self.decisions_seen or d.reason == signoff.MIGRATED_REASON:
                 continue
-            self._decisions_seen.add(key)
+            self.decisions_seen.add(key)
             took = signoff.decision_seconds(opened, d)
-            if took is not None and d.at is not None and d.at >= self._started:
+            if took is not None and d.at is not None and d.at >= self.started:
                 metrics.DECISION_SECONDS.labels("tenant", r.role).observe(took)
 
     def _usage(self, name: str) -> list[dict]:

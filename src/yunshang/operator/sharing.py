@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from .. import sharing, tenancy
+from .. import sharing, signoff, tenancy
 from ..models.agreement import AgreementPhase, AgreementSpec
 from ..models.tenant import GROUP, VERSION, TenantSpec
 from . import kube, metrics
@@ -122,11 +122,30 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
             metrics.AGREEMENTS.remove(name, spec.consumer, spec.provider)
         except KeyError:
             pass
+    deadline = _decision_deadline(r, name, spec, body, phase)
     _status(memo, name, body, {
         "phase": phase.value, "message": message,
         "policies": sorted(f"{ns}/{n}" for ns, n in wanted),
         "observedGeneration": body["metadata"].get("generation", 0),
+        **({"deadline": deadline.strftime("%Y-%m-%dT%H:%M:%SZ")} if deadline else {}),
     })
+
+
+def _decision_deadline(r, name: str, spec: AgreementSpec, body: dict, phase: AgreementPhase) -> dt.datetime | None:
+    """限时办结 for the provider: its decision is due `agreement_days` after the request; the
+    deadline is exported while pending, the time the decision took once (histogram)."""
+    created = body["metadata"].get("creationTimestamp")
+    opened = dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
+    due = signoff.deadline(opened, r.settings.agreement_days)
+    pending = spec.decision is None and phase == AgreementPhase.Pending
+    metrics.pending_decisions("agreement", name, {spec.provider: due.timestamp() if pending and due else None})
+    key = (f"agreement:{name}", 1, spec.provider)
+    d = spec.decision
+    if d is not None and d.at is not None and opened is not None and key not in r.decisions_seen:
+        r.decisions_seen.add(key)
+        if d.at >= r.started:
+            metrics.DECISION_SECONDS.labels("agreement", spec.provider).observe(max(0.0, (d.at - opened).total_seconds()))
+    return due if pending else None
 
 
 def _parties(memo: kopf.Memo) -> dict[str, tuple[str, str]]:
