@@ -382,7 +382,10 @@ class Agreements:
         return [a for a in items if tenant in (None, a["spec"]["consumer"], a["spec"]["provider"])]
 
     def request(self, name: str, spec: am.AgreementRequest) -> dict[str, Any]:
-        body = {"apiVersion": API_VERSION, "kind": "ShareAgreement", "metadata": {"name": name},
+        meta: dict[str, Any] = {"name": name}
+        if spec.offer:  # the offer-terms admission policy finds the agreement by this label
+            meta["labels"] = {am.OFFER_LABEL: spec.offer}
+        body = {"apiVersion": API_VERSION, "kind": "ShareAgreement", "metadata": meta,
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
         return self.t.call(f"agreement {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, self.PLURAL, body)
 
@@ -399,6 +402,53 @@ class Agreements:
         a = tm.Approval(decision=decision, by=self.t.whoami(), reason=reason,
                      at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
         return self._patch(name, {"decision": a.model_dump(mode="json", by_alias=True)})
+
+    def rate(self, name: str, score: int, comment: str = "") -> dict[str, Any]:
+        """好差评: the consumer rates the service once the agreement has ended."""
+        a = self.get(name)
+        if a["spec"].get("rating"):
+            r = a["spec"]["rating"]
+            raise ClientError(f"agreement {name!r} was rated already: {r['score']}/5 by {r['by']}")
+        phase = (a.get("status") or {}).get("phase")
+        if phase not in ("Expired", "Revoked"):
+            raise ClientError(f"agreement {name!r} is {phase or 'Pending'}: it is rated once it expired or was revoked")
+        try:
+            rating = am.Rating(score=score, comment=comment, by=self.t.whoami(),
+                               at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        except pydantic.ValidationError as e:
+            raise ClientError(validation_message(e)) from None
+        return self._patch(name, {"rating": rating.model_dump(mode="json", by_alias=True)})
+
+    # -------------------------------------------------------------- the catalogue (目录)
+    OFFERS = "shareoffers"
+
+    def offers(self) -> list[dict[str, Any]]:
+        return self.t.read("offers", f"/apis/{GROUP}/{VERSION}/{self.OFFERS}",
+                           lambda: self.co.list_cluster_custom_object(GROUP, VERSION, self.OFFERS),
+                           listing="yunshang share catalog")["items"]
+
+    def offer(self, name: str) -> dict[str, Any]:
+        return self.t.read(f"offer {name!r}", f"/apis/{GROUP}/{VERSION}/{self.OFFERS}/{name}",
+                           lambda: self.co.get_cluster_custom_object(GROUP, VERSION, self.OFFERS, name),
+                           listing="yunshang share catalog")
+
+    def publish(self, name: str, spec: am.OfferSpec) -> dict[str, Any]:
+        if len(name) > 63:
+            raise ClientError(f"offer name {name!r} is longer than 63 characters")
+        body = {"apiVersion": API_VERSION, "kind": "ShareOffer", "metadata": {"name": name},
+                "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        return self.t.call(f"offer {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, self.OFFERS, body,
+                           listing="yunshang share catalog")
+
+    def withdraw(self, name: str, reason: str, revoke: bool) -> dict[str, Any]:
+        o = self.offer(name)
+        if o["spec"].get("withdrawn"):
+            raise ClientError(f"offer {name!r} was withdrawn already ({o['spec']['withdrawn'].get('at', '')})")
+        w = am.Withdrawal(by=self.t.whoami(), reason=reason, at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
+                          existing=am.ExistingAgreements.Revoke if revoke else am.ExistingAgreements.RunToEnd)
+        return self.t.call(f"offer {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, self.OFFERS, name,
+                           {"spec": {"withdrawn": w.model_dump(mode="json", by_alias=True)}},
+                           listing="yunshang share catalog")
 
     def revoke(self, name: str, reason: str) -> dict[str, Any]:
         return self._patch(name, {"revoked": {"by": self.t.whoami(), "reason": reason,

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .models.audit import DEFAULT_ANCHOR
+from .models.agreement import OFFER_LABEL
 from .models.tenant import ADMIN_GROUP, DEPARTMENTS_GROUP, DEPT_GROUP_PREFIX, GROUP, TenantSpec
 from .signoff import DEFAULT_ROLES, REVIEWER_GROUP_PREFIX
 from .tenancy import (
@@ -251,8 +252,115 @@ def agreement_policy() -> list[dict[str, Any]]:
                 {"expression": f"request.operation != 'UPDATE' || ({terms}) || (!has(oldObject.spec.decision) && ({consumer}))",
                  "message": "the terms of an agreement (sides, service, purpose, expiry) are fixed once the provider decided",
                  "reason": "Forbidden"},
+                {"expression": (f"!has(object.spec.offer) || (has(object.metadata.labels) && "
+                                f"'{OFFER_LABEL}' in object.metadata.labels && "
+                                f"object.metadata.labels['{OFFER_LABEL}'] == object.spec.offer)"),
+                 "message": f"an agreement made from an offer carries the label {OFFER_LABEL}=<offer> (`yunshang share request --offer` sets it)",
+                 "reason": "Invalid"},
+                {"expression": (f"request.operation != 'UPDATE' || ({same('offer')} && "
+                                f"(has(object.metadata.labels) && '{OFFER_LABEL}' in object.metadata.labels) == "
+                                f"(has(oldObject.metadata.labels) && '{OFFER_LABEL}' in oldObject.metadata.labels) && "
+                                f"(!(has(object.metadata.labels) && '{OFFER_LABEL}' in object.metadata.labels) || "
+                                f"object.metadata.labels['{OFFER_LABEL}'] == oldObject.metadata.labels['{OFFER_LABEL}']))"),
+                 "message": "the offer an agreement was made from is fixed", "reason": "Forbidden"},
             ],
         match_conditions=[NOT_THE_PLATFORM],
+    )
+
+
+OFFER_POLICY = "yunshang-offer-governance"
+OFFER_TERMS_POLICY = "yunshang-offer-terms"
+RATING_POLICY = "yunshang-agreement-rating"
+
+
+def offer_policy() -> list[dict[str, Any]]:
+    """A provider department publishes and withdraws its own offers; what is offered (provider,
+    service) never changes, and a withdrawal is final."""
+    provider = f"'{DEPT_GROUP_PREFIX}' + object.spec.provider in request.userInfo.groups"
+    same = lambda f: (f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && "  # noqa: E731
+                      f"(!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))")
+    return _vap(
+        OFFER_POLICY, "shareoffers", ["CREATE", "UPDATE"],
+        [
+            {"expression": provider,
+             "messageExpression": "'only members of yunshang:dept:' + object.spec.provider + ' may offer its services'",
+             "reason": "Forbidden"},
+            {"expression": f"request.operation != 'UPDATE' || ({same('provider')} && {same('service')})",
+             "message": "an offer's provider and service are fixed: withdraw it and publish a new one", "reason": "Forbidden"},
+            {"expression": "request.operation != 'CREATE' || !has(object.spec.withdrawn)",
+             "message": "a new offer cannot be withdrawn already", "reason": "Invalid"},
+            {"expression": (f"request.operation != 'UPDATE' || !has(oldObject.spec.withdrawn) || "
+                            "oldObject.spec == object.spec"),
+             "message": "a withdrawn offer is final: publish a new one", "reason": "Forbidden"},
+        ],
+        match_conditions=[NOT_THE_PLATFORM],
+    )
+
+
+def offer_terms_policy() -> list[dict[str, Any]]:
+    """An agreement made from an offer stays within the offer's terms: the offer is the policy's
+    parameter.  The operator binds it once per offer (objectSelector: the agreement's offer label,
+    paramRef: the offer); the agreement policy makes an agreement that names an offer carry that
+    label, so it cannot slip past its binding."""
+    return [{
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": OFFER_TERMS_POLICY},
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": {"apiVersion": f"{GROUP}/v1alpha1", "kind": "ShareOffer"},
+            "matchConstraints": {"resourceRules": [{"apiGroups": [GROUP], "apiVersions": ["*"],
+                                                    "operations": ["CREATE", "UPDATE"],
+                                                    "resources": ["shareagreements"]}]},
+            "validations": [
+                {"expression": "request.operation != 'CREATE' || !has(params.spec.withdrawn)",
+                 "messageExpression": "'offer ' + params.metadata.name + ' was withdrawn: it takes no new requests'",
+                 "reason": "Forbidden"},
+                {"expression": ("object.spec.provider == params.spec.provider && "
+                                "object.spec.service == params.spec.service"),
+                 "messageExpression": ("'an agreement from offer ' + params.metadata.name + ' is for exactly its "
+                                       "service: ' + params.spec.service.namespace + '/' + params.spec.service.name + "
+                                       "':' + string(params.spec.service.port)"),
+                 "reason": "Invalid"},
+                {"expression": ("timestamp(object.spec.expires) <= timestamp(object.metadata.creationTimestamp) + "
+                                "duration(string(params.spec.maxDays * 24) + 'h')"),
+                 "messageExpression": ("'offer ' + params.metadata.name + ' grants at most ' + "
+                                       "string(params.spec.maxDays) + ' days: choose an earlier expiry'"),
+                 "reason": "Invalid"},
+            ],
+        },
+    }]
+
+
+def offer_binding(offer: str) -> dict[str, Any]:
+    """The binding the operator keeps for one offer (see offer_terms_policy)."""
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": f"{OFFER_TERMS_POLICY}.{offer}", "labels": {"app.kubernetes.io/part-of": "yunshang",
+                                                                           "app.kubernetes.io/managed-by": "yunshang"}},
+            "spec": {"policyName": OFFER_TERMS_POLICY, "validationActions": ["Deny"],
+                     "paramRef": {"name": offer, "parameterNotFoundAction": "Deny"},
+                     "matchResources": {"objectSelector": {"matchLabels": {OFFER_LABEL: offer}}}}}
+
+
+def rating_policy() -> list[dict[str, Any]]:
+    """好差评: the consumer rates an agreement's service once, after it ended, as itself."""
+    consumer = f"'{DEPT_GROUP_PREFIX}' + object.spec.consumer in request.userInfo.groups"
+    return _vap(
+        RATING_POLICY, "shareagreements", ["CREATE", "UPDATE"],
+        [
+            {"expression": "request.operation != 'CREATE' || !has(object.spec.rating)",
+             "message": "an agreement is rated after it ended", "reason": "Invalid"},
+            {"expression": ("request.operation != 'UPDATE' || (has(object.spec.rating) == has(oldObject.spec.rating) && "
+                            "(!has(object.spec.rating) || object.spec.rating == oldObject.spec.rating)) || "
+                            f"(!has(oldObject.spec.rating) && ({consumer}) && object.spec.rating.by == request.userInfo.username "
+                            "&& has(oldObject.status) && has(oldObject.status.phase) && "
+                            "oldObject.status.phase in ['Expired', 'Revoked'])"),
+             "message": ("only the consumer's owners rate an agreement, as themselves, once, after it expired or was "
+                         "revoked (`yunshang share rate`)"),
+             "reason": "Forbidden"},
+        ],
+        match_conditions=[{"name": "not-the-operator",
+                           "expression": (f"request.userInfo.username != '{OPERATOR_USER}' && "
+                                          "!('system:masters' in request.userInfo.groups)")}],
     )
 
 
@@ -441,15 +549,18 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
     anchor_name = audit_anchor.partition("/")[2]
     tenants = {"apiGroups": [GROUP], "resources": ["tenants"]}
     shares = {"apiGroups": [GROUP], "resources": ["shareagreements"]}
+    offers = {"apiGroups": [GROUP], "resources": ["shareoffers"]}
     return [
         _role("yunshang:department", [{**tenants, "verbs": [*read, "create", "update", "patch"]},
-                                      {**shares, "verbs": [*read, "create", "update", "patch"]}]),
+                                      {**shares, "verbs": [*read, "create", "update", "patch"]},
+                                      {**offers, "verbs": [*read, "create", "update", "patch"]}]),
         _binding("yunshang:departments", "yunshang:department", _group(DEPARTMENTS_GROUP)),
         _role(
             "yunshang:platform-admin",
             [
                 {**tenants, "verbs": ["*"]},
                 {**shares, "verbs": ["*"]},
+                {**offers, "verbs": ["*"]},
                 {"apiGroups": [GROUP], "resources": ["tenants/status", "shareagreements/status"], "verbs": read},
                 {"apiGroups": [GROUP], "resources": ["auditrecords"], "verbs": read},
                 {"apiGroups": [""], "resources": ["namespaces", "events", "resourcequotas"], "verbs": read},
@@ -469,6 +580,10 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
             [
                 {**tenants, "verbs": [*read, "patch", "update"]},
                 {**shares, "verbs": [*read, "patch", "update", "delete"]},
+                {**offers, "verbs": read},
+                # one binding of the offer-terms policy per offer (the policy itself ships with the platform)
+                {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingadmissionpolicybindings"],
+                 "verbs": [*read, "create", "patch", "delete"]},
                 {"apiGroups": [GROUP], "resources": ["tenants/status", "shareagreements/status"],
                  "verbs": ["get", "patch", "update"]},
                 {"apiGroups": [""], "resources": ["services"], "verbs": read},
@@ -561,6 +676,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
         "policies/tenant-admission.yaml": admission_policy(),
         "policies/tenant-signoff.yaml": signoff_policy(),
         "policies/sharing-admission.yaml": agreement_policy(),
+        "policies/offer-admission.yaml": [*offer_policy(), *offer_terms_policy(), *rating_policy()],
         "policies/audit-admission.yaml": audit_policy(),
         "policies/tenant-controls.yaml": tenant_controls(),
         "policies/platform-objects.yaml": platform_objects_policy(),

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import Any, Iterable, Mapping
 
-from .models.agreement import AgreementPhase, AgreementSpec
+from .models.agreement import AgreementPhase, AgreementSpec, OfferSpec
 from .models.tenant import API_VERSION, Classification, Decision
 from .tenancy import LABEL_TENANT, MANAGED_BY
 
@@ -27,7 +27,30 @@ def classification_problem(provider: Classification, consumer: Classification) -
     return None
 
 
-def phase_of(spec: AgreementSpec, now: dt.datetime, problem: str | None = None) -> tuple[AgreementPhase, str]:
+def offer_problem(spec: AgreementSpec, offer: OfferSpec | None, created: dt.datetime | None,
+                  consumer: Classification | None = None) -> str | None:
+    """Why an agreement made from an offer may not open (the operator's check beside the API server's)."""
+    if spec.offer is None:
+        return None
+    if offer is None:
+        return f"offer {spec.offer} does not exist"
+    if offer.provider != spec.provider or offer.service != spec.service:
+        return f"offer {spec.offer} is for {offer.service.namespace}/{offer.service.name}:{offer.service.port} only"
+    expires = spec.expires if spec.expires.tzinfo else spec.expires.replace(tzinfo=dt.timezone.utc)
+    if created is not None and expires > created + dt.timedelta(days=offer.max_days):
+        return f"offer {spec.offer} grants at most {offer.max_days} days"
+    if consumer is not None:
+        return classification_problem(offer.classification, consumer)
+    return None
+
+
+def auto_approved(spec: AgreementSpec, offer: OfferSpec | None) -> bool:
+    """An offer that needs no approval per consumer is the provider's consent itself."""
+    return spec.offer is not None and offer is not None and not offer.approval_required
+
+
+def phase_of(spec: AgreementSpec, now: dt.datetime, problem: str | None = None,
+             auto: bool = False) -> tuple[AgreementPhase, str]:
     if spec.revoked:
         return AgreementPhase.Revoked, f"revoked by {spec.revoked.by}: {spec.revoked.reason}".rstrip(": ")
     if spec.decision and spec.decision.decision == Decision.Rejected:
@@ -35,7 +58,7 @@ def phase_of(spec: AgreementSpec, now: dt.datetime, problem: str | None = None) 
     expires = spec.expires if spec.expires.tzinfo else spec.expires.replace(tzinfo=dt.timezone.utc)
     if now >= expires:
         return AgreementPhase.Expired, f"expired at {expires.isoformat()}"
-    if spec.decision is None:
+    if spec.decision is None and not auto:
         return AgreementPhase.Pending, f"waiting for {spec.provider}'s owners to approve"
     if problem:
         return AgreementPhase.Refused, problem

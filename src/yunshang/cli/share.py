@@ -39,27 +39,69 @@ def _overdue(deadline: str | None) -> bool:
     return dt.datetime.fromisoformat(deadline.replace("Z", "+00:00")) < dt.datetime.now(dt.timezone.utc)
 
 
+def _parse_when(text: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--expires {text!r} is not a date or time, e.g. 2027-03-01 or 2027-03-01T12:00:00Z") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _my_tenant(ctx: typer.Context) -> str:
+    """The caller's department tenant, from its group yunshang:dept:<tenant>, when it has exactly one."""
+    _, groups = _call(_client(ctx).identity)
+    mine = sorted(g.removeprefix("yunshang:dept:") for g in groups if g.startswith("yunshang:dept:"))
+    if len(mine) != 1:
+        raise UserError("pass --consumer (your tenant): " + ("you belong to several: " + ", ".join(mine) if mine
+                                                             else "your identity names no department"))
+    return mine[0]
+
+
 @share_app.command("request")
 def request(
     ctx: typer.Context,
-    consumer: str = typer.Option(..., help="your tenant (the one that wants access)"),
-    provider: str = typer.Option(..., help="the tenant that owns the Service"),
-    namespace: str = typer.Option(..., help="the provider namespace of the Service, e.g. gz-bigdata-exchange"),
-    service: str = typer.Option(..., help="the Service's name"),
-    port: int = typer.Option(..., help="the Service port"),
+    offer: Optional[str] = typer.Option(None, help="apply for an offer of the catalogue (`yunshang share catalog`): "
+                                                   "provider, service and the longest term come from it"),
+    consumer: Optional[str] = typer.Option(None, help="your tenant (default: your department's, from your identity)"),
+    provider: Optional[str] = typer.Option(None, help="the tenant that owns the Service (without --offer)"),
+    namespace: Optional[str] = typer.Option(None, help="the provider namespace of the Service (without --offer)"),
+    service: Optional[str] = typer.Option(None, help="the Service's name (without --offer)"),
+    port: Optional[int] = typer.Option(None, help="the Service port (without --offer)"),
     purpose: str = typer.Option(..., help="why you need it"),
-    days: int = typer.Option(30, min=1, max=366, help="how long access lasts once approved"),
+    expires: Optional[str] = typer.Option(None, help="when access ends, e.g. 2027-03-01 (default: --days from now)"),
+    days: Optional[int] = typer.Option(None, min=1, max=366,
+                                       help="how long access lasts (default: the offer's longest term, else 30)"),
     name: Optional[str] = typer.Option(None, help="agreement name (default: <consumer>.<provider>.<service>)"),
     output: Output = OutputOpt,
 ) -> None:
-    """Apply for access to one Service port of another department (it decides)."""
+    """Apply for access to one Service port of another department (it decides, unless its offer
+    needs no approval). From the catalogue:
+
+    yunshang share request --offer gz-bigdata.population --purpose 'case lookups' --expires 2027-03-01
+    """
     from pydantic import ValidationError
 
+    o = None
+    if offer:
+        o = _call(_agreements(ctx).offer, offer)["spec"]
+        if o.get("withdrawn"):
+            raise UserError(f"offer {offer} was withdrawn: it takes no new requests (`yunshang share catalog`)")
+        provider, svc = o["provider"], o["service"]
+        namespace, service, port = svc["namespace"], svc["name"], svc["port"]
+    missing = [f"--{k}" for k, v in (("provider", provider), ("namespace", namespace), ("service", service),
+                                     ("port", port)) if v is None]
+    if missing:
+        raise UserError(f"give --offer, or {', '.join(missing)}")
+    consumer = consumer or _my_tenant(ctx)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    until = _parse_when(expires) if expires else now + dt.timedelta(days=days or (o["maxDays"] if o else 30))
+    if o and until > now + dt.timedelta(days=o["maxDays"]):
+        raise UserError(f"offer {offer} grants at most {o['maxDays']} days: choose --expires before "
+                        f"{(now + dt.timedelta(days=o['maxDays'])).date().isoformat()}")
     try:
         req = agreement.AgreementRequest.model_validate({
-            "consumer": consumer, "provider": provider, "purpose": purpose,
-            "service": {"namespace": namespace, "name": service, "port": port},
-            "expires": dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=days),
+            "consumer": consumer, "provider": provider, "purpose": purpose, "offer": offer,
+            "service": {"namespace": namespace, "name": service, "port": port}, "expires": until,
         })
     except ValidationError as e:
         raise UserError(api.validation_message(e)) from None
@@ -129,3 +171,113 @@ def revoke(ctx: typer.Context, name: str, reason: str = typer.Option("", help="w
     """End an agreement now (either side's owners, or the platform bureau): the path closes."""
     _call(_agreements(ctx).revoke, name, reason)
     out.print(f"agreement [bold]{name}[/] revoked")
+
+
+@share_app.command()
+def rate(ctx: typer.Context, name: str, score: int = typer.Option(..., min=1, max=5, help="1 (very poor) to 5 (very good)"),
+         comment: str = typer.Option("", help="what was good or bad")) -> None:
+    """Rate the service an agreement gave you (好差评), once it has ended.
+
+    The consumer's owners rate, once, after the agreement expired or was revoked; the ratings
+    feed `yunshang report performance`."""
+    _call(_agreements(ctx).rate, name, score, comment)
+    out.print(f"agreement [bold]{name}[/] rated {score}/5")
+
+
+# ------------------------------------------------------------------ the catalogue (目录)
+def _offer_row(o: dict[str, Any]) -> dict[str, Any]:
+    s = o["spec"]
+    svc = s["service"]
+    return {"offer": o["metadata"]["name"], "provider": s["provider"], "title": s["title"],
+            "description": s.get("description", ""), "data": s.get("data", []),
+            "classification": s["classification"], "maxDays": s["maxDays"],
+            "approvalRequired": s.get("approvalRequired", True),
+            "service": f"{svc['namespace']}/{svc['name']}:{svc['port']}",
+            "withdrawn": (s.get("withdrawn") or {}).get("at")}
+
+
+@share_app.command()
+def catalog(
+    ctx: typer.Context,
+    provider: Optional[str] = typer.Option(None, help="only this provider's offers"),
+    classification: Optional[str] = typer.Option(None, help="only offers of this classification (public, internal, "
+                                                            "sensitive, secret)"),
+    text: Optional[str] = typer.Option(None, help="only offers whose title, description or data mention this"),
+    withdrawn: bool = typer.Option(False, "--withdrawn", help="include withdrawn offers"),
+    output: Output = OutputOpt,
+) -> None:
+    """The catalogue of services departments offer to share (目录): what to ask for, and on which terms.
+
+    yunshang share catalog --text 人口 --classification internal
+    """
+    rows = [_offer_row(o) for o in _call(_agreements(ctx).offers)]
+    needle = (text or "").casefold()
+    rows = [r for r in rows
+            if (withdrawn or not r["withdrawn"]) and provider in (None, r["provider"])
+            and classification in (None, r["classification"])
+            and (not needle or needle in " ".join([r["title"], r["description"], *r["data"]]).casefold())]
+    rows.sort(key=lambda r: (r["provider"], r["offer"]))
+    if output == Output.json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("no offers match" + ("" if (provider or classification or text) else
+                                        ": a provider publishes one with `yunshang share offer --help`"))
+        return
+    from rich.table import Table
+
+    t = Table("OFFER", "PROVIDER", "TITLE", "DATA", "CLASS", "MAX DAYS", "APPROVAL", "SERVICE")
+    for r in rows:
+        title = r["title"] + (" [red](withdrawn)[/]" if r["withdrawn"] else "")
+        t.add_row(r["offer"], r["provider"], title, ", ".join(r["data"]), r["classification"], str(r["maxDays"]),
+                  "per consumer" if r["approvalRequired"] else "none", r["service"])
+    out.print(t)
+
+
+@share_app.command()
+def offer(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="the offer's id, e.g. gz-bigdata.population (at most 63 characters)"),
+    provider: str = typer.Option(..., help="your tenant (the one that owns the Service)"),
+    namespace: str = typer.Option(..., help="the namespace of the Service, e.g. gz-bigdata-exchange"),
+    service: str = typer.Option(..., help="the Service's name"),
+    port: int = typer.Option(..., help="the Service port offered"),
+    title: str = typer.Option(..., help="a short title, e.g. 人口基础信息查询"),
+    description: str = typer.Option("", help="what it is and how to use it"),
+    data: list[str] = typer.Option([], help="a data item it carries; repeat for several"),
+    classification: str = typer.Option(..., help="public, internal, sensitive or secret"),
+    max_days: int = typer.Option(90, min=1, max=366, help="the longest term an agreement may run"),
+    approval: bool = typer.Option(True, "--approval/--no-approval",
+                                  help="decide on each consumer (default) or let the offer be the consent"),
+    output: Output = OutputOpt,
+) -> None:
+    """Publish an offer in the catalogue (a provider department's owners)."""
+    from pydantic import ValidationError
+
+    try:
+        spec = agreement.OfferSpec.model_validate({
+            "provider": provider, "service": {"namespace": namespace, "name": service, "port": port},
+            "title": title, "description": description, "data": data, "classification": classification,
+            "maxDays": max_days, "approvalRequired": approval})
+    except ValidationError as e:
+        raise UserError(api.validation_message(e)) from None
+    created = _call(_agreements(ctx).publish, name, spec)
+    if output == Output.json:
+        emit_json(created)
+        return
+    out.print(f"offer [bold]{name}[/] published; consumers apply with `yunshang share request --offer {name} "
+              "--purpose ...`")
+
+
+@share_app.command()
+def withdraw(ctx: typer.Context, name: str,
+             reason: str = typer.Option("", help="why"),
+             revoke_existing: bool = typer.Option(False, "--revoke-existing",
+                                                  help="also end the agreements made from it now (default: they run "
+                                                       "to their end)")) -> None:
+    """Withdraw an offer: it takes no new requests.
+
+    Existing agreements made from it run to their end, or with --revoke-existing end now."""
+    _call(_agreements(ctx).withdraw, name, reason, revoke_existing)
+    out.print(f"offer [bold]{name}[/] withdrawn; " + ("its agreements are being revoked" if revoke_existing
+                                                     else "its agreements run to their end"))

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .tenant import Approval, DnsLabel, Model, TenantName
+from .tenant import Approval, Classification, DnsLabel, Model, TenantName
 
 
 class ServiceRef(Model):
@@ -24,6 +24,24 @@ class ServiceRef(Model):
     """Protocol of that port."""
 
 
+# an offer or agreement name: DNS labels joined by dots, e.g. gz-bigdata.population
+DnsLabelOrDotted = Annotated[str, Field(min_length=1, max_length=253,
+                                        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+
+
+class Rating(Model):
+    """好差评: the consumer's verdict on the service it received, given once when the agreement ended."""
+
+    score: int = Field(ge=1, le=5)
+    """1 (very poor) to 5 (very good)."""
+    comment: str = Field(default="", max_length=1024)
+    """What was good or bad."""
+    by: str = Field(min_length=1, max_length=253)
+    """Who rated (the consumer's owners)."""
+    at: dt.datetime | None = None
+    """When."""
+
+
 class Revocation(Model):
     by: str = Field(min_length=1, max_length=253)
     """Who revoked it (either side's owners, or the platform bureau)."""
@@ -31,6 +49,57 @@ class Revocation(Model):
     """Why."""
     at: dt.datetime | None = None
     """When."""
+
+
+OFFER_LABEL = "platform.yunshang.io/offer"  # on an agreement made from an offer: the offer's name
+OFFER_MAX_DAYS = 366
+
+
+class ExistingAgreements(str, enum.Enum):
+    """What withdrawing an offer does to the agreements already made from it."""
+
+    RunToEnd = "RunToEnd"
+    Revoke = "Revoke"
+
+
+class Withdrawal(Model):
+    by: str = Field(min_length=1, max_length=253)
+    """Who withdrew the offer (the provider's owners)."""
+    reason: str = Field(default="", max_length=1024)
+    """Why."""
+    at: dt.datetime | None = None
+    """When."""
+    existing: ExistingAgreements = ExistingAgreements.RunToEnd
+    """RunToEnd: agreements made from it run until they expire; Revoke: they end now."""
+
+
+class OfferSpec(Model):
+    """A service a provider department offers to share (目录: the catalogue consumers choose from)."""
+
+    provider: TenantName
+    """The tenant that owns the Service."""
+    service: ServiceRef
+    """The Service port offered."""
+    title: str = Field(min_length=1, max_length=128)
+    """A short title, e.g. 人口基础信息查询."""
+    description: str = Field(default="", max_length=2048)
+    """What it is and how to use it."""
+    data: list[str] = Field(default_factory=list, max_length=32)
+    """The data it carries, e.g. [姓名, 身份证号, 户籍地址]."""
+    classification: Classification
+    """The classification of that data: only tenants cleared for it may be granted access."""
+    max_days: int = Field(ge=1, le=OFFER_MAX_DAYS)
+    """The longest term an agreement may run, in days from its request."""
+    approval_required: bool = True
+    """Whether the provider's owners decide on each consumer (false: the offer is the consent)."""
+    withdrawn: Withdrawal | None = None
+    """Set by the provider to end new requests (and, if it says so, the agreements made from it)."""
+
+    @model_validator(mode="after")
+    def _service_of_provider(self) -> "OfferSpec":
+        if not self.service.namespace.startswith(self.provider + "-"):
+            raise ValueError(f"service.namespace must be one of {self.provider}'s namespaces ({self.provider}-...)")
+        return self
 
 
 class AgreementRequest(Model):
@@ -46,6 +115,8 @@ class AgreementRequest(Model):
     """Why the consumer needs it (content and scope of the agreement)."""
     expires: dt.datetime
     """When access ends by itself."""
+    offer: DnsLabelOrDotted | None = None
+    """The catalogue offer applied for, if any: its terms bound the agreement (the API server checks)."""
 
     @model_validator(mode="after")
     def _sides(self) -> "AgreementRequest":
@@ -61,6 +132,8 @@ class AgreementSpec(AgreementRequest):
     """The provider's decision (only the provider's owners may set it)."""
     revoked: Revocation | None = None
     """Set to end the agreement before it expires."""
+    rating: Rating | None = None
+    """The consumer's rating of the service once the agreement has ended (好差评), given once."""
 
 
 class AgreementPhase(str, enum.Enum):

@@ -136,6 +136,24 @@ def agreement_crd() -> dict[str, Any]:
                 ], short=["share"])
 
 
+def offer_crd() -> dict[str, Any]:
+    from .agreement import OfferSpec
+
+    spec = {**schema_of(OfferSpec), "x-kubernetes-validations": [
+        {"rule": "self.service.namespace.startsWith(self.provider + '-')",
+         "message": "service.namespace must be one of the provider's namespaces"},
+    ]}
+    return _crd("ShareOffer", "shareoffers",
+                "A service a provider department offers to share: the catalogue consumers apply from.", spec,
+                None, [
+                    {"name": "Provider", "type": "string", "jsonPath": ".spec.provider"},
+                    {"name": "Title", "type": "string", "jsonPath": ".spec.title"},
+                    {"name": "Classification", "type": "string", "jsonPath": ".spec.classification"},
+                    {"name": "Max-Days", "type": "integer", "jsonPath": ".spec.maxDays"},
+                    {"name": "Withdrawn", "type": "date", "jsonPath": ".spec.withdrawn.at"},
+                ], short=["offer"])
+
+
 def audit_crd() -> dict[str, Any]:
     from .audit import AuditRecordSpec
 
@@ -153,7 +171,7 @@ def audit_crd() -> dict[str, Any]:
 
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, for everything yunshang defines."""
-    crds = [tenant_crd(), agreement_crd(), audit_crd()]
+    crds = [tenant_crd(), agreement_crd(), offer_crd(), audit_crd()]
     return {f"{c['metadata']['name']}.yaml": c for c in crds}
 
 

@@ -29,6 +29,9 @@ KINDS = {
     "ConfigMap": ("/api/v1", "configmaps", True),
     "Secret": ("/api/v1", "secrets", True),
     "ClusterKopfPeering": ("/apis/kopf.dev/v1", "clusterkopfpeerings", False),
+    "ShareOffer": ("/apis/platform.yunshang.io/v1alpha1", "shareoffers", False),
+    "ValidatingAdmissionPolicyBinding": ("/apis/admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings",
+                                         False),
 }
 
 WRITES: collections.Counter[str] = collections.Counter()
@@ -124,11 +127,12 @@ def create(api: client.ApiClient, kind: str, body: dict) -> dict:
     return _call(api, "POST", f"{prefix}{f'/namespaces/{ns}' if namespaced else ''}/{plural}", body=body)
 
 
-def list_all(api: client.ApiClient, kind: str) -> list[dict]:
+def list_all(api: client.ApiClient, kind: str, label_selector: str = "") -> list[dict]:
     prefix, plural, _ = KINDS[kind]
     items, token = [], None
     while True:
-        query = [("limit", "500")] + ([("continue", token)] if token else [])
+        query = [("limit", "500")] + ([("continue", token)] if token else []) + \
+            ([("labelSelector", label_selector)] if label_selector else [])
         page = _call(api, "GET", f"{prefix}/{plural}", query=query)
         items += page.get("items", [])
         token = (page.get("metadata") or {}).get("continue")

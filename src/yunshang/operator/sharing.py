@@ -12,7 +12,7 @@ import kopf
 from pydantic import ValidationError
 
 from .. import sharing, signoff, tenancy
-from ..models.agreement import AgreementPhase, AgreementSpec
+from ..models.agreement import AgreementPhase, AgreementSpec, OfferSpec
 from ..models.tenant import GROUP, VERSION, TenantSpec
 from . import kube, metrics
 from ..models.audit import ObjectRef
@@ -82,6 +82,10 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
     tenants = r.cache.tenants
     consumer, provider = tenants.get(spec.consumer), tenants.get(spec.provider)
     now = dt.datetime.now(dt.timezone.utc)
+    offer = _offer(api, spec.offer) if spec.offer else None
+    auto = sharing.auto_approved(spec, offer)
+    stamp = body["metadata"].get("creationTimestamp")
+    created = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
     problem = None
     desired: list[dict] = []
     if consumer is None or provider is None:
@@ -89,10 +93,11 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
     else:
         cspec, pspec = TenantSpec.model_validate(consumer.spec), TenantSpec.model_validate(provider.spec)
         problem = sharing.classification_problem(pspec.classification, cspec.classification)
+        problem = problem or sharing.offer_problem(spec, offer, created, cspec.classification)
         for side, tspec in ((spec.consumer, cspec), (spec.provider, pspec)):
             if tspec.quarantine:  # a quarantined tenant keeps no traffic but the platform's own
                 problem = f"closed while {side} is quarantined ({tspec.quarantine.reason})"
-        phase, _ = sharing.phase_of(spec, now, problem)
+        phase, _ = sharing.phase_of(spec, now, problem, auto)
         if phase == AgreementPhase.Active:
             svc = kube.get(api, "Service", spec.service.name, spec.service.namespace)
             port = next((p for p in ((svc or {}).get("spec") or {}).get("ports", []) if p.get("port") == spec.service.port), None)
@@ -104,7 +109,7 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
                 target = port.get("targetPort", port["port"])
                 desired = sharing.desired_policies(name, uid, spec, selector, target,
                                                    tenancy.namespace_names(spec.consumer, cspec))
-    phase, message = sharing.phase_of(spec, now, problem)
+    phase, message = sharing.phase_of(spec, now, problem, auto)
     live = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in indices["share_policy_index"].get(uid, [])}
     for obj in desired:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
@@ -131,13 +136,21 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
     })
 
 
+def _offer(api, name: str) -> OfferSpec | None:
+    body = kube.get(api, "ShareOffer", name)
+    try:
+        return OfferSpec.model_validate(body["spec"]) if body else None
+    except ValidationError:
+        return None
+
+
 def _decision_deadline(r, name: str, spec: AgreementSpec, body: dict, phase: AgreementPhase) -> dt.datetime | None:
     """限时办结 for the provider: its decision is due `agreement_days` after the request; the
     deadline is exported while pending, the time the decision took once (histogram)."""
     created = body["metadata"].get("creationTimestamp")
     opened = dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
     due = signoff.deadline(opened, r.settings.agreement_days)
-    pending = spec.decision is None and phase == AgreementPhase.Pending
+    pending = spec.decision is None and phase == AgreementPhase.Pending  # (an offer without approval: never)
     metrics.pending_decisions("agreement", name, {spec.provider: due.timestamp() if pending and due else None})
     key = (f"agreement:{name}", 1, spec.provider)
     d = spec.decision

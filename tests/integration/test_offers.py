@@ -1,0 +1,171 @@
+"""The catalogue (目录): providers publish offers, consumers apply from them, and the API server
+holds every agreement to its offer's terms; withdrawal and rating (好差评). Every attempt is
+made as the department would, through impersonation, beside the control that is admitted."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from kubernetes import client
+
+from factories import approval, dept_groups, tenant
+from helpers import Impersonated, wait_for
+
+GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+API = f"/apis/{GROUP}/{VERSION}"
+LABEL = "platform.yunshang.io/offer"
+
+
+def ready_tenant(co, name, **changes):
+    body = tenant(name, **changes)
+    body["spec"]["approval"] = approval()
+    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
+    wait_for(f"{name} Ready", lambda: (co.get_cluster_custom_object(GROUP, VERSION, "tenants", name).get("status") or {})
+             .get("phase") == "Ready")
+
+
+@pytest.fixture
+def pair(operator, kube_api):
+    co = client.CustomObjectsApi(kube_api)
+    a, b = f"oc-{uuid.uuid4().hex[:5]}", f"op-{uuid.uuid4().hex[:5]}"
+    ready_tenant(co, a)
+    ready_tenant(co, b, namespaces=["exchange"])
+    client.CoreV1Api(kube_api).create_namespaced_service(f"{b}-exchange", {
+        "metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    return co, a, b, Impersonated(kube_api, f"clerk-{a}", dept_groups(a)), Impersonated(kube_api, f"owner-{b}", dept_groups(b))
+
+
+def offer_body(name, b, **over):
+    spec = {"provider": b, "service": {"namespace": f"{b}-exchange", "name": "api", "port": 80},
+            "title": "人口基础信息查询", "description": "population lookups", "data": ["姓名", "户籍地址"],
+            "classification": "internal", "maxDays": 30, **over}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareOffer", "metadata": {"name": name}, "spec": spec}
+
+
+def request_body(a, b, offer, days=10, label=True, port=80, name=None):
+    md = {"name": name or f"{a}.{b}.{uuid.uuid4().hex[:4]}"}
+    if label:
+        md["labels"] = {LABEL: offer}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareAgreement", "metadata": md,
+            "spec": {"consumer": a, "provider": b, "purpose": "case lookups", "offer": offer,
+                     "service": {"namespace": f"{b}-exchange", "name": "api", "port": port},
+                     "expires": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+
+def bound(kube_api, offer, consumer, a, b):
+    """The operator's binding for the offer exists and the API server enforces it (a dry-run
+    request beyond the terms is refused)."""
+    adm = client.AdmissionregistrationV1Api(kube_api)
+    wait_for("offer binding", lambda: adm.read_validating_admission_policy_binding(f"yunshang-offer-terms.{offer}"))
+    wait_for("binding in force", lambda: consumer.create(f"{API}/shareagreements?dryRun=All",
+                                                         request_body(a, b, offer, days=400))[0] == 422, timeout=30)
+
+
+def phase(co, name):
+    return (co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", name).get("status") or {}).get("phase")
+
+
+def test_only_the_provider_offers_and_the_api_server_holds_requests_to_the_terms(pair, kube_api):
+    co, a, b, consumer, provider = pair
+    offer = f"{b}.population"
+    code, body = consumer.create(f"{API}/shareoffers", offer_body(offer, b))
+    assert code == 403 and f"yunshang:dept:{b}" in body["message"]
+    code, body = provider.create(f"{API}/shareoffers", offer_body(offer, b))
+    assert code == 201, body
+    bound(kube_api, offer, consumer, a, b)
+    # beyond the longest term, another port, or without the label that binds it: refused
+    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, days=45))
+    assert code == 422 and "grants at most 30 days" in body["message"]
+    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, port=22))
+    assert code == 422 and "exactly its service" in body["message"]
+    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, label=False))
+    assert code == 422 and LABEL in body["message"]
+    # within the terms: admitted, and pending the provider's decision (approval per consumer)
+    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, days=29, name=f"{a}.{b}.ok"))
+    assert code == 201, body
+    wait_for("Pending", lambda: phase(co, f"{a}.{b}.ok") == "Pending")
+    # the provider cannot change what the offer is; a consumer cannot withdraw it
+    code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"service": {"port": 443}}})
+    assert code == 403 and "fixed" in body["message"]
+    code, body = consumer.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": {"by": "x"}}})
+    assert code == 403
+    # withdrawn (running to their end): no new request; the existing one is untouched
+    code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": {
+        "by": f"owner-{b}", "reason": "moving to v2", "existing": "RunToEnd"}}})
+    assert code == 200, body
+    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer))
+    assert code == 403 and "withdrawn" in body["message"]
+    assert phase(co, f"{a}.{b}.ok") == "Pending"
+    code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": None}})
+    assert code == 403 and "final" in body["message"]
+
+
+def test_an_offer_without_approval_opens_at_once_and_withdrawal_can_revoke(pair, kube_api):
+    co, a, b, consumer, provider = pair
+    offer = f"{b}.open-data"
+    assert provider.create(f"{API}/shareoffers", offer_body(offer, b, approvalRequired=False,
+                                                            classification="public"))[0] == 201
+    bound(kube_api, offer, consumer, a, b)
+    name = f"{a}.{b}.open"
+    assert consumer.create(f"{API}/shareagreements", request_body(a, b, offer, name=name))[0] == 201
+    wait_for("Active without a decision", lambda: phase(co, name) == "Active", timeout=20)
+    # rating only once it ended, by the consumer, as itself, once
+    rate = {"spec": {"rating": {"score": 4, "comment": "fast", "by": f"clerk-{a}"}}}
+    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}", rate)
+    assert code == 403 and "after it expired or was revoked" in body["message"]
+    assert provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": {
+        "by": f"owner-{b}", "reason": "closing", "existing": "Revoke"}}})[0] == 200
+    wait_for("revoked by the withdrawal", lambda: phase(co, name) == "Revoked", timeout=20)
+    code, body = provider.merge_patch(f"{API}/shareagreements/{name}",
+                                      {"spec": {"rating": {"score": 5, "by": f"owner-{b}"}}})
+    assert code == 403
+    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}",
+                                      {"spec": {"rating": {"score": 4, "by": "someone-else"}}})
+    assert code == 403
+    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}", rate)
+    assert code == 200, body
+    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}",
+                                      {"spec": {"rating": {"score": 1, "by": f"clerk-{a}"}}})
+    assert code == 403
+
+
+def test_the_catalogue_through_the_cli(pair, platform, kube_api, capsys, monkeypatch):
+    import json
+
+    from yunshang.cli import app
+    from yunshang.cli.common import run_app
+
+    co, a, b, consumer, _ = pair
+
+    def as_(user, groups):
+        kc = str(platform.identity_kubeconfig(user, groups))
+
+        def run(*args, ok=True):
+            monkeypatch.setattr("sys.argv", ["yunshang", "--kubeconfig", kc, *args])
+            capsys.readouterr()
+            code = run_app(app)
+            out, err = capsys.readouterr()
+            assert "Traceback" not in out + err and (code == 0 or not ok), err
+            return code, out, err
+        return run
+
+    prov, cons = as_(f"owner-{b}", dept_groups(b)), as_(f"clerk-{a}", dept_groups(a))
+    offer = f"{b}.cases"
+    _, out, _ = prov("share", "offer", offer, "--provider", b, "--namespace", f"{b}-exchange", "--service", "api",
+                     "--port", "80", "--title", "案件状态查询", "--data", "案件编号", "--data", "状态",
+                     "--classification", "internal", "--max-days", "20")
+    assert f"offer {offer} published" in out
+    bound(kube_api, offer, consumer, a, b)
+    rows = json.loads(cons("share", "catalog", "--text", "案件", "-o", "json")[1])
+    assert [r["offer"] for r in rows] == [offer] and rows[0]["maxDays"] == 20 and rows[0]["data"] == ["案件编号", "状态"]
+    assert json.loads(cons("share", "catalog", "--classification", "secret", "-o", "json")[1]) == []
+    code, _, err = cons("share", "request", "--offer", offer, "--purpose", "case lookups", "--days", "60", ok=False)
+    assert code == 1 and "grants at most 20 days" in err
+    _, out, _ = cons("share", "request", "--offer", offer, "--purpose", "case lookups")  # the consumer: from identity
+    name = f"{a}.{b}.api"
+    assert f"agreement {name}" in out or name in out
+    got = co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", name)
+    assert got["metadata"]["labels"][LABEL] == offer and got["spec"]["offer"] == offer
+    code, _, err = cons("share", "rate", name, "--score", "5", ok=False)
+    assert code == 1 and "rated once it expired or was revoked" in err
