@@ -198,6 +198,23 @@ class Tenants:
                         "used": dict((st.used if st else None) or {})})
         return out
 
+    def usage(self) -> dict[str, tuple[dict, dict]]:
+        """tenant -> (used, hard) of "cpu" and "memory" requests, summed over its namespaces' quotas."""
+        from .models.quantity import to_decimal
+
+        items = self.call("resource quotas", lambda: client.CoreV1Api(self.api).list_resource_quota_for_all_namespaces(
+            label_selector=tenancy.LABEL_TENANT).items)
+        out: dict[str, tuple[dict, dict]] = {}
+        for q in items:
+            tenant = (q.metadata.labels or {}).get(tenancy.LABEL_TENANT)
+            used, hard = out.setdefault(tenant, ({}, {}))
+            st = q.status
+            for key, res in (("requests.cpu", "cpu"), ("requests.memory", "memory")):
+                for side, src in ((used, (st.used if st else None) or {}), (hard, (st.hard if st else None) or {})):
+                    if key in src:
+                        side[res] = side.get(res, 0) + to_decimal(src[key])
+        return out
+
     # -------------------------------------------------------------- writes
     def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         return self.call(f"tenant {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, PLURAL, name,

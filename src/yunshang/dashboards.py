@@ -89,6 +89,28 @@ DASHBOARDS = (
              "{{tenant}} floor"),
         ), width=24),
     )),
+    # 绩效考评: the figures of `yunshang report performance` that Prometheus keeps a history of
+    Dashboard("yunshang-performance", "yunshang / performance (绩效考评, 好差评)", (
+        Panel("Time to decide, p90 (7d), by party", (
+            ("histogram_quantile(0.9, sum by (le, kind, party) "
+             "(increase(yunshang_decision_duration_seconds_bucket[7d])))", "{{kind}} {{party}}"),), unit="s"),
+        Panel("Time to decide, median (7d), by party", (
+            ("histogram_quantile(0.5, sum by (le, kind, party) "
+             "(increase(yunshang_decision_duration_seconds_bucket[7d])))", "{{kind}} {{party}}"),), unit="s"),
+        Panel("Decisions pending, by party", (
+            ("count by (kind, party) (yunshang_decision_deadline_timestamp_seconds)", "{{kind}} {{party}}"),),
+            kind="table", width=8),
+        Panel("Decisions overdue (限时办结), by party", (
+            ("count by (kind, party) (yunshang_decision_deadline_timestamp_seconds < time())", "{{kind}} {{party}}"),),
+            kind="table", width=8),
+        Panel("Consumers' rating (好差评), by provider", (
+            ("yunshang_provider_rating_sum / yunshang_provider_rating_count", "{{provider}}"),), kind="table", width=8),
+        Panel("CPU quota utilisation, by tenant", (
+            ('sum by (tenant) (yunshang_tenant_resource_usage{resource="cpu"}) / '
+             'sum by (tenant) (yunshang_tenant_resource_limit{resource="cpu"})', "{{tenant}}"),), unit="percentunit"),
+        Panel("Quarantines (30d), by tenant", (
+            ("sum by (tenant) (increase(yunshang_quarantines_total[30d]))", "{{tenant}}"),), kind="table"),
+    )),
 )
 
 

@@ -130,6 +130,40 @@ def test_an_offer_without_approval_opens_at_once_and_withdrawal_can_revoke(pair,
     assert code == 403
 
 
+def test_performance_report_and_rating_metrics(pair, kube_api, operator, platform, capsys, monkeypatch):
+    """绩效考评 from what the cluster holds: the provider's decision time and rating, the consumer's
+    request, each reviewer role's sign-offs; the rating also as the operator's gauges."""
+    import json
+
+    from yunshang.cli import app
+    from yunshang.cli.common import run_app
+    from yunshang.models.tenant import ADMIN_GROUP
+
+    co, a, b, consumer, provider = pair
+    offer = f"{b}.rated"
+    assert provider.create(f"{API}/shareoffers", offer_body(offer, b))[0] == 201
+    bound(kube_api, offer, consumer, a, b)
+    name = f"{a}.{b}.rated"
+    assert consumer.create(f"{API}/shareagreements", request_body(a, b, offer, name=name))[0] == 201
+    assert provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"decision": approval(by=f"owner-{b}")}})[0] == 200
+    wait_for("Active", lambda: phase(co, name) == "Active")
+    assert consumer.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"revoked": {"by": f"clerk-{a}"}}})[0] == 200
+    wait_for("Revoked", lambda: phase(co, name) == "Revoked")
+    assert consumer.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"rating": {
+        "score": 2, "comment": "slow", "by": f"clerk-{a}"}}})[0] == 200
+    wait_for("rating gauge", lambda: operator.metrics().get(f"yunshang_provider_rating_sum{{provider={b}}}") == 2)
+    kc = str(platform.identity_kubeconfig("finance.zhao", [ADMIN_GROUP]))
+    monkeypatch.setattr("sys.argv", ["yunshang", "--kubeconfig", kc, "report", "performance", "-o", "json"])
+    capsys.readouterr()
+    assert run_app(app) == 0
+    rows = {r["party"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[b]["ratings"] == 1 and rows[b]["rating_avg"] == 2.0 and rows[b]["offers"] >= 1
+    assert rows[b]["decisions_owed"] >= 1 and rows[b]["decision_median_s"] is not None
+    # its agreement (its tenant was approved the legacy way, which has no timing to evaluate)
+    assert rows[a]["requests_made"] >= 1 and rows[a]["agreements_consumed"] >= 1
+    assert {"role:platform", "role:security", "role:finance"} <= set(rows)
+
+
 def test_the_catalogue_through_the_cli(pair, platform, kube_api, capsys, monkeypatch):
     import json
 

@@ -1,4 +1,5 @@
-"""`yunshang report costs`: monthly showback per department, and the saving against own servers."""
+"""`yunshang report costs`: monthly showback per department, and the saving against own servers;
+`yunshang report performance`: how fast and how well each department and reviewer role serves."""
 from __future__ import annotations
 
 import csv
@@ -60,4 +61,78 @@ def costs(
     total = lambda f: sum((getattr(r, f) for r in rows), showback.Decimal(0))  # noqa: E731
     t.add_row("[bold]total[/]", "", "", "", str(total("cost_requested")), str(total("cost_used")),
               str(total("own_servers")), f"[bold green]{total('saving')}[/]")
+    out.print(t)
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+@report_app.command()
+def performance(
+    ctx: typer.Context,
+    stack: str = typer.Option("local", "--stack", "-s", help="whose sign-off roles and time limits "
+                                                             "(stacks/Pulumi.<stack>.yaml, yunshang:signoff)"),
+    since: str = typer.Option("", help="only what was requested, rated or quarantined from then on, e.g. 2026-11-01"),
+    output: Format = typer.Option(Format.table, "--output", "-o", help="table for people, csv or json for finance"),
+) -> None:
+    """绩效考评: per department and reviewer role, how fast and how well it serves.
+
+    Requests it made and their time to a decision; decisions it owed (as reviewer role or as
+    provider), how many are pending and overdue, median and p90 time; quota utilisation; offers,
+    agreements offered and consumed; quarantines; the consumers' average rating (好差评).
+    Platform admins (it reads the audit trail).
+    """
+    import datetime as dt
+
+    from .. import performance as perf
+    from ..client import Agreements, AuditTrail
+
+    try:
+        cfg = stackcfg.from_stack_file(stack, stackcfg.PROJECT_ROOT)
+    except stackcfg.ConfigError as e:
+        raise UserError(str(e)) from None
+    start = None
+    if since:
+        try:
+            start = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(f"--since {since!r} is not a date, e.g. 2026-11-01") from None
+        start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+    c = _client(ctx)
+    shares = Agreements(c)
+    audit = [{"action": r.action, "time": r.time, "tenants": r.tenants} for r in _call(AuditTrail(c).records)]
+    rows = perf.report(_call(c.list), _call(shares.list), _call(shares.offers), audit, _call(c.usage),
+                       roles=cfg.signoff.roles, tenant_days=cfg.signoff.tenant_days,
+                       agreement_days=cfg.signoff.agreement_days, now=dt.datetime.now(dt.timezone.utc), since=start)
+    dicts = [dataclasses.asdict(r) for r in rows]
+    if output == Format.json:
+        emit_json(dicts)
+        return
+    if output == Format.csv:
+        w = csv.DictWriter(sys.stdout, fieldnames=list(dicts[0]) if dicts else ["party"])
+        w.writeheader()
+        w.writerows(dicts)
+        return
+    from rich.table import Table
+
+    t = Table("PARTY", "REQUESTS", "REQ MEDIAN/P90", "OWED", "PENDING", "OVERDUE", "DECIDED MEDIAN/P90",
+              "CPU", "MEM", "OFFERS", "OFFERED", "CONSUMED", "QUARANTINES", "RATING")
+    for r in rows:
+        late = f"[red]{r.decisions_overdue}[/]" if r.decisions_overdue else "0"
+        rating = f"{r.rating_avg:.1f} ({r.ratings})" if r.ratings else "-"
+        t.add_row(r.party, str(r.requests_made), f"{_dur(r.request_median_s)}/{_dur(r.request_p90_s)}",
+                  str(r.decisions_owed), str(r.decisions_pending), late,
+                  f"{_dur(r.decision_median_s)}/{_dur(r.decision_p90_s)}", _pct(r.cpu_utilisation),
+                  _pct(r.memory_utilisation), str(r.offers), str(r.agreements_offered), str(r.agreements_consumed),
+                  str(r.quarantines), rating)
     out.print(t)

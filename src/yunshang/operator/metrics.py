@@ -59,6 +59,11 @@ DECISION_SECONDS = Histogram(
     ["kind", "party"], buckets=(600, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400, 5 * 86400,
                                 7 * 86400, 14 * 86400, 30 * 86400))
 
+# 好差评: the consumers' ratings of each provider's agreements (sum / count = the average)
+RATING_SUM = Gauge("yunshang_provider_rating_sum", "Sum of the ratings consumers gave a provider's agreements",
+                   ["provider"])
+RATING_COUNT = Gauge("yunshang_provider_rating_count", "Ratings consumers gave a provider's agreements", ["provider"])
+
 RESOURCES = {v: k for k, v in QUOTA_KEYS.items()}  # requests.cpu -> cpu
 
 

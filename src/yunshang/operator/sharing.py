@@ -128,12 +128,24 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
         except KeyError:
             pass
     deadline = _decision_deadline(r, name, spec, body, phase)
+    _rating(memo, name, spec)
     _status(memo, name, body, {
         "phase": phase.value, "message": message,
         "policies": sorted(f"{ns}/{n}" for ns, n in wanted),
         "observedGeneration": body["metadata"].get("generation", 0),
         **({"deadline": deadline.strftime("%Y-%m-%dT%H:%M:%SZ")} if deadline else {}),
     })
+
+
+def _rating(memo: kopf.Memo, name: str, spec: AgreementSpec) -> None:
+    """好差评: each provider's ratings as two gauges (the dashboard divides them)."""
+    ratings: dict[str, tuple[str, int]] = memo.setdefault("agreement_ratings", {})
+    if spec.rating is None or ratings.get(name) == (spec.provider, spec.rating.score):
+        return
+    ratings[name] = (spec.provider, spec.rating.score)
+    scores = [score for provider, score in ratings.values() if provider == spec.provider]
+    metrics.RATING_SUM.labels(spec.provider).set(sum(scores))
+    metrics.RATING_COUNT.labels(spec.provider).set(len(scores))
 
 
 def _offer(api, name: str) -> OfferSpec | None:
