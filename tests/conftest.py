@@ -79,7 +79,7 @@ class OperatorProcess:
         if self not in RUNNING:
             RUNNING.append(self)
         env = {**os.environ, "KUBECONFIG": str(self.cp.kubeconfig), "YUNSHANG_RESYNC_SECONDS": str(self.resync),
-               **self.extra_env}
+               "YUNSHANG_VIEW_SECONDS": "1", **self.extra_env}
         log = (self.log_dir / f"operator-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "yunshang.operator", "--metrics-port", str(self.metrics_port)],

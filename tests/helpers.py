@@ -125,3 +125,23 @@ class Hook:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+def granted(who: "Impersonated", path: str, timeout: float = 30.0) -> None:
+    """Until ``who`` may read ``path``: the operator names a department's tenant and agreements
+    in its ClusterRole within a round of its views (need-to-know, yunshang.views)."""
+    wait_for(f"{who.user} may read {path}", lambda: who.request("GET", path)[0] == 200, timeout=timeout)
+
+
+def grant(api: client.ApiClient, tenant: str) -> None:
+    """What the operator's views would grant the tenant's department, for tests without an operator."""
+    from yunshang import views
+    from yunshang.operator import kube
+
+    uid = client.CustomObjectsApi(api).get_cluster_custom_object(
+        "platform.yunshang.io", "v1alpha1", "tenants", tenant)["metadata"]["uid"]
+    for obj in views.desired(tenant, uid, [], [])[:2]:  # its ClusterRole and binding
+        kube.apply(api, obj)
+    # the API server's RBAC cache takes a moment: until the department may read it
+    granted(Impersonated(api, "probe", ["yunshang:departments", f"yunshang:dept:{tenant}"]),
+            f"/apis/platform.yunshang.io/v1alpha1/tenants/{tenant}")

@@ -150,8 +150,33 @@ class Tenants:
                          lambda: self.co.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
 
     def list(self) -> list[dict[str, Any]]:
-        return self.read("tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
-                         lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"]
+        """Every tenant; for a department (which may not list them: need-to-know) its own."""
+        try:
+            return self.read("tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
+                             lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"]
+        except ClientError as e:
+            if not str(e).startswith("not allowed") or not self.departments():
+                raise
+            return [self.get(t) for t in self.departments()]
+
+    def departments(self) -> list[str]:
+        """The tenants the caller belongs to (groups yunshang:dept:<tenant>)."""
+        if not hasattr(self, "_departments"):
+            _, groups = self.identity()
+            self._departments = sorted(g[len(tm.DEPT_GROUP_PREFIX):] for g in groups
+                                       if g.startswith(tm.DEPT_GROUP_PREFIX))
+        return self._departments
+
+    def view(self, tenant: str) -> dict[str, Any]:
+        """A department's view (need-to-know, kept by the operator): its agreements and audit records."""
+        from .views import VIEWS_NAMESPACE, view_name
+
+        cm = self.read(f"the view of {tenant}", f"/api/v1/namespaces/{VIEWS_NAMESPACE}/configmaps/{view_name(tenant)}",
+                       lambda: client.ApiClient().sanitize_for_serialization(
+                           client.CoreV1Api(self.api).read_namespaced_config_map(view_name(tenant), VIEWS_NAMESPACE)))
+        data = cm.get("data") or {}
+        return {"agreements": json.loads(data.get("agreements.json") or "[]"),
+                "audit": json.loads(data.get("audit.json") or "[]")}
 
     def call(self, what: str, fn, *args, listing: str = "yunshang tenant list", **kwargs):
         """One API call: an API error or an unreachable server becomes a one-line ClientError."""
@@ -238,7 +263,14 @@ class Tenants:
         """Refuse (before the operator would) a child whose quota does not fit its parent's."""
         if not spec.parent:
             return
-        items = {t["metadata"]["name"]: t for t in self.list()}
+        try:
+            items = {t["metadata"]["name"]: t for t in self.call("tenants", lambda: self.read(
+                "tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
+                lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"])}
+        except ClientError as e:
+            if str(e).startswith("not allowed"):
+                return  # a department sees no other tenant (need-to-know): the operator checks instead
+            raise
         parent_body = items.get(spec.parent)
         parent = tm.TenantSpec.model_validate(parent_body["spec"]) if parent_body else None
         siblings = {}
@@ -282,6 +314,8 @@ class Tenants:
             if role not in mine:
                 raise ClientError(f"you ({user}) are not in group {signoff.reviewer_group(role)}: you cannot sign "
                                   f"off for {role}" + (f" (your roles: {', '.join(mine)})" if mine else ""))
+        if decision == "Approved":  # a child that does not fit its parent: refused before anyone signs it
+            self._check_carve(name, self._spec(name))
         for _ in range(5):  # another role may sign at the same moment: retry on a changed object
             body = self.get(name)
             spec = body["spec"]
@@ -298,7 +332,8 @@ class Tenants:
                         "quota": quota} for role in roles]
             for e in entries:
                 tm.SignOff.model_validate(e)
-            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": body["metadata"]["resourceVersion"]}]
+            # the spec as read (generation: status writes do not move it), then one append per decision
+            ops = [{"op": "test", "path": "/metadata/generation", "value": body["metadata"]["generation"]}]
             if spec.get("signoffs"):  # one append per decision: the audit trail sees exactly what is new
                 ops += [{"op": "add", "path": "/spec/signoffs/-", "value": e} for e in entries]
             else:
@@ -307,8 +342,8 @@ class Tenants:
                 return roles, rnd, self.co.patch_cluster_custom_object(
                     GROUP, VERSION, PLURAL, name, ops, _content_type="application/json-patch+json")
             except client.ApiException as e:
-                if e.status in (409, 422) and "test" in (e.body or "") and "resourceVersion" in (e.body or ""):
-                    continue  # changed meanwhile: read again
+                if e.status in (409, 422) and _generation_moved(e, self, name, body["metadata"]["generation"]):
+                    continue  # the spec changed meanwhile: read again
                 raise ClientError(api_message(e, f"tenant {name!r}")) from None
             except Exception as e:  # noqa: BLE001
                 raise self._unreachable(e) from None
@@ -316,8 +351,6 @@ class Tenants:
 
     def approve(self, name: str, reason: str = "", roles: list[str] | None = None,
                 all_roles: bool = False) -> tuple[list[str], int, dict]:
-        spec = self._spec(name)
-        self._check_carve(name, spec)
         return self.sign(name, "Approved", reason, roles, all_roles)
 
     def reject(self, name: str, reason: str, roles: list[str] | None = None) -> tuple[list[str], int, dict]:
@@ -367,6 +400,14 @@ class Tenants:
         self.call(f"tenant {name!r}", self.co.delete_cluster_custom_object, GROUP, VERSION, PLURAL, name)
 
 
+def _generation_moved(e, tenants: "Tenants", name: str, generation: int) -> bool:
+    """Did a JSON patch's test fail because the spec changed (not because the patch was refused)?"""
+    try:
+        return int(tenants.get(name)["metadata"]["generation"]) != int(generation)
+    except ClientError:
+        return False
+
+
 def _short(e: Exception) -> str:
     text = str(e)
     for needle, says in (("Connection refused", "connection refused"), ("CERTIFICATE_VERIFY_FAILED", "TLS: unknown certificate"),
@@ -394,8 +435,18 @@ class Agreements:
                            listing="yunshang share list")
 
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        items = self.t.read("agreements", f"/apis/{GROUP}/{VERSION}/{self.PLURAL}",
-                            lambda: self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL))["items"]
+        """Every agreement; for a department, those it is a party to (from its view)."""
+        try:
+            items = self.t.read("agreements", f"/apis/{GROUP}/{VERSION}/{self.PLURAL}",
+                                lambda: self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL))["items"]
+        except ClientError as e:
+            if not str(e).startswith("not allowed") or not self.t.departments():
+                raise
+            seen: dict[str, dict] = {}
+            for t in self.t.departments():
+                for a in self.t.view(t)["agreements"]:
+                    seen[a["metadata"]["name"]] = a
+            items = list(seen.values())
         return [a for a in items if tenant in (None, a["spec"]["consumer"], a["spec"]["provider"])]
 
     def request(self, name: str, spec: am.AgreementRequest) -> dict[str, Any]:
@@ -485,6 +536,20 @@ class AuditTrail:
         return self.t.co
 
     def records(self) -> list[audm.AuditRecordSpec]:
+        """Every record; for a department, the newest ones that concern it (from its view)."""
+        try:
+            return self._all_records()
+        except ClientError as e:
+            if not str(e).startswith("not allowed") or not self.t.departments():
+                raise
+        seen: dict[int, audm.AuditRecordSpec] = {}
+        for t in self.t.departments():
+            for r in self.t.view(t)["audit"]:
+                rec = audm.AuditRecordSpec.model_validate(r)
+                seen[rec.seq] = rec
+        return sorted(seen.values(), key=lambda r: r.seq)
+
+    def _all_records(self) -> list[audm.AuditRecordSpec]:
         out, token = [], None
         while True:
             page = self.t.call("audit records", self.co.list_cluster_custom_object, GROUP, VERSION, self.PLURAL,

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from . import policies
 from .models import crd
 from .tenancy import MONITORING_NAMESPACE, SYSTEM_NAMESPACE
+from .views import VIEWS_NAMESPACE
 
 FIELD_MANAGER = "yunshang-platform"
 
@@ -16,7 +17,7 @@ def system_namespaces() -> list[dict[str, Any]]:
     labels = {"app.kubernetes.io/part-of": "yunshang", "pod-security.kubernetes.io/enforce": "baseline"}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": labels}}
-        for n in (SYSTEM_NAMESPACE, MONITORING_NAMESPACE)
+        for n in (SYSTEM_NAMESPACE, MONITORING_NAMESPACE, VIEWS_NAMESPACE)
     ]
 
 

@@ -23,6 +23,7 @@ from .models.audit import DEFAULT_ANCHOR
 from .models.agreement import OFFER_LABEL
 from .models.tenant import ADMIN_GROUP, DEPARTMENTS_GROUP, DEPT_GROUP_PREFIX, GROUP, TenantSpec
 from .signoff import DEFAULT_ROLES, REVIEWER_GROUP_PREFIX
+from .views import VIEWS_NAMESPACE
 from .tenancy import (
     ANN_INGRESS_CLASSES,
     ANN_REGISTRIES,
@@ -289,7 +290,7 @@ def offer_policy() -> list[dict[str, Any]]:
              "message": "an offer's provider and service are fixed: withdraw it and publish a new one", "reason": "Forbidden"},
             {"expression": "request.operation != 'CREATE' || !has(object.spec.withdrawn)",
              "message": "a new offer cannot be withdrawn already", "reason": "Invalid"},
-            {"expression": (f"request.operation != 'UPDATE' || !has(oldObject.spec.withdrawn) || "
+            {"expression": ("request.operation != 'UPDATE' || !has(oldObject.spec.withdrawn) || "
                             "oldObject.spec == object.spec"),
              "message": "a withdrawn offer is final: publish a new one", "reason": "Forbidden"},
         ],
@@ -551,8 +552,10 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
     shares = {"apiGroups": [GROUP], "resources": ["shareagreements"]}
     offers = {"apiGroups": [GROUP], "resources": ["shareoffers"]}
     return [
-        _role("yunshang:department", [{**tenants, "verbs": [*read, "create", "update", "patch"]},
-                                      {**shares, "verbs": [*read, "create", "update", "patch"]},
+        # need-to-know: a department creates tenants and agreements but lists neither (RBAC cannot filter a
+        # list by name); the operator grants each department its own by name (yunshang.views)
+        _role("yunshang:department", [{**tenants, "verbs": ["create"]},
+                                      {**shares, "verbs": ["create"]},
                                       {**offers, "verbs": [*read, "create", "update", "patch"]}]),
         _binding("yunshang:departments", "yunshang:department", _group(DEPARTMENTS_GROUP)),
         _role(
@@ -581,6 +584,9 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
                 {**tenants, "verbs": [*read, "patch", "update"]},
                 {**shares, "verbs": [*read, "patch", "update", "delete"]},
                 {**offers, "verbs": read},
+                # need-to-know: each department's ClusterRole naming its own tenant and agreements (yunshang.views)
+                {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"],
+                 "verbs": [*read, "create", "patch"]},
                 # one binding of the offer-terms policy per offer (the policy itself ships with the platform)
                 {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingadmissionpolicybindings"],
                  "verbs": [*read, "create", "patch", "delete"]},
@@ -630,6 +636,18 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
          "metadata": {"name": "yunshang:operator-alertmanager", "namespace": MONITORING_NAMESPACE,
                       "labels": {"app.kubernetes.io/part-of": "yunshang"}},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "yunshang:operator-alertmanager"},
+         "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
+        # the operator keeps the departments' views (and the Roles that let each read its own)
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "yunshang:operator-views", "namespace": VIEWS_NAMESPACE,
+                      "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": [*read, "create", "patch"]},
+                   {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+                    "verbs": [*read, "create", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "yunshang:operator-views", "namespace": VIEWS_NAMESPACE,
+                      "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "yunshang:operator-views"},
          "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
         # Prometheus reads the API server's own metrics (pod security, authorization decisions)
         _role("yunshang:metrics-reader", [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),

@@ -34,6 +34,9 @@ def offer_problem(spec: AgreementSpec, offer: OfferSpec | None, created: dt.date
         return None
     if offer is None:
         return f"offer {spec.offer} does not exist"
+    if offer.withdrawn is not None and created is not None and offer.withdrawn.at is not None \
+            and created > offer.withdrawn.at:
+        return f"offer {spec.offer} was withdrawn before this request"
     if offer.provider != spec.provider or offer.service != spec.service:
         return f"offer {spec.offer} is for {offer.service.namespace}/{offer.service.name}:{offer.service.port} only"
     expires = spec.expires if spec.expires.tzinfo else spec.expires.replace(tzinfo=dt.timezone.utc)

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from factories import approval, dept_groups, tenant
-from helpers import Impersonated, wait_for
+from helpers import Impersonated, granted, wait_for
 
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
 API = f"/apis/{GROUP}/{VERSION}"
@@ -94,6 +94,9 @@ def test_only_the_provider_offers_and_the_api_server_holds_requests_to_the_terms
     code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": {
         "by": f"owner-{b}", "reason": "moving to v2", "existing": "RunToEnd"}}})
     assert code == 200, body
+    # the API server sees the withdrawal through its parameter cache (within a second or so)
+    wait_for("withdrawal in force", lambda: consumer.create(f"{API}/shareagreements?dryRun=All",
+                                                            request_body(a, b, offer))[0] == 403, timeout=30)
     code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer))
     assert code == 403 and "withdrawn" in body["message"]
     assert phase(co, f"{a}.{b}.ok") == "Pending"
@@ -110,6 +113,7 @@ def test_an_offer_without_approval_opens_at_once_and_withdrawal_can_revoke(pair,
     name = f"{a}.{b}.open"
     assert consumer.create(f"{API}/shareagreements", request_body(a, b, offer, name=name))[0] == 201
     wait_for("Active without a decision", lambda: phase(co, name) == "Active", timeout=20)
+    granted(consumer, f"{API}/shareagreements/{name}")
     # rating only once it ended, by the consumer, as itself, once
     rate = {"spec": {"rating": {"score": 4, "comment": "fast", "by": f"clerk-{a}"}}}
     code, body = consumer.merge_patch(f"{API}/shareagreements/{name}", rate)
@@ -145,6 +149,8 @@ def test_performance_report_and_rating_metrics(pair, kube_api, operator, platfor
     bound(kube_api, offer, consumer, a, b)
     name = f"{a}.{b}.rated"
     assert consumer.create(f"{API}/shareagreements", request_body(a, b, offer, name=name))[0] == 201
+    granted(provider, f"{API}/shareagreements/{name}")
+    granted(consumer, f"{API}/shareagreements/{name}")
     assert provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"decision": approval(by=f"owner-{b}")}})[0] == 200
     wait_for("Active", lambda: phase(co, name) == "Active")
     assert consumer.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"revoked": {"by": f"clerk-{a}"}}})[0] == 200
@@ -201,5 +207,6 @@ def test_the_catalogue_through_the_cli(pair, platform, kube_api, capsys, monkeyp
     assert f"agreement {name}" in out or name in out
     got = co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", name)
     assert got["metadata"]["labels"][LABEL] == offer and got["spec"]["offer"] == offer
+    granted(consumer, f"{API}/shareagreements/{name}")
     code, _, err = cons("share", "rate", name, "--score", "5", ok=False)
     assert code == 1 and "rated once it expired or was revoked" in err

@@ -9,7 +9,7 @@ import uuid
 from kubernetes import client
 
 from factories import approval, dept_groups, tenant
-from helpers import Impersonated, wait_for
+from helpers import Impersonated, granted, wait_for
 from yunshang.models.tenant import ADMIN_GROUP
 
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
@@ -43,6 +43,7 @@ def test_lapsed_review_suspends_with_data_kept_until_a_new_date(operator, kube_a
 
     # the department cannot extend its own review; the control: its other edits are not blocked by this rule
     dept = Impersonated(kube_api, f"clerk-{name}", dept_groups(name))
+    granted(dept, f"/apis/{GROUP}/{VERSION}/tenants/{name}")
     later = (dt.date.today() + dt.timedelta(days=365)).isoformat()
     code, resp = dept.merge_patch(f"/apis/{GROUP}/{VERSION}/tenants/{name}", {"spec": {"reviewDate": later}})
     assert code == 403 and "review date" in resp["message"], resp

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from factories import ADMIN_GROUPS, approval, dept_groups, reviewer_groups, signed, signoff, tenant
-from helpers import Impersonated, wait_for
+from helpers import Impersonated, grant, granted, wait_for
 
 TENANTS = "/apis/platform.yunshang.io/v1alpha1/tenants"
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
@@ -48,6 +48,7 @@ def add(who, name, *decisions, base=None):
 
 def test_each_role_records_only_its_own_decision_as_itself(kube_api, dept, name):
     assert dept.create(TENANTS, tenant(name))[0] == 201
+    grant(kube_api, name)
     spec = get(dept, name)["spec"]
     sec = reviewer(kube_api, "security")
     code, body = add(sec, name, signoff(spec, "finance", by="security.reviewer"))
@@ -71,6 +72,7 @@ def test_each_role_records_only_its_own_decision_as_itself(kube_api, dept, name)
 
 def test_admins_and_departments_decide_for_no_role(kube_api, dept, name):
     assert dept.create(TENANTS, tenant(name))[0] == 201
+    grant(kube_api, name)
     spec = get(dept, name)["spec"]
     admin = Impersonated(kube_api, "bureau.chen", ADMIN_GROUPS)
     code, body = add(admin, name, signoff(spec, "platform", by="bureau.chen"))
@@ -87,6 +89,7 @@ def test_admins_and_departments_decide_for_no_role(kube_api, dept, name):
 
 def test_a_reviewer_changes_nothing_else_and_answers_the_current_round(kube_api, dept, name):
     assert dept.create(TENANTS, tenant(name))[0] == 201
+    grant(kube_api, name)
     body = get(dept, name)
     fin = reviewer(kube_api, "finance")
     code, resp = fin.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "1"}}})
@@ -108,6 +111,7 @@ def phase(co, name):
 def test_parallel_signoff_in_any_order_then_a_quota_round(kube_api, operator, dept, name):
     co = client.CustomObjectsApi(kube_api)
     assert dept.create(TENANTS, tenant(name))[0] == 201
+    granted(dept, f"{TENANTS}/{name}")
     wait_for("Pending with each role", lambda: phase(co, name).get("phase") == "Pending" and phase(co, name).get("signoff"), timeout=30)
     st = phase(co, name)["signoff"]
     assert [r["role"] for r in st["roles"]] == ["platform", "security", "finance"] and st["roles"][0]["deadline"]

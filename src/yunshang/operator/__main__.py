@@ -36,7 +36,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not args.verbose:  # a line per watch event ("Handler ... succeeded") costs more than the event
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    from . import alerting, anchor, handlers, offers, response, sharing  # noqa: F401  (registers the handlers)
+    from . import alerting, anchor, handlers, offers, response, sharing, views  # noqa: F401  (registers the handlers)
 
     if args.metrics_port:
         from prometheus_client import start_http_server

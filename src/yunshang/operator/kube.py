@@ -30,6 +30,9 @@ KINDS = {
     "Secret": ("/api/v1", "secrets", True),
     "ClusterKopfPeering": ("/apis/kopf.dev/v1", "clusterkopfpeerings", False),
     "ShareOffer": ("/apis/platform.yunshang.io/v1alpha1", "shareoffers", False),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
     "ValidatingAdmissionPolicyBinding": ("/apis/admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings",
                                          False),
 }
@@ -127,13 +130,14 @@ def create(api: client.ApiClient, kind: str, body: dict) -> dict:
     return _call(api, "POST", f"{prefix}{f'/namespaces/{ns}' if namespaced else ''}/{plural}", body=body)
 
 
-def list_all(api: client.ApiClient, kind: str, label_selector: str = "") -> list[dict]:
+def list_all(api: client.ApiClient, kind: str, label_selector: str = "", namespace: str | None = None) -> list[dict]:
     prefix, plural, _ = KINDS[kind]
+    where = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
     items, token = [], None
     while True:
         query = [("limit", "500")] + ([("continue", token)] if token else []) + \
             ([("labelSelector", label_selector)] if label_selector else [])
-        page = _call(api, "GET", f"{prefix}/{plural}", query=query)
+        page = _call(api, "GET", where, query=query)
         items += page.get("items", [])
         token = (page.get("metadata") or {}).get("continue")
         if not token:

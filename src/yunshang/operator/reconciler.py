@@ -71,6 +71,7 @@ class Reconciler:
         self._tasks: list[asyncio.Task] = []
         self._leader = False  # with peering: not until the peering object says so
         self.on_tenant_gone: list[Callable[[str], None]] = []  # e.g. end the tenant's agreements
+        self.views_stale = asyncio.Event()  # need-to-know: a department's views want a new round (views.py)
         self.decisions_seen: set[tuple[str, int, str]] = set()  # (tenant, round, role): timed once
         self.started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)  # decisions before: not timed
 
@@ -92,6 +93,8 @@ class Reconciler:
             return
         rec = TenantRecord.of(body)
         old = self.cache.put_tenant(rec)
+        if old is None:
+            self.views_stale.set()
         if old is None or old.generation != rec.generation or old.deleting != rec.deleting \
                 or old.uid != rec.uid or (rec.deleting and old.finalizers != rec.finalizers):
             self.queue.add(name)

@@ -78,6 +78,8 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
     except ValidationError as e:
         _status(name, body, {"phase": AgreementPhase.Refused.value, "message": f"invalid: {e.errors()[0]['msg']}"})
         return
+    if name not in _parties(memo):
+        reconciler(memo).views_stale.set()  # its parties may read it once their roles name it
     _parties(memo)[name] = (spec.consumer, spec.provider)
     tenants = r.cache.tenants
     consumer, provider = tenants.get(spec.consumer), tenants.get(spec.provider)

@@ -1,0 +1,62 @@
+"""Need-to-know in the operator (yunshang.views says what and why): every few seconds, each
+department's ClusterRole, view and the bindings that let it read them are brought in line with
+its tenant, its agreements and the audit records that concern it; only what differs is written."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from .. import tenancy, views
+from . import kube
+from .handlers import reconciler, spawn
+
+VIEW_SECONDS = float(os.environ.get("YUNSHANG_VIEW_SECONDS", "10"))
+LIVE_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")
+log = logging.getLogger("yunshang.views")
+
+
+@kopf.on.startup()
+async def start_views(memo: kopf.Memo, **_: Any) -> None:
+    spawn(memo, _loop(reconciler(memo)))
+
+
+async def _loop(r) -> None:
+    await r.settled()
+    while True:
+        r.views_stale.clear()
+        if r.active():
+            try:
+                await asyncio.to_thread(sync, r)
+            except Exception as e:  # noqa: BLE001  (the next round tries again)
+                log.warning("department views: %s", kube.why(e))
+        try:  # a new tenant or agreement brings the next round forward (its department waits for it)
+            await asyncio.wait_for(r.views_stale.wait(), VIEW_SECONDS)
+            await asyncio.sleep(0.5)  # what comes together goes together
+        except asyncio.TimeoutError:
+            pass
+
+
+def sync(r) -> int:
+    """One round: returns how many objects were written."""
+    live = {}
+    for kind in LIVE_KINDS:
+        ns = views.VIEWS_NAMESPACE if kube.KINDS[kind][2] else None
+        for obj in kube.list_all(r.api, kind, label_selector=views.LABEL_VIEW, namespace=ns):
+            md = obj["metadata"]
+            live[(kind, md.get("namespace", ""), md["name"])] = obj
+    agreements = kube.list_all(r.api, "ShareAgreement")
+    audit = [o["spec"] for o in kube.list_all(r.api, "AuditRecord")]
+    written = 0
+    for name, rec in list(r.cache.tenants.items()):
+        if rec.deleting or not rec.uid:
+            continue
+        for obj in views.desired(name, rec.uid, agreements, audit):
+            md = obj["metadata"]
+            if not tenancy.in_sync(obj, live.get((obj["kind"], md.get("namespace", ""), md["name"]))):
+                kube.apply(r.api, obj)
+                written += 1
+    return written
