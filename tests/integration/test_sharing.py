@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 
 from factories import approval, dept_groups, tenant
-from helpers import Impersonated, wait_for
+from helpers import Impersonated, granted, wait_for
 
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
 SHARES = f"/apis/{GROUP}/{VERSION}/shareagreements"
@@ -63,6 +63,8 @@ def test_consumer_applies_provider_approves_exact_path_opens_then_revoked(pair, 
     code, body = consumer.create(SHARES, agreement(a, b))
     assert code == 201, body
     wait_for("Pending", lambda: phase(co, name) == "Pending")
+    for side in (consumer, provider):  # need-to-know: the operator names it in both parties' roles
+        granted(side, f"{SHARES}/{name}")
     assert not policies(kube_api, name)
     code, body = consumer.merge_patch(f"{SHARES}/{name}", {"spec": {"decision": approval(by="clerk-a")}})
     assert code == 403 and "only the provider" in body["message"]
