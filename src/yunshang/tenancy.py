@@ -335,7 +335,9 @@ def is_subset(desired: Any, live: Any) -> bool:
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return False
-        return all(k in live and is_subset(v, live[k]) for k, v in desired.items())
+        # None: "not there" (a merge patch removes the key)
+        return all((live.get(k) is None) if v is None else (k in live and is_subset(v, live[k]))
+                   for k, v in desired.items())
     if isinstance(desired, list):
         if not isinstance(live, list) or len(desired) != len(live):
             return False

@@ -254,3 +254,16 @@ def test_a_pending_round_shows_each_role_and_provisions_nothing(rec, fake):
     assert st["phase"] == "Pending" and "security, finance" in st["message"]
     assert [(r["role"], r["decision"]) for r in st["signoff"]["roles"]] == [
         ("platform", "Approved"), ("security", "Pending"), ("finance", "Pending")]
+
+
+def test_approval_clears_the_open_rounds_status(rec, fake):
+    b = body("p2", finalizers=[FINALIZER])
+    full = b["spec"]["signoffs"]
+    b["spec"]["signoffs"] = full[:2]
+    rec.tenant_event("ADDED", b)
+    run(rec.reconcile("p2"))
+    assert rec._written["p2"]["signoff"]["state"] == "Pending"
+    b2 = body("p2", generation=2, rv="9", finalizers=[FINALIZER])
+    rec.tenant_event("MODIFIED", b2 | {"status": rec._written["p2"]})
+    run(rec.reconcile("p2"))
+    assert rec._written["p2"]["phase"] == "Ready" and rec._written["p2"]["signoff"] is None

@@ -88,7 +88,7 @@ def up(
         out.print("  try next   : yunshang tenant list                      # the catalog, Ready in seconds")
         out.print("               yunshang tenant request my-dept --department-code 520000-X \\")
         out.print("                 --department-name 某某局 --level province --owner me --purpose demo --project P-1")
-        out.print("               yunshang tenant approve my-dept")
+        out.print("               yunshang tenant approve my-dept --all-roles   # the reviewers sign (locally: all roles)")
         out.print("               yunshang share request --consumer gy-police --provider gz-bigdata \\")
         out.print("                 --namespace gz-bigdata-exchange --service api --port 80 --purpose 'case lookups'")
         out.print("               yunshang share approve gy-police.gz-bigdata.api   # the provider decides")

@@ -124,8 +124,8 @@ def request(
     if output == Output.json:
         emit_json(created)
         return
-    out.print(f"tenant [bold]{name}[/] requested: Pending until the platform bureau approves it "
-              f"(`yunshang tenant approve {name}`)")
+    out.print(f"tenant [bold]{name}[/] requested: Pending until every reviewer role signs it off "
+              f"(`yunshang tenant show {name}` shows who has)")
 
 
 @tenant_app.command("list")

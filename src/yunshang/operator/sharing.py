@@ -135,7 +135,8 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
         "phase": phase.value, "message": message,
         "policies": sorted(f"{ns}/{n}" for ns, n in wanted),
         "observedGeneration": body["metadata"].get("generation", 0),
-        **({"deadline": deadline.strftime("%Y-%m-%dT%H:%M:%SZ")} if deadline else {}),
+        # while pending; the merge patch removes it once decided
+        "deadline": deadline.strftime("%Y-%m-%dT%H:%M:%SZ") if deadline else None,
     })
 
 

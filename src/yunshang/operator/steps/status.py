@@ -40,8 +40,11 @@ def provisioned(spec: TenantSpec, review: tenancy.Review, generation: int, grace
     if pending:  # a quota request waiting for (or refused by) the reviewers
         msg = f"{msg}; {pending}"
     extra = {"signoff": signoff} if signoff else {}
-    return typed(phase, msg, generation, namespace_count=len(spec.namespaces),
-                 conditions=[condition(True, phase.value, msg, previous)], **extra)
+    out = typed(phase, msg, generation, namespace_count=len(spec.namespaces),
+                conditions=[condition(True, phase.value, msg, previous)], **extra)
+    if not signoff:
+        out["signoff"] = None  # the merge patch removes what the open round showed
+    return out
 
 
 def typed(phase: Phase, message: str, generation: int, **fields: Any) -> dict[str, Any]:
