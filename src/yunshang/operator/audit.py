@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from typing import Callable
 
 from ..models.audit import GENESIS, AuditRecordSpec, ObjectRef, make
 from ..models.tenant import API_VERSION
@@ -26,6 +27,7 @@ class AuditLog:
         self._api = api_factory
         self._lock = threading.Lock()
         self._head: tuple[int, str] | None = None
+        self.on_append: Callable[[AuditRecordSpec], None] | None = None  # e.g. the departments' views
 
     def _load_head(self) -> tuple[int, str]:
         items = kube.list_all(self._api(), "AuditRecord")
@@ -57,6 +59,8 @@ class AuditLog:
                         continue
                     raise
                 self._head = (rec.seq, rec.hash)
+                if self.on_append is not None:
+                    self.on_append(rec)
                 log.info("audit #%d %s %s/%s by %s %s", rec.seq, action, obj.kind, obj.name, actor, details)
                 return rec
         raise RuntimeError("could not append to the audit trail after 10 attempts")

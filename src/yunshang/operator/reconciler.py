@@ -206,6 +206,8 @@ class Reconciler:
     # ------------------------------------------------------------------ the loop
     def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # a record that concerns a department changes its view (need-to-know, views.py)
+        self.audit.on_append = lambda rec: loop.call_soon_threadsafe(self.views_stale.set)
         self._sem = asyncio.Semaphore(self.settings.concurrency)
         self._tasks = [loop.create_task(self._worker(i)) for i in range(self.settings.workers)]
         self._tasks.append(loop.create_task(self._resync()))

@@ -233,6 +233,8 @@ def share_policy_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
 @kopf.on.delete(*AGREEMENTS, optional=True)
 def agreement_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
     _writer(memo).forget(name)
+    _parties(memo).pop(name, None)
+    reconciler(memo).views_stale.set()  # its parties lose it from their roles and views
 
 
 def end_agreements_of(api, tenant: str) -> list[str]:

@@ -14,7 +14,9 @@ from .. import tenancy, views
 from . import kube
 from .handlers import reconciler, spawn
 
-VIEW_SECONDS = float(os.environ.get("YUNSHANG_VIEW_SECONDS", "10"))
+# a round runs when a tenant, an agreement or an audit record appears or goes, and at the latest
+# every VIEW_SECONDS (repairing a view someone changed); each round lists what it compares
+VIEW_SECONDS = float(os.environ.get("YUNSHANG_VIEW_SECONDS", "300"))
 LIVE_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")
 log = logging.getLogger("yunshang.views")
 
@@ -33,7 +35,7 @@ async def _loop(r) -> None:
                 await asyncio.to_thread(sync, r)
             except Exception as e:  # noqa: BLE001  (the next round tries again)
                 log.warning("department views: %s", kube.why(e))
-        try:  # a new tenant or agreement brings the next round forward (its department waits for it)
+        try:  # a new tenant, agreement or record brings the next round forward (its department waits for it)
             await asyncio.wait_for(r.views_stale.wait(), VIEW_SECONDS)
             await asyncio.sleep(0.5)  # what comes together goes together
         except asyncio.TimeoutError:
