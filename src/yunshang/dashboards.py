@@ -110,6 +110,13 @@ DASHBOARDS = (
              'sum by (tenant) (yunshang_tenant_resource_limit{resource="cpu"})', "{{tenant}}"),), unit="percentunit"),
         Panel("Quarantines (30d), by tenant", (
             ("sum by (tenant) (increase(yunshang_quarantines_total[30d]))", "{{tenant}}"),), kind="table"),
+        Panel("Active agreements offered (as provider) and consumed (as consumer)", (
+            ("count by (provider) (yunshang_agreement_expiry_timestamp_seconds)", "offered by {{provider}}"),
+            ("count by (consumer) (yunshang_agreement_expiry_timestamp_seconds)", "consumed by {{consumer}}"),
+        ), kind="table"),
+        Panel("Decisions made (7d), by party", (
+            ("sum by (kind, party) (increase(yunshang_decision_duration_seconds_count[7d]))", "{{kind}} {{party}}"),),
+            kind="table"),
     )),
 )
 
