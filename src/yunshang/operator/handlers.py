@@ -59,6 +59,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
     settings.posting.level = logging.WARNING  # Events are posted by the reconciler, for transitions
+    # the API server sends only what the platform manages (a tenant's own RoleBindings, NetworkPolicies
+    # and everything of other controllers never reach the operator); kopf's label filters stay as well
+    for _g, _v, plural in CHILD_RESOURCES:
+        settings.watching.label_selectors[plural] = f"{tenancy.MANAGED_BY_KEY}={tenancy.MANAGED_BY_VALUE}"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
