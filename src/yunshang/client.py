@@ -108,6 +108,7 @@ class Tenants:
     def __init__(self, kubeconfig: str | None = None, context: str | None = None):
         self._kubeconfig, self._context = kubeconfig, context
         self._api = self._co = None
+        self._identity: tuple[str, list[str]] | None = None
         try:  # reads go through the light path when the kubeconfig allows it (rest.py says why)
             self.rest: rest.Endpoint | None = rest.Endpoint(kubeconfig, context)
         except (rest.Unsupported, OSError, ValueError, ssl.SSLError):
@@ -161,18 +162,15 @@ class Tenants:
 
     def departments(self) -> list[str]:
         """The tenants the caller belongs to (groups yunshang:dept:<tenant>)."""
-        if not hasattr(self, "_departments"):
-            _, groups = self.identity()
-            self._departments = sorted(g[len(tm.DEPT_GROUP_PREFIX):] for g in groups
-                                       if g.startswith(tm.DEPT_GROUP_PREFIX))
-        return self._departments
+        _, groups = self.identity()
+        return sorted(g[len(tm.DEPT_GROUP_PREFIX):] for g in groups if g.startswith(tm.DEPT_GROUP_PREFIX))
 
     def view(self, tenant: str) -> dict[str, Any]:
         """A department's view (need-to-know, kept by the operator): its agreements and audit records."""
         from .views import VIEWS_NAMESPACE, view_name
 
         cm = self.read(f"the view of {tenant}", f"/api/v1/namespaces/{VIEWS_NAMESPACE}/configmaps/{view_name(tenant)}",
-                       lambda: client.ApiClient().sanitize_for_serialization(
+                       lambda: self.api.sanitize_for_serialization(
                            client.CoreV1Api(self.api).read_namespaced_config_map(view_name(tenant), VIEWS_NAMESPACE)))
         data = cm.get("data") or {}
         return {"agreements": json.loads(data.get("agreements.json") or "[]"),
@@ -194,10 +192,7 @@ class Tenants:
                            "is it running (`yunshang dev status`)?")
 
     def whoami(self) -> str:
-        review = client.AuthenticationV1Api(self.api).create_self_subject_review(
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        )
-        return review.status.user_info.username
+        return self.identity()[0]
 
     def events(self, name: str) -> list[Any]:
         try:
@@ -284,12 +279,14 @@ class Tenants:
             raise ClientError(f"tenant {name!r}: {problem}")
 
     def identity(self) -> tuple[str, list[str]]:
-        """Who the API server says the caller is: (username, groups)."""
-        review = client.AuthenticationV1Api(self.api).create_self_subject_review(
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        )
-        info = review.status.user_info
-        return info.username, list(info.groups or [])
+        """Who the API server says the caller is: (username, groups); asked once per client."""
+        if self._identity is None:
+            review = client.AuthenticationV1Api(self.api).create_self_subject_review(
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+            )
+            info = review.status.user_info
+            self._identity = (info.username, list(info.groups or []))
+        return self._identity
 
     def sign(self, name: str, decision: str, reason: str = "", roles: list[str] | None = None,
              all_roles: bool = False) -> tuple[list[str], int, dict]:

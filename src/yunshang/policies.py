@@ -171,9 +171,7 @@ def signoff_policy() -> list[dict[str, Any]]:
     once per role and round, and is never changed or removed; spec.approval is no longer given;
     a reviewer who is not the department changes nothing but the sign-offs."""
     others = [f for f in (TenantSpec.model_fields[n].alias or n for n in TenantSpec.model_fields) if f != "signoffs"]
-    only_signoffs = " && ".join(
-        f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && (!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))"
-        for f in others)
+    only_signoffs = _same(others)
     return _vap(
         SIGNOFF_POLICY,
         "tenants",
@@ -231,8 +229,6 @@ def agreement_policy() -> list[dict[str, Any]]:
     once the provider has decided."""
     consumer = f"'{DEPT_GROUP_PREFIX}' + object.spec.consumer in request.userInfo.groups"
     provider = f"'{DEPT_GROUP_PREFIX}' + object.spec.provider in request.userInfo.groups"
-    same = lambda f: (f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && "  # noqa: E731
-                      f"(!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))")
     terms = " && ".join(f"object.spec.{f} == oldObject.spec.{f}"
                         for f in ("consumer", "provider", "service", "purpose", "expires"))
     return _vap(
@@ -245,10 +241,10 @@ def agreement_policy() -> list[dict[str, Any]]:
                  "reason": "Forbidden"},
                 {"expression": "request.operation != 'CREATE' || (!has(object.spec.decision) && !has(object.spec.revoked))",
                  "message": "a new agreement cannot carry a decision or a revocation", "reason": "Forbidden"},
-                {"expression": f"request.operation != 'UPDATE' || {same('decision')} || ({provider})",
+                {"expression": f"request.operation != 'UPDATE' || {_same(['decision'])} || ({provider})",
                  "messageExpression": "'only the provider (yunshang:dept:' + object.spec.provider + ') may approve or reject'",
                  "reason": "Forbidden"},
-                {"expression": f"request.operation != 'UPDATE' || {same('revoked')} || ({provider}) || ({consumer})",
+                {"expression": f"request.operation != 'UPDATE' || {_same(['revoked'])} || ({provider}) || ({consumer})",
                  "message": "only the consumer's or the provider's owners may revoke an agreement", "reason": "Forbidden"},
                 {"expression": f"request.operation != 'UPDATE' || ({terms}) || (!has(oldObject.spec.decision) && ({consumer}))",
                  "message": "the terms of an agreement (sides, service, purpose, expiry) are fixed once the provider decided",
@@ -258,7 +254,7 @@ def agreement_policy() -> list[dict[str, Any]]:
                                 f"object.metadata.labels['{OFFER_LABEL}'] == object.spec.offer)"),
                  "message": f"an agreement made from an offer carries the label {OFFER_LABEL}=<offer> (`yunshang share request --offer` sets it)",
                  "reason": "Invalid"},
-                {"expression": (f"request.operation != 'UPDATE' || ({same('offer')} && "
+                {"expression": (f"request.operation != 'UPDATE' || ({_same(['offer'])} && "
                                 f"(has(object.metadata.labels) && '{OFFER_LABEL}' in object.metadata.labels) == "
                                 f"(has(oldObject.metadata.labels) && '{OFFER_LABEL}' in oldObject.metadata.labels) && "
                                 f"(!(has(object.metadata.labels) && '{OFFER_LABEL}' in object.metadata.labels) || "
@@ -278,15 +274,13 @@ def offer_policy() -> list[dict[str, Any]]:
     """A provider department publishes and withdraws its own offers; what is offered (provider,
     service) never changes, and a withdrawal is final."""
     provider = f"'{DEPT_GROUP_PREFIX}' + object.spec.provider in request.userInfo.groups"
-    same = lambda f: (f"(has(object.spec.{f}) == has(oldObject.spec.{f}) && "  # noqa: E731
-                      f"(!has(object.spec.{f}) || object.spec.{f} == oldObject.spec.{f}))")
     return _vap(
         OFFER_POLICY, "shareoffers", ["CREATE", "UPDATE"],
         [
             {"expression": provider,
              "messageExpression": "'only members of yunshang:dept:' + object.spec.provider + ' may offer its services'",
              "reason": "Forbidden"},
-            {"expression": f"request.operation != 'UPDATE' || ({same('provider')} && {same('service')})",
+            {"expression": f"request.operation != 'UPDATE' || ({_same(['provider'])} && {_same(['service'])})",
              "message": "an offer's provider and service are fixed: withdraw it and publish a new one", "reason": "Forbidden"},
             {"expression": "request.operation != 'CREATE' || !has(object.spec.withdrawn)",
              "message": "a new offer cannot be withdrawn already", "reason": "Invalid"},
@@ -350,8 +344,7 @@ def rating_policy() -> list[dict[str, Any]]:
         [
             {"expression": "request.operation != 'CREATE' || !has(object.spec.rating)",
              "message": "an agreement is rated after it ended", "reason": "Invalid"},
-            {"expression": ("request.operation != 'UPDATE' || (has(object.spec.rating) == has(oldObject.spec.rating) && "
-                            "(!has(object.spec.rating) || object.spec.rating == oldObject.spec.rating)) || "
+            {"expression": (f"request.operation != 'UPDATE' || {_same(['rating'])} || "
                             f"(!has(oldObject.spec.rating) && ({consumer}) && object.spec.rating.by == request.userInfo.username "
                             "&& has(oldObject.status) && has(oldObject.status.phase) && "
                             "oldObject.status.phase in ['Expired', 'Revoked'])"),

@@ -1,14 +1,13 @@
 """`yunshang audit`: read and verify the tamper-evident audit trail."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Optional
 
 import typer
 
 from ..lazy import OnFirstUse
 from ..models.names import DEFAULT_ANCHOR
-from .common import Output, OutputOpt, UserError, emit_json, out
+from .common import Output, OutputOpt, emit_json, out, parse_time
 from .tenant import _call, _client
 
 api = OnFirstUse("yunshang.client")
@@ -36,11 +35,7 @@ def audit(
         return
     records = _call(api.AuditTrail(_client(ctx)).records)
     if since:
-        try:
-            t0 = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            raise UserError(f"--since {since!r} is not an ISO date or time (e.g. 2026-11-24T08:00:00Z)") from None
-        t0 = t0 if t0.tzinfo else t0.replace(tzinfo=dt.timezone.utc)
+        t0 = parse_time("--since", since)
         records = [r for r in records if r.time >= t0]
     records = [r for r in records if (not tenant or tenant in r.tenants) and (not action or r.action == action)
                and (not actor or r.actor == actor)]

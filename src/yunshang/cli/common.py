@@ -1,6 +1,7 @@
 """What every command shares: output format, one-line errors, no tracebacks for users."""
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import sys
@@ -23,6 +24,15 @@ OutputOpt = typer.Option(Output.table, "--output", "-o", help="table for people,
 
 class UserError(Exception):
     """An error the user can fix: printed as one line, exit code 1."""
+
+
+def parse_time(flag: str, text: str, example: str = "2026-11-24 or 2026-11-24T08:00:00Z") -> dt.datetime:
+    """A --since/--expires value: an ISO date or time, UTC unless it says otherwise."""
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not an ISO date or time (e.g. {example})") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def emit_json(data: Any) -> None:

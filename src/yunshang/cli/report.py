@@ -10,7 +10,7 @@ import sys
 import typer
 
 from ..lazy import OnFirstUse
-from .common import UserError, emit_json, out
+from .common import UserError, emit_json, out, parse_time
 from .tenant import _call, _client
 
 showback = OnFirstUse("yunshang.showback")
@@ -25,6 +25,26 @@ class Format(str, enum.Enum):
     json = "json"
 
 
+def _stack(stack: str):
+    try:
+        return stackcfg.from_stack_file(stack, stackcfg.PROJECT_ROOT)
+    except stackcfg.ConfigError as e:
+        raise UserError(str(e)) from None
+
+
+def _machine(dicts: list[dict], output: Format, first: str) -> bool:
+    """json or csv for scripts and finance: True if written (else the caller draws a table)."""
+    if output == Format.json:
+        emit_json(dicts)
+        return True
+    if output == Format.csv:
+        w = csv.DictWriter(sys.stdout, fieldnames=list(dicts[0]) if dicts else [first])
+        w.writeheader()
+        w.writerows(dicts)
+        return True
+    return False
+
+
 @report_app.command()
 def costs(
     ctx: typer.Context,
@@ -33,22 +53,13 @@ def costs(
 ) -> None:
     """Each department's monthly cost (requested and used capacity) and what running the same
     requested capacity on its own servers would cost, with the saving."""
-    try:
-        cfg = stackcfg.from_stack_file(stack, stackcfg.PROJECT_ROOT)
-    except stackcfg.ConfigError as e:
-        raise UserError(str(e)) from None
+    cfg = _stack(stack)
     from ..client import approved
 
     tenants = [t for t in _call(_client(ctx).list) if approved(t)]
     rows = showback.report([showback.usage_of(t) for t in tenants], cfg.pricing, cfg.own_server_pricing)
     dicts = [{k: (str(v) if not isinstance(v, str) else v) for k, v in dataclasses.asdict(r).items()} for r in rows]
-    if output == Format.json:
-        emit_json(dicts)
-        return
-    if output == Format.csv:
-        w = csv.DictWriter(sys.stdout, fieldnames=list(dicts[0]) if dicts else ["tenant"])
-        w.writeheader()
-        w.writerows(dicts)
+    if _machine(dicts, output, "tenant"):
         return
     cur = cfg.pricing.currency
     from rich.table import Table
@@ -97,31 +108,15 @@ def performance(
     from .. import performance as perf
     from ..client import Agreements, AuditTrail
 
-    try:
-        cfg = stackcfg.from_stack_file(stack, stackcfg.PROJECT_ROOT)
-    except stackcfg.ConfigError as e:
-        raise UserError(str(e)) from None
-    start = None
-    if since:
-        try:
-            start = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            raise UserError(f"--since {since!r} is not a date, e.g. 2026-11-01") from None
-        start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+    cfg = _stack(stack)
+    start = parse_time("--since", since, "2026-11-01") if since else None
     c = _client(ctx)
     shares = Agreements(c)
     audit = [{"action": r.action, "time": r.time, "tenants": r.tenants} for r in _call(AuditTrail(c).records)]
     rows = perf.report(_call(c.list), _call(shares.list), _call(shares.offers), audit, _call(c.usage),
                        roles=cfg.signoff.roles, tenant_days=cfg.signoff.tenant_days,
                        agreement_days=cfg.signoff.agreement_days, now=dt.datetime.now(dt.timezone.utc), since=start)
-    dicts = [dataclasses.asdict(r) for r in rows]
-    if output == Format.json:
-        emit_json(dicts)
-        return
-    if output == Format.csv:
-        w = csv.DictWriter(sys.stdout, fieldnames=list(dicts[0]) if dicts else ["party"])
-        w.writeheader()
-        w.writerows(dicts)
+    if _machine([dataclasses.asdict(r) for r in rows], output, "party"):
         return
     from rich.table import Table
 

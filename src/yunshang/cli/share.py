@@ -7,7 +7,7 @@ from typing import Any, Optional
 import typer
 
 from ..lazy import OnFirstUse
-from .common import Output, OutputOpt, UserError, emit_json, out
+from .common import Output, OutputOpt, UserError, emit_json, out, parse_time
 from .tenant import _call, _client
 
 api = OnFirstUse("yunshang.client")
@@ -39,18 +39,9 @@ def _overdue(deadline: str | None) -> bool:
     return dt.datetime.fromisoformat(deadline.replace("Z", "+00:00")) < dt.datetime.now(dt.timezone.utc)
 
 
-def _parse_when(text: str) -> dt.datetime:
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"--expires {text!r} is not a date or time, e.g. 2027-03-01 or 2027-03-01T12:00:00Z") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-
-
 def _my_tenant(ctx: typer.Context) -> str:
     """The caller's department tenant, from its group yunshang:dept:<tenant>, when it has exactly one."""
-    _, groups = _call(_client(ctx).identity)
-    mine = sorted(g.removeprefix("yunshang:dept:") for g in groups if g.startswith("yunshang:dept:"))
+    mine = _call(_client(ctx).departments)
     if len(mine) != 1:
         raise UserError("pass --consumer (your tenant): " + ("you belong to several: " + ", ".join(mine) if mine
                                                              else "your identity names no department"))
@@ -94,7 +85,8 @@ def request(
         raise UserError(f"give --offer, or {', '.join(missing)}")
     consumer = consumer or _my_tenant(ctx)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    until = _parse_when(expires) if expires else now + dt.timedelta(days=days or (o["maxDays"] if o else 30))
+    until = (parse_time("--expires", expires, "2027-03-01 or 2027-03-01T12:00:00Z") if expires
+             else now + dt.timedelta(days=days or (o["maxDays"] if o else 30)))
     if o and until > now + dt.timedelta(days=o["maxDays"]):
         raise UserError(f"offer {offer} grants at most {o['maxDays']} days: choose --expires before "
                         f"{(now + dt.timedelta(days=o['maxDays'])).date().isoformat()}")

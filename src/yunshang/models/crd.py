@@ -116,13 +116,17 @@ def tenant_crd() -> dict[str, Any]:
                 ], short=["tn"])
 
 
+# an agreement's and an offer's Service lives in one of the provider's namespaces
+PROVIDER_NAMESPACE_RULE = {"rule": "self.service.namespace.startsWith(self.provider + '-')",
+                           "message": "service.namespace must be one of the provider's namespaces"}
+
+
 def agreement_crd() -> dict[str, Any]:
     from .agreement import AgreementSpec, AgreementStatus
 
     spec = {**schema_of(AgreementSpec), "x-kubernetes-validations": [
         {"rule": "self.consumer != self.provider", "message": "consumer and provider must be different tenants"},
-        {"rule": "self.service.namespace.startsWith(self.provider + '-')",
-         "message": "service.namespace must be one of the provider's namespaces"},
+        PROVIDER_NAMESPACE_RULE,
     ]}
     return _crd("ShareAgreement", "shareagreements",
                 "A consumer department's access to one Service port of a provider department.", spec,
@@ -140,8 +144,7 @@ def offer_crd() -> dict[str, Any]:
     from .agreement import OfferSpec
 
     spec = {**schema_of(OfferSpec), "x-kubernetes-validations": [
-        {"rule": "self.service.namespace.startsWith(self.provider + '-')",
-         "message": "service.namespace must be one of the provider's namespaces"},
+        PROVIDER_NAMESPACE_RULE,
     ]}
     return _crd("ShareOffer", "shareoffers",
                 "A service a provider department offers to share: the catalogue consumers apply from.", spec,

@@ -276,22 +276,6 @@ class Reconciler:
         while True:
             self._leader = await asyncio.to_thread(self._leader_now)
             await asyncio.sleep(2)
-        try:
-            obj = self.k.get(self.api, "ClusterKopfPeering", self.settings.peering) or {}
-            now = dt.datetime.now(dt.timezone.utc)
-            ok = True
-            for peer in (obj.get("status") or {}).values():
-                if not isinstance(peer, dict):
-                    continue
-                seen = dt.datetime.fromisoformat(str(peer.get("lastseen", "")).replace("Z", "+00:00") or "1970-01-01")
-                seen = seen if seen.tzinfo else seen.replace(tzinfo=dt.timezone.utc)
-                alive = (now - seen).total_seconds() < float(peer.get("lifetime") or self.settings.peering_lifetime)
-                if alive and int(peer.get("priority") or 0) > self.settings.priority:
-                    ok = False
-        except Exception:  # noqa: BLE001
-            ok = False
-        self._leader_checked = (time.monotonic(), ok)
-        return ok
 
     # ------------------------------------------------------------------ reconcile
     async def reconcile(self, name: str) -> None:
