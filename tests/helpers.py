@@ -145,3 +145,14 @@ def grant(api: client.ApiClient, tenant: str) -> None:
     # the API server's RBAC cache takes a moment: until the department may read it
     granted(Impersonated(api, "probe", ["yunshang:departments", f"yunshang:dept:{tenant}"]),
             f"/apis/platform.yunshang.io/v1alpha1/tenants/{tenant}")
+
+
+def ready_tenant(co: client.CustomObjectsApi, name: str, **changes: Any) -> None:
+    """A tenant created approved (the catalog's way, migrated to sign-offs by the operator), once Ready."""
+    from factories import approval, tenant
+
+    body = tenant(name, **changes)
+    body["spec"]["approval"] = approval()
+    co.create_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", body)
+    wait_for(f"{name} Ready", lambda: (co.get_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", name)
+                                       .get("status") or {}).get("phase") == "Ready")

@@ -17,8 +17,8 @@ import uuid
 import pytest
 from kubernetes import client
 
-from factories import approval, dept_groups, tenant
-from helpers import Impersonated, wait_for
+from factories import dept_groups
+from helpers import Impersonated, ready_tenant
 from yunshang.tenancy import LIMITRANGE_NAME, OWNERS_BINDING, QUOTA_NAME
 
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
@@ -26,11 +26,7 @@ ALLOWED_IMAGE = "registry.gz.gov.local/police/app:1"
 
 
 def ready(co, name, **changes):
-    body = tenant(name, owners=[{"kind": "User", "name": f"owner-{name}"}], **changes)
-    body["spec"]["approval"] = approval()
-    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
-    wait_for(f"{name} Ready", lambda: (co.get_cluster_custom_object(GROUP, VERSION, "tenants", name).get("status")
-                                       or {}).get("phase") == "Ready")
+    ready_tenant(co, name, owners=[{"kind": "User", "name": f"owner-{name}"}], **changes)
 
 
 @pytest.fixture(scope="module")

@@ -11,20 +11,12 @@ import uuid
 import pytest
 from kubernetes import client
 
-from factories import ADMIN_GROUPS, approval, dept_groups, tenant
-from helpers import Impersonated, wait_for
+from factories import ADMIN_GROUPS, approval, dept_groups
+from helpers import Impersonated, ready_tenant, wait_for
 
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
 API = f"/apis/{GROUP}/{VERSION}"
 VIEWS = "/api/v1/namespaces/yunshang-views/configmaps"
-
-
-def ready(co, name, **changes):
-    body = tenant(name, **changes)
-    body["spec"]["approval"] = approval()
-    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
-    wait_for(f"{name} Ready", lambda: (co.get_cluster_custom_object(GROUP, VERSION, "tenants", name).get("status") or {})
-             .get("phase") == "Ready")
 
 
 @pytest.fixture
@@ -33,7 +25,7 @@ def three(operator, kube_api):
     co = client.CustomObjectsApi(kube_api)
     a, b, c = (f"nk{x}-{uuid.uuid4().hex[:4]}" for x in "abc")
     for t in (a, b, c):
-        ready(co, t, namespaces=["main"])
+        ready_tenant(co, t, namespaces=["main"])
     client.CoreV1Api(kube_api).create_namespaced_service(f"{b}-main", {
         "metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}})
     name = f"{a}.{b}.api"

@@ -8,19 +8,11 @@ import uuid
 import pytest
 from kubernetes import client
 
-from factories import approval, dept_groups, tenant
-from helpers import Impersonated, granted, wait_for
+from factories import approval, dept_groups
+from helpers import Impersonated, granted, ready_tenant, wait_for
 
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
 SHARES = f"/apis/{GROUP}/{VERSION}/shareagreements"
-
-
-def ready_tenant(co, name, **changes):
-    body = tenant(name, **changes)
-    body["spec"]["approval"] = approval()
-    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
-    wait_for(f"{name} Ready", lambda: (co.get_cluster_custom_object(GROUP, VERSION, "tenants", name).get("status") or {})
-             .get("phase") == "Ready")
 
 
 @pytest.fixture

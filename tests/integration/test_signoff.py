@@ -12,7 +12,7 @@ import uuid
 import pytest
 from kubernetes import client
 
-from factories import ADMIN_GROUPS, approval, dept_groups, reviewer_groups, signed, signoff, tenant
+from factories import ADMIN_GROUPS, approval, dept_groups, reviewer_groups, signoff, tenant
 from helpers import Impersonated, grant, granted, wait_for
 
 TENANTS = "/apis/platform.yunshang.io/v1alpha1/tenants"
