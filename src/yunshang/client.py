@@ -153,12 +153,15 @@ class Tenants:
     def list(self) -> list[dict[str, Any]]:
         """Every tenant; for a department (which may not list them: need-to-know) its own."""
         try:
-            return self.read("tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
-                             lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"]
+            return self._all()
         except ClientError as e:
             if not str(e).startswith("not allowed") or not self.departments():
                 raise
             return [self.get(t) for t in self.departments()]
+
+    def _all(self) -> list[dict[str, Any]]:
+        return self.read("tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
+                         lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"]
 
     def departments(self) -> list[str]:
         """The tenants the caller belongs to (groups yunshang:dept:<tenant>)."""
@@ -259,9 +262,7 @@ class Tenants:
         if not spec.parent:
             return
         try:
-            items = {t["metadata"]["name"]: t for t in self.call("tenants", lambda: self.read(
-                "tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
-                lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"])}
+            items = {t["metadata"]["name"]: t for t in self._all()}
         except ClientError as e:
             if str(e).startswith("not allowed"):
                 return  # a department sees no other tenant (need-to-know): the operator checks instead
@@ -311,11 +312,11 @@ class Tenants:
             if role not in mine:
                 raise ClientError(f"you ({user}) are not in group {signoff.reviewer_group(role)}: you cannot sign "
                                   f"off for {role}" + (f" (your roles: {', '.join(mine)})" if mine else ""))
-        if decision == "Approved":  # a child that does not fit its parent: refused before anyone signs it
-            self._check_carve(name, self._spec(name))
-        for _ in range(5):  # another role may sign at the same moment: retry on a changed object
+        for attempt in range(5):  # another role may sign at the same moment: retry on a changed object
             body = self.get(name)
             spec = body["spec"]
+            if decision == "Approved" and attempt == 0:  # a child that does not fit its parent: refused unsigned
+                self._check_carve(name, tm.TenantSpec.model_validate(spec))
             rnd = int(spec.get("requestRound") or 1)
             for role in roles:
                 done = [d for d in spec.get("signoffs") or [] if d.get("role") == role and int(d.get("round") or 1) == rnd]

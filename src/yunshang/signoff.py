@@ -88,10 +88,6 @@ class Verdict:
         return "approved by " + ", ".join(r.role for r in self.roles)
 
 
-def current_round(spec: TenantSpec) -> int:
-    return spec.request_round
-
-
 def by_round(signoffs: Sequence[SignOff], roles: Sequence[str]) -> dict[int, dict[str, SignOff]]:
     """round -> role -> its decision (the first one recorded: the API server allows one per role and round)."""
     out: dict[int, dict[str, SignOff]] = {}
@@ -112,7 +108,7 @@ def verdict(spec: TenantSpec, roles: Sequence[str], *, opened: dt.datetime | Non
     roles = tuple(dict.fromkeys(roles))
     rounds = by_round(spec.signoffs, roles)
     legacy = spec.approval is not None and spec.approval.decision == Decision.Approved and not spec.signoffs
-    cur = current_round(spec)
+    cur = spec.request_round
     decided = rounds.get(cur, {})
     due = deadline(opened, days)
     role_decisions = tuple(RoleDecision(r, decided.get(r), due if r not in decided else None,

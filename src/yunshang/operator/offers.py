@@ -3,6 +3,7 @@ so that the API server holds every agreement made from it to its terms; a withdr
 so revokes the agreements made from the offer."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 from typing import Any
@@ -17,6 +18,12 @@ from .handlers import reconciler
 
 OFFERS = (GROUP, VERSION, "shareoffers")
 log = logging.getLogger("yunshang.offers")
+
+
+@kopf.index(*OFFERS)
+def offer_index(name: str, spec: kopf.Spec, **_: Any) -> dict[str, dict]:
+    """The catalogue as the operator last saw it (sharing.py reads an agreement's offer here)."""
+    return {name: copy.deepcopy(dict(spec))}
 
 
 @kopf.on.resume(*OFFERS)

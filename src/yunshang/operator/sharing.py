@@ -84,7 +84,7 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
     tenants = r.cache.tenants
     consumer, provider = tenants.get(spec.consumer), tenants.get(spec.provider)
     now = dt.datetime.now(dt.timezone.utc)
-    offer = _offer(api, spec.offer) if spec.offer else None
+    offer = _offer(indices, spec.offer) if spec.offer else None
     auto = sharing.auto_approved(spec, offer)
     stamp = body["metadata"].get("creationTimestamp")
     created = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
@@ -129,7 +129,7 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
             metrics.AGREEMENTS.remove(name, spec.consumer, spec.provider)
         except KeyError:
             pass
-    deadline = _decision_deadline(r, name, spec, body, phase)
+    deadline = _decision_deadline(r, name, spec, created, phase)
     _rating(memo, name, spec)
     _status(memo, name, body, {
         "phase": phase.value, "message": message,
@@ -151,19 +151,19 @@ def _rating(memo: kopf.Memo, name: str, spec: AgreementSpec) -> None:
     metrics.RATING_COUNT.labels(spec.provider).set(len(scores))
 
 
-def _offer(api, name: str) -> OfferSpec | None:
-    body = kube.get(api, "ShareOffer", name)
+def _offer(indices: dict[str, Any], name: str) -> OfferSpec | None:
+    """The offer from kopf's index (offers.py): no API call, even on the 2-second expiry timer."""
+    spec = _one(indices["offer_index"].get(name))
     try:
-        return OfferSpec.model_validate(body["spec"]) if body else None
+        return OfferSpec.model_validate(spec) if spec is not None else None
     except ValidationError:
         return None
 
 
-def _decision_deadline(r, name: str, spec: AgreementSpec, body: dict, phase: AgreementPhase) -> dt.datetime | None:
+def _decision_deadline(r, name: str, spec: AgreementSpec, opened: dt.datetime | None,
+                       phase: AgreementPhase) -> dt.datetime | None:
     """限时办结 for the provider: its decision is due `agreement_days` after the request; the
     deadline is exported while pending, the time the decision took once (histogram)."""
-    created = body["metadata"].get("creationTimestamp")
-    opened = dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
     due = signoff.deadline(opened, r.settings.agreement_days)
     pending = spec.decision is None and phase == AgreementPhase.Pending  # (an offer without approval: never)
     metrics.pending_decisions("agreement", name, {spec.provider: due.timestamp() if pending and due else None})

@@ -50,13 +50,20 @@ def sync(r) -> int:
         for obj in kube.list_all(r.api, kind, label_selector=views.LABEL_VIEW, namespace=ns):
             md = obj["metadata"]
             live[(kind, md.get("namespace", ""), md["name"])] = obj
-    agreements = kube.list_all(r.api, "ShareAgreement")
-    audit = [o["spec"] for o in kube.list_all(r.api, "AuditRecord")]
+    # each agreement and record to the departments it concerns, once (not all of them per department)
+    agreements: dict[str, list[dict]] = {}
+    for a in kube.list_all(r.api, "ShareAgreement"):
+        for party in set(views.parties(a)):
+            agreements.setdefault(party, []).append(a)
+    audit: dict[str, list[dict]] = {}
+    for o in kube.list_all(r.api, "AuditRecord"):
+        for t in set(o["spec"].get("tenants") or []):
+            audit.setdefault(t, []).append(o["spec"])
     written = 0
     for name, rec in list(r.cache.tenants.items()):
         if rec.deleting or not rec.uid:
             continue
-        for obj in views.desired(name, rec.uid, agreements, audit):
+        for obj in views.desired(name, rec.uid, agreements.get(name, []), audit.get(name, [])):
             md = obj["metadata"]
             if not tenancy.in_sync(obj, live.get((obj["kind"], md.get("namespace", ""), md["name"]))):
                 kube.apply(r.api, obj)
