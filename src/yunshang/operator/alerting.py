@@ -10,7 +10,6 @@ Alertmanager reads it, only when it changed:
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -27,7 +26,7 @@ from pydantic import ValidationError
 from .. import alerting
 from ..models.tenant import Contact
 from . import kube
-from .handlers import TENANTS, reconciler, spawn
+from .handlers import TENANTS, reconciler, spawn_rounds
 
 log = logging.getLogger("yunshang.alerting")
 BASE = os.environ.get("YUNSHANG_ALERTING_BASE", "")
@@ -111,17 +110,8 @@ def tenant_contacts(event: dict, name: str, spec: kopf.Spec, memo: kopf.Memo, **
     routing(memo).set(name, None if event.get("type") == "DELETED" else _contacts(spec))
 
 
-async def _loop(r, table: Routing) -> None:
-    while True:
-        try:
-            if r.active():
-                await asyncio.to_thread(sync_once, table, r.api)
-        except Exception as e:  # noqa: BLE001  (the next round retries)
-            log.warning("alerting: %s", e)
-        await asyncio.sleep(SECONDS)
-
-
 @kopf.on.startup()
 async def start_alerting(memo: kopf.Memo, **_: Any) -> None:
     if BASE:
-        spawn(memo, _loop(reconciler(memo), routing(memo)))
+        table = routing(memo)
+        spawn_rounds(memo, "alerting", lambda: sync_once(table, reconciler(memo).api), SECONDS)

@@ -9,7 +9,6 @@ stays visible to `yunshang audit verify` and to the alert until a person looks a
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import os
@@ -20,7 +19,7 @@ import kopf
 from ..models.audit import DEFAULT_ANCHOR, Anchor
 from . import kube, metrics
 from .audit import record_name
-from .handlers import reconciler, spawn
+from .handlers import reconciler, spawn_rounds
 
 log = logging.getLogger("yunshang.anchor")
 ANCHOR = os.environ.get("YUNSHANG_AUDIT_ANCHOR", DEFAULT_ANCHOR)
@@ -75,17 +74,7 @@ def observe_once(api_client, ref: str = ANCHOR) -> tuple[int, int, Anchor | None
     return len(seqs), head, anchor
 
 
-async def _loop(r) -> None:
-    while True:
-        try:
-            if r.active():
-                await asyncio.to_thread(observe_once, r.api)
-        except Exception as e:  # noqa: BLE001  (keep anchoring; the next round retries)
-            log.warning("audit anchor: %s", e)
-        await asyncio.sleep(ANCHOR_SECONDS)
-
-
 @kopf.on.startup()
 async def start_anchoring(memo: kopf.Memo, **_: Any) -> None:
-    spawn(memo, _loop(reconciler(memo)))
+    spawn_rounds(memo, "audit anchor", lambda: observe_once(reconciler(memo).api), ANCHOR_SECONDS)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import kopf
 from kubernetes import client, config
 
 from .. import auditing, tenancy
 from ..models.tenant import GROUP, VERSION
+from .kube import why
 from .reconciler import Reconciler
 from .settings import Settings
 
@@ -27,6 +28,7 @@ CHILD_RESOURCES = [
     ("networking.k8s.io", "v1", "networkpolicies"),
 ]
 OWNED = {tenancy.LABEL_TENANT: kopf.PRESENT}
+log = logging.getLogger("yunshang.operator")
 
 
 def make_api(pool_size: int) -> client.ApiClient:
@@ -50,6 +52,36 @@ def reconciler(memo: kopf.Memo) -> Reconciler:
 def spawn(memo: kopf.Memo, coro) -> None:
     """Run one of the operator's global loops (anchor, alerting, elastic quota) until clean-up."""
     memo.setdefault("tasks", []).append(asyncio.get_running_loop().create_task(coro))
+
+
+def spawn_rounds(memo: kopf.Memo, what: str, fn: Callable[[], Any], seconds: float, *,
+                 wake: asyncio.Event | None = None, settle: bool = False) -> None:
+    """One of the operator's global loops: ``fn`` in a thread every ``seconds`` (sooner when
+    ``wake`` is set), only while this replica acts; a failure is logged in one line and the next
+    round retries.  ``settle``: first wait until the watches' initial listings are in."""
+    r = reconciler(memo)
+
+    async def rounds() -> None:
+        if settle:
+            await r.settled()
+        while True:
+            if wake is not None:
+                wake.clear()
+            try:
+                if r.active():
+                    await asyncio.to_thread(fn)
+            except Exception as e:  # noqa: BLE001  (the next round retries)
+                log.warning("%s: %s", what, why(e))
+            if wake is None:
+                await asyncio.sleep(seconds)
+                continue
+            try:  # woken: what comes together goes together
+                await asyncio.wait_for(wake.wait(), seconds)
+                await asyncio.sleep(0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    spawn(memo, rounds())
 
 
 @kopf.on.startup()

@@ -3,8 +3,6 @@ department's ClusterRole, view and the bindings that let it read them are brough
 its tenant, its agreements and the audit records that concern it; only what differs is written."""
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 from typing import Any
 
@@ -12,34 +10,18 @@ import kopf
 
 from .. import tenancy, views
 from . import kube
-from .handlers import reconciler, spawn
+from .handlers import reconciler, spawn_rounds
 
 # a round runs when a tenant, an agreement or an audit record appears or goes, and at the latest
 # every VIEW_SECONDS (repairing a view someone changed); each round lists what it compares
 VIEW_SECONDS = float(os.environ.get("YUNSHANG_VIEW_SECONDS", "300"))
 LIVE_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")
-log = logging.getLogger("yunshang.views")
 
 
 @kopf.on.startup()
 async def start_views(memo: kopf.Memo, **_: Any) -> None:
-    spawn(memo, _loop(reconciler(memo)))
-
-
-async def _loop(r) -> None:
-    await r.settled()
-    while True:
-        r.views_stale.clear()
-        if r.active():
-            try:
-                await asyncio.to_thread(sync, r)
-            except Exception as e:  # noqa: BLE001  (the next round tries again)
-                log.warning("department views: %s", kube.why(e))
-        try:  # a new tenant, agreement or record brings the next round forward (its department waits for it)
-            await asyncio.wait_for(r.views_stale.wait(), VIEW_SECONDS)
-            await asyncio.sleep(0.5)  # what comes together goes together
-        except asyncio.TimeoutError:
-            pass
+    r = reconciler(memo)
+    spawn_rounds(memo, "department views", lambda: sync(r), VIEW_SECONDS, wake=r.views_stale, settle=True)
 
 
 def sync(r) -> int:
