@@ -1,8 +1,9 @@
-"""kopf's part: watches, peering, start-up and clean-up; thin shells over the Reconciler.
+"""kopf's part: the Tenant watch, peering, start-up and clean-up; thin shells over the Reconciler.
 
 Every handler here only hands an event to the reconciler kept in kopf's memo; no handler
 writes, and none of kopf's own bookkeeping (finalizers, progress or diff-base annotations) is
-used for tenants, so an event costs the API server nothing.
+used for tenants, so an event costs the API server nothing.  The children a tenant owns (eight
+or more objects each) are watched by lean reflectors (reflector.py) instead of kopf.
 """
 from __future__ import annotations
 
@@ -14,20 +15,24 @@ import kopf
 from kubernetes import client, config
 
 from .. import auditing, tenancy
+from .. import sharing as sharing_model
 from ..models.tenant import GROUP, VERSION
 from .kube import why
 from .reconciler import Reconciler
+from .reflector import Reflector
 from .settings import Settings
 
 TENANTS = (GROUP, VERSION, "tenants")
-CHILD_RESOURCES = [
-    ("", "v1", "namespaces"),
-    ("", "v1", "resourcequotas"),
-    ("", "v1", "limitranges"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-]
-OWNED = {tenancy.LABEL_TENANT: kopf.PRESENT}
+# kind -> apiVersion of what a tenant owns; asked from the API server by label: managed by the
+# platform and naming its tenant (a tenant's own RoleBindings and NetworkPolicies never arrive)
+CHILD_KINDS = {
+    "Namespace": "v1",
+    "ResourceQuota": "v1",
+    "LimitRange": "v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+}
+CHILD_SELECTOR = f"{tenancy.MANAGED_BY_KEY}={tenancy.MANAGED_BY_VALUE},{tenancy.LABEL_TENANT}"
 log = logging.getLogger("yunshang.operator")
 
 
@@ -91,10 +96,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
     settings.posting.level = logging.WARNING  # Events are posted by the reconciler, for transitions
-    # the API server sends only what the platform manages (a tenant's own RoleBindings, NetworkPolicies
-    # and everything of other controllers never reach the operator); kopf's label filters stay as well
-    for _g, _v, plural in CHILD_RESOURCES:
-        settings.watching.label_selectors[plural] = f"{tenancy.MANAGED_BY_KEY}={tenancy.MANAGED_BY_VALUE}"
+    # kopf watches NetworkPolicies only for the sharing paths (sharing.py): the API server sends those only
+    settings.watching.label_selectors["networkpolicies"] = sharing_model.LABEL_AGREEMENT
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
@@ -104,10 +107,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     r = Reconciler(make_api(s.concurrency + 8), s)
     memo["reconciler"] = r
     r.start()
+    loop = asyncio.get_running_loop()
+    watch_api = make_api(len(CHILD_KINDS) + 1)  # one long-lived connection per kind
+    for kind, api_version in CHILD_KINDS.items():
+        r.follow(kind)
+        reflector = Reflector(watch_api, kind, api_version, CHILD_SELECTOR,
+                              lambda etype, obj: loop.call_soon_threadsafe(r.child_event, etype, obj),
+                              on_listed=lambda k: loop.call_soon_threadsafe(r.listed, k),
+                              stub_labels=(tenancy.LABEL_TENANT,))
+        memo.setdefault("reflectors", []).append(reflector)
+        reflector.start()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    for reflector in memo.get("reflectors", []):
+        reflector.stop()
     for task in memo.get("tasks", []):
         task.cancel()
     r = memo.get("reconciler")
@@ -119,10 +134,3 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 async def tenant_event(event: dict, memo: kopf.Memo, **_: Any) -> None:
     reconciler(memo).tenant_event(event.get("type"), event["object"])
 
-
-async def _child_event(event: dict, memo: kopf.Memo, **_: Any) -> None:
-    reconciler(memo).child_event(event.get("type"), event["object"])
-
-
-for _g, _v, _plural in CHILD_RESOURCES:
-    kopf.on.event(_g, _v, _plural, labels=OWNED, id=f"child_{_plural}")(_child_event)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import json
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from kubernetes import client
 from prometheus_client import Counter
@@ -56,7 +56,7 @@ def path(kind: str, name: str, namespace: str | None = None, sub: str = "") -> s
     return f"{prefix}{ns}/{plural}/{name}" + (f"/{sub}" if sub else "")
 
 
-def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None, content_type=None):
+def _send(api: client.ApiClient, method: str, url: str, *, body=None, query=None, content_type=None, timeout=None):
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
@@ -68,7 +68,11 @@ def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None
         body=body,
         auth_settings=["BearerToken"],
     )
-    resp = api.call_api(method, full_url, header_params=headers, body=body)
+    return api.call_api(method, full_url, header_params=headers, body=body, _request_timeout=timeout)
+
+
+def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None, content_type=None):
+    resp = _send(api, method, url, body=body, query=query, content_type=content_type)
     data = resp.read()
     if not 200 <= resp.status <= 299:
         raise client.ApiException(status=resp.status, reason=resp.reason, body=data.decode(errors="replace"))
@@ -131,17 +135,47 @@ def create(api: client.ApiClient, kind: str, body: dict) -> dict:
 
 
 def list_all(api: client.ApiClient, kind: str, label_selector: str = "", namespace: str | None = None) -> list[dict]:
+    return listing(api, kind, label_selector, namespace)[0]
+
+
+def _collection(kind: str, namespace: str | None = None) -> str:
     prefix, plural, _ = KINDS[kind]
-    where = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+
+
+def listing(api: client.ApiClient, kind: str, label_selector: str = "", namespace: str | None = None,
+            page: int = 500) -> tuple[list[dict], str]:
+    """Every object of ``kind`` (in pages) and the listing's resourceVersion, to watch from."""
     items, token = [], None
     while True:
-        query = [("limit", "500")] + ([("continue", token)] if token else []) + \
+        query = [("limit", str(page))] + ([("continue", token)] if token else []) + \
             ([("labelSelector", label_selector)] if label_selector else [])
-        page = _call(api, "GET", where, query=query)
-        items += page.get("items", [])
-        token = (page.get("metadata") or {}).get("continue")
+        resp = _call(api, "GET", _collection(kind, namespace), query=query)
+        items += resp.get("items", [])
+        token = (resp.get("metadata") or {}).get("continue")
         if not token:
-            return items
+            return items, (resp.get("metadata") or {}).get("resourceVersion", "")
+
+
+def watch(api: client.ApiClient, kind: str, resource_version: str, label_selector: str = "",
+          timeout: int = 300) -> Iterator[dict]:
+    """The watch events of ``kind`` after ``resource_version`` (bookmarks included), as decoded
+    JSON, until the API server ends the watch (after ``timeout`` seconds)."""
+    from kubernetes.watch.watch import iter_resp_lines
+
+    query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", resource_version),
+             ("timeoutSeconds", str(timeout))] + ([("labelSelector", label_selector)] if label_selector else [])
+    resp = _send(api, "GET", _collection(kind), query=query, timeout=(10, timeout + 30))
+    if not 200 <= resp.status <= 299:
+        data = resp.read()
+        raise client.ApiException(status=resp.status, reason=resp.reason, body=data.decode(errors="replace"))
+    raw = resp.response
+    try:
+        for line in iter_resp_lines(raw):
+            if line:
+                yield json.loads(line)
+    finally:
+        raw.release_conn()
 
 
 def get(api: client.ApiClient, kind: str, name: str, namespace: str | None = None) -> dict | None:

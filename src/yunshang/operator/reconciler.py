@@ -68,6 +68,7 @@ class Reconciler:
         self._desired: collections.OrderedDict[tuple, Desired] = collections.OrderedDict()
         self._specs: collections.OrderedDict[tuple, TenantSpec] = collections.OrderedDict()
         self._last_event = time.monotonic()
+        self._unlisted: set[str] = set()  # kinds whose watch has not delivered its first listing yet
         self._tasks: list[asyncio.Task] = []
         self._leader = False  # with peering: not until the peering object says so
         self.on_tenant_gone: list[Callable[[str], None]] = []  # e.g. end the tenant's agreements
@@ -219,9 +220,19 @@ class Reconciler:
             t.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def settled(self, quiet: float = 1.0, at_most: float = 15.0) -> None:
-        """Until the watches' initial listings are in (no event for `quiet` seconds): a child
-        not yet listed must not look missing."""
+    def follow(self, kind: str) -> None:
+        """A watch of ``kind`` feeds ``child_event``: reconciling waits for its first listing."""
+        self._unlisted.add(kind)
+
+    def listed(self, kind: str) -> None:
+        self._unlisted.discard(kind)
+
+    async def settled(self, quiet: float = 1.0, at_most: float = 15.0, listing: float = 300.0) -> None:
+        """Until the watches' initial listings are in (each followed kind listed, then no event for
+        `quiet` seconds): a child not yet listed must not look missing."""
+        start = time.monotonic()
+        while self._unlisted and time.monotonic() - start < listing:
+            await asyncio.sleep(0.1)
         start = time.monotonic()
         while time.monotonic() - self._last_event < quiet and time.monotonic() - start < at_most:
             await asyncio.sleep(0.2)
