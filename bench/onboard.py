@@ -7,8 +7,9 @@ tenant by an identity holding all three roles) to all Ready (watched, not polled
 requests the operator made per tenant (from the API server's audit log, by the operator's own
 identity), writes during one idle resync (the operator's counter and the audit log), the
 operator's peak RSS, the time to restore a deleted default-deny NetworkPolicy under that load
-(p50/p99 of 20 deletions), and the floor: a bare client applying the same objects plus one
-status write per tenant with the same concurrency the operator uses. Not a test: numbers,
+(p50/p99 of 20 deletions), and the floor: a bare client applying exactly the same objects
+(labels, owner references to real tenants) plus one status write per tenant with the same
+concurrency the operator uses. Not a test: numbers,
 not pass/fail.
 """
 from __future__ import annotations
@@ -80,6 +81,45 @@ def operator_writes(port: int) -> float:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(cp: ControlPlane, extra: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each process of the control plane, this bench and ``extra``."""
+    out = {}
+    for name, pid in {**cp.pids, **extra, "bench": os.getpid()}.items():
+        try:
+            out[name] = cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before[k], 1) for k in after if k in before}
+
+
+def wait_quiet(cp: ControlPlane, extra: dict[str, int], cores: float = 0.2, quiet: float = 3.0,
+               at_most: float = 180.0) -> float:
+    """Until the control plane (and ``extra``) together use less than ``cores`` for ``quiet``
+    seconds: a timed window must not start while the controller-manager (garbage collector, service
+    accounts, quota) still works through what came before it.  Seconds waited."""
+    t0 = time.monotonic()
+    last, since = cpu_by_process(cp, extra), time.monotonic()
+    last.pop("bench", None)
+    calm_since = None
+    while time.monotonic() - t0 < at_most:
+        time.sleep(0.5)
+        now = cpu_by_process(cp, extra)
+        now.pop("bench", None)
+        used = sum(now[k] - last.get(k, now[k]) for k in now) / (time.monotonic() - since)
+        last, since = now, time.monotonic()
+        if used < cores:
+            calm_since = calm_since or time.monotonic()
+            if time.monotonic() - calm_since >= quiet:
+                break
+        else:
+            calm_since = None
+    return time.monotonic() - t0
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -180,14 +220,16 @@ def run(n: int, resync: float, workers: int) -> dict:
                 "spec": spec(i)}), range(n)))
         # all Pending first (the operator has written that), then approve them all and time until all are Ready
         wait_all_ready(co, set(names), time.monotonic(), phase="Pending")
-        # and until the operator is quiet: what a department's request costs (its need-to-know views,
-        # yunshang.views) is not what approval costs
+        # and until the operator and the control plane are quiet: what a department's request costs (its
+        # need-to-know views, yunshang.views, and the garbage collector's look at their owners) is not
+        # what approval costs
         quiet_since, last = time.monotonic(), operator_writes(port)
         while time.monotonic() - quiet_since < 3:
             time.sleep(0.5)
             w = operator_writes(port)
             if w != last:
                 last, quiet_since = w, time.monotonic()
+        waited = wait_quiet(cp, {"operator": op.pid})
         before = audit_counts(cp, OPERATOR_USER)
         # parallel sign-off: one person holding every reviewer role signs all three at once (through the
         # sign-off admission policy, as a reviewer would)
@@ -197,12 +239,15 @@ def run(n: int, resync: float, workers: int) -> dict:
         signed = {nm: [{"role": r, "decision": "Approved", "by": "bench-bureau", "at": at, "round": 1,
                         "quota": spec(i)["quota"]} for r in signoff.DEFAULT_ROLES] for i, nm in enumerate(names)}
         cpu0 = cpu_seconds(op.pid)
+        procs0 = cpu_by_process(cp, {"operator": op.pid})
         t0 = time.monotonic()
         with cf.ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda nm: bureau.patch_cluster_custom_object(GROUP, VERSION, PLURAL, nm,
                                                                         {"spec": {"signoffs": signed[nm]}}), names))
+        approvals_s = time.monotonic() - t0
         to_ready = wait_all_ready(co, set(names), t0)
         op_cpu = cpu_seconds(op.pid) - cpu0
+        window_cpu = cpu_delta(procs0, cpu_by_process(cp, {"operator": op.pid}))
         # settle: the quota controller fills in usage, kopf finishes its bookkeeping
         settle_deadline, last, quiet_since = time.monotonic() + 600, -1.0, time.monotonic()
         while time.monotonic() < settle_deadline:
@@ -228,21 +273,19 @@ def run(n: int, resync: float, workers: int) -> dict:
         bare_api = config.new_client_from_config(str(cp.identity_kubeconfig(BARE_USER, ["system:masters"])))
         _stop(op)
         op = None
-        # the floor's tenants exist beforehand (not timed): it writes their status like the operator
+        # the floor's tenants exist beforehand (not timed): it writes their status like the operator, and
+        # its objects are exactly the operator's (labels, owner references to their real tenants: the
+        # garbage collector's follow-up work is the same)
         floor_names = [f"floor-{i:05d}" for i in range(n)]
         with cf.ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda i: co.create_cluster_custom_object(GROUP, VERSION, PLURAL, {
+            uids = list(pool.map(lambda i: co.create_cluster_custom_object(GROUP, VERSION, PLURAL, {
                 "apiVersion": f"{GROUP}/{VERSION}", "kind": "Tenant", "metadata": {"name": floor_names[i]},
-                "spec": spec(i)}), range(n)))
-        objs = []
-        for i in range(n):
-            s = TenantSpec.model_validate(spec(i))
-            objs += [(floor_names[i], tenancy.desired_objects(floor_names[i], "00000000-0000-0000-0000-000000000000", s))]
-        for _, group in objs:  # owner refs to a fake uid would be collected: drop them for the floor
-            for o in group:
-                o["metadata"].pop("ownerReferences")
-                o["metadata"]["labels"].pop(tenancy.LABEL_TENANT)
+                "spec": spec(i)})["metadata"]["uid"], range(n)))
+        objs = [(floor_names[i], tenancy.desired_objects(floor_names[i], uids[i], TenantSpec.model_validate(spec(i))))
+                for i in range(n)]
+        floor_waited = wait_quiet(cp, {})  # the floor starts as quiet as the operator's window did
         bare_before = audit_counts(cp, BARE_USER)
+        bare_procs0 = cpu_by_process(cp, {})
         t1 = time.monotonic()
 
         import threading
@@ -263,6 +306,7 @@ def run(n: int, resync: float, workers: int) -> dict:
         with cf.ThreadPoolExecutor(workers * 8) as inner, cf.ThreadPoolExecutor(8) as pool:
             list(pool.map(bare, objs))
         bare_s = time.monotonic() - t1
+        bare_cpu = cpu_delta(bare_procs0, cpu_by_process(cp, {}))
         bare_reqs = sum((audit_counts(cp, BARE_USER) - bare_before).values())
         op_reqs = sum(onboarding.values())
         return {
@@ -275,6 +319,10 @@ def run(n: int, resync: float, workers: int) -> dict:
             "idle_resync_writes_audit": idle_audit,
             "operator_peak_rss_mib": round(rss, 1),
             "operator_cpu_s_to_ready": round(op_cpu, 1),
+            "approvals_sent_s": round(approvals_s, 1),
+            "waited_for_quiet_s": [round(waited, 1), round(floor_waited, 1)],
+            "cpu_s_in_window_by_process": window_cpu,
+            "cpu_s_in_floor_by_process": bare_cpu,
             "drift_repair_p50_s": round(pct(repairs, 50), 3),
             "drift_repair_p99_s": round(pct(repairs, 99), 3),
             "bare_client_s": round(bare_s, 1),
