@@ -106,7 +106,7 @@ def routing(memo: kopf.Memo) -> Routing:
 
 
 @kopf.on.event(*TENANTS, id="tenant_contacts")
-def tenant_contacts(event: dict, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+async def tenant_contacts(event: dict, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
     routing(memo).set(name, None if event.get("type") == "DELETED" else _contacts(spec))
 
 

@@ -97,11 +97,12 @@ def observe(name: str, spec: TenantSpec, phase: Phase, usage: list[dict], quaran
             used[k] = used.get(k, Decimal(0)) + v
         for k, v in _amounts(ns.get("hard") or {}).items():
             hard[k] = hard.get(k, Decimal(0)) + v
+    quota, ceiling, floor = spec.quota.amounts(), spec.ceiling().amounts(), spec.floor().amounts()
     for res in QUOTA_KEYS:
         USAGE.labels(name, res).set(float(used.get(res, 0)))
-        LIMIT.labels(name, res).set(float(hard.get(res, spec.quota.amounts()[res])))
-        CEILING.labels(name, res).set(float(spec.ceiling().amounts()[res]))
-        FLOOR.labels(name, res).set(float(spec.floor().amounts()[res]))
+        LIMIT.labels(name, res).set(float(hard.get(res, quota[res])))
+        CEILING.labels(name, res).set(float(ceiling[res]))
+        FLOOR.labels(name, res).set(float(floor[res]))
     # one series per tenant, for its current phase (at 5,000 tenants seven would be 35,000)
     current = (name, phase.value, spec.level.value, spec.parent or "")
     previous = _PHASE_SERIES.get(name)
