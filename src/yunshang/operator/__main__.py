@@ -29,7 +29,7 @@ def main() -> None:
         os.environ["YUNSHANG_PEERING"] = args.peering
     import random
 
-    # the reconciler compares it with its peers' (kopf pauses a standby's watches; this its loops)
+    # the reconciler compares it with its peers' (kopf pauses a standby's watches; this its workers and loops)
     priority = args.priority or random.randint(1, 2**30)
     os.environ["YUNSHANG_PRIORITY"] = str(priority)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

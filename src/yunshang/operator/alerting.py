@@ -1,9 +1,10 @@
 """Keeps Alertmanager's configuration in step with the tenants' contacts.
 
-Tenant events update an in-memory map tenant -> contacts; every YUNSHANG_ALERTING_SECONDS the
-configuration is rendered (`yunshang.alerting.render`) from the platform's base
-(YUNSHANG_ALERTING_BASE, a JSON file: ops team, operator endpoint, timing) and written where
-Alertmanager reads it, only when it changed:
+Every YUNSHANG_ALERTING_SECONDS the tenants' contacts are read from the reconciler's cache (each
+tenant's parsed once per spec generation) and, when they or the platform's base
+(YUNSHANG_ALERTING_BASE, a JSON file: ops team, operator endpoint, timing) changed, the
+configuration is rendered (`yunshang.alerting.render`) and written where Alertmanager reads it,
+only when it changed:
 - YUNSHANG_ALERTMANAGER_CONFIG (a file; the local platform), then YUNSHANG_ALERTMANAGER_URL/-/reload;
 - YUNSHANG_ALERTMANAGER_SECRET (namespace/name; a real cluster's Alertmanager mounts it, key
   alertmanager.yaml).
@@ -17,7 +18,7 @@ import os
 import threading
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import kopf
 import yaml
@@ -26,7 +27,8 @@ from pydantic import ValidationError
 from .. import alerting
 from ..models.tenant import Contact
 from . import kube
-from .handlers import TENANTS, reconciler, spawn_rounds
+from .cache import TenantRecord
+from .handlers import reconciler, spawn_rounds
 
 log = logging.getLogger("yunshang.alerting")
 BASE = os.environ.get("YUNSHANG_ALERTING_BASE", "")
@@ -37,23 +39,25 @@ SECONDS = float(os.environ.get("YUNSHANG_ALERTING_SECONDS", "5"))
 
 
 class Routing:
-    """The tenants' contacts as last seen, and what was last written."""
+    """The tenants' contacts as last parsed, what was last rendered, and what was last written."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.contacts: dict[str, list[Contact]] = {}
+        self._parsed: dict[str, tuple[str, int, list[Contact]]] = {}  # tenant -> (uid, generation, contacts)
+        self.rendered: tuple[str, dict[str, list[Contact]], str | None] | None = None  # (base, contacts, text)
         self.written_secret = ""
 
-    def set(self, tenant: str, contacts: list[Contact] | None) -> None:
+    def contacts(self, records: Iterable[TenantRecord]) -> dict[str, list[Contact]]:
+        """The contacts of these tenants (the ones gone are forgotten), each parsed once per generation."""
         with self._lock:
-            if contacts is None:
-                self.contacts.pop(tenant, None)
-            else:
-                self.contacts[tenant] = contacts
-
-    def snapshot(self) -> dict[str, list[Contact]]:
-        with self._lock:
-            return dict(self.contacts)
+            seen = {}
+            for rec in records:
+                hit = self._parsed.get(rec.name)
+                if hit is None or hit[:2] != (rec.uid, rec.generation):
+                    hit = (rec.uid, rec.generation, _contacts(rec.spec))
+                seen[rec.name] = hit
+            self._parsed = seen
+            return {name: hit[2] for name, hit in seen.items()}
 
 
 def _contacts(spec: Any) -> list[Contact]:
@@ -73,9 +77,18 @@ def render_text(base_file: Path, contacts: dict[str, list[Contact]]) -> str | No
     return yaml.safe_dump(alerting.render(base, contacts), sort_keys=False)
 
 
-def sync_once(routing: Routing, api) -> bool:
+def sync_once(routing: Routing, api, tenants: Iterable[TenantRecord]) -> bool:
     """Write the configuration where it changed; True if anything was written."""
-    text = render_text(Path(BASE), routing.snapshot()) if BASE else None
+    if not BASE:
+        return False
+    base_file = Path(BASE)
+    base = base_file.read_text() if base_file.is_file() else ""
+    contacts = routing.contacts(tenants)
+    if routing.rendered is not None and routing.rendered[:2] == (base, contacts):
+        text = routing.rendered[2]  # nothing changed: no render (at thousands of tenants it is not free)
+    else:
+        text = render_text(base_file, contacts)
+        routing.rendered = (base, contacts, text)
     if text is None:
         return False
     wrote = False
@@ -105,13 +118,10 @@ def routing(memo: kopf.Memo) -> Routing:
     return memo.setdefault("routing", Routing())
 
 
-@kopf.on.event(*TENANTS, id="tenant_contacts")
-async def tenant_contacts(event: dict, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
-    routing(memo).set(name, None if event.get("type") == "DELETED" else _contacts(spec))
-
-
 @kopf.on.startup()
 async def start_alerting(memo: kopf.Memo, **_: Any) -> None:
     if BASE:
-        table = routing(memo)
-        spawn_rounds(memo, "alerting", lambda: sync_once(table, reconciler(memo).api), SECONDS)
+        table, r = routing(memo), reconciler(memo)
+        # list() of the cache's records is one step under the GIL: the loop may go on changing the cache
+        spawn_rounds(memo, "alerting", lambda: sync_once(table, r.api, list(r.cache.tenants.values())), SECONDS,
+                     settle=True)

@@ -1,9 +1,10 @@
-"""kopf's part: the Tenant watch, peering, start-up and clean-up; thin shells over the Reconciler.
+"""kopf's part for tenants: peering, start-up and clean-up; thin shells over the Reconciler.
 
-Every handler here only hands an event to the reconciler kept in kopf's memo; no handler
-writes, and none of kopf's own bookkeeping (finalizers, progress or diff-base annotations) is
-used for tenants, so an event costs the API server nothing.  The children a tenant owns (eight
-or more objects each) are watched by lean reflectors (reflector.py) instead of kopf.
+Tenants and the children each owns (eight or more objects per tenant) are watched by lean
+reflectors (reflector.py), not through kopf: every event goes straight to the reconciler kept in
+kopf's memo.  None of kopf's own bookkeeping (finalizers, progress or diff-base annotations) is
+used for tenants, so an event costs the API server nothing.  kopf keeps the kinds with few
+objects and handlers of their own (agreements, offers, the sharing paths).
 """
 from __future__ import annotations
 
@@ -16,13 +17,12 @@ from kubernetes import client, config
 
 from .. import auditing, tenancy
 from .. import sharing as sharing_model
-from ..models.tenant import GROUP, VERSION
+from ..models.tenant import GROUP
 from .kube import why
 from .reconciler import Reconciler
 from .reflector import Reflector
 from .settings import Settings
 
-TENANTS = (GROUP, VERSION, "tenants")
 # kind -> apiVersion of what a tenant owns; asked from the API server by label: managed by the
 # platform and naming its tenant (a tenant's own RoleBindings and NetworkPolicies never arrive)
 CHILD_KINDS = {
@@ -108,11 +108,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["reconciler"] = r
     r.start()
     loop = asyncio.get_running_loop()
-    watch_api = make_api(len(CHILD_KINDS) + 1)  # one long-lived connection per kind
-    for kind, api_version in CHILD_KINDS.items():
+    watch_api = make_api(len(CHILD_KINDS) + 2)  # one long-lived connection per kind
+    watches = [("Tenant", tenancy.API_VERSION, "", r.tenant_event)] + [
+        (kind, api_version, CHILD_SELECTOR, r.child_event) for kind, api_version in CHILD_KINDS.items()]
+    for kind, api_version, selector, handler in watches:
         r.follow(kind)
-        reflector = Reflector(watch_api, kind, api_version, CHILD_SELECTOR,
-                              lambda etype, obj: loop.call_soon_threadsafe(r.child_event, etype, obj),
+        reflector = Reflector(watch_api, kind, api_version, selector,
+                              lambda etype, obj, handler=handler: loop.call_soon_threadsafe(handler, etype, obj),
                               on_listed=lambda k: loop.call_soon_threadsafe(r.listed, k),
                               stub_labels=(tenancy.LABEL_TENANT,))
         memo.setdefault("reflectors", []).append(reflector)
@@ -129,8 +131,4 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if r is not None:
         await r.stop()
 
-
-@kopf.on.event(*TENANTS)
-async def tenant_event(event: dict, memo: kopf.Memo, **_: Any) -> None:
-    reconciler(memo).tenant_event(event.get("type"), event["object"])
 

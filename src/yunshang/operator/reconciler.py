@@ -261,9 +261,9 @@ class Reconciler:
                 self.queue.add(name, low=True)
 
     def active(self) -> bool:
-        """With peering: only while no live peer has a higher priority (kopf pauses the watches of
-        a standby; this keeps its own loops quiet too).  Reads what `_watch_peers` last saw: no
-        API call on the event loop."""
+        """With peering: only while no live peer has a higher priority (kopf pauses a standby's
+        watches of agreements and offers; the reflectors keep a standby's cache warm, and this keeps
+        its workers and loops quiet).  Reads what `_watch_peers` last saw: no API call on the event loop."""
         return not self.settings.peering or self._leader
 
     def _leader_now(self) -> bool:
@@ -285,7 +285,10 @@ class Reconciler:
 
     async def _watch_peers(self) -> None:
         while True:
-            self._leader = await asyncio.to_thread(self._leader_now)
+            was, self._leader = self._leader, await asyncio.to_thread(self._leader_now)
+            if self._leader and not was:  # taking over: what the standby's workers let pass is done now
+                for name in list(self.cache.tenants):
+                    self.queue.add(name)
             await asyncio.sleep(2)
 
     # ------------------------------------------------------------------ reconcile
