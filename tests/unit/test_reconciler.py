@@ -267,3 +267,43 @@ def test_approval_clears_the_open_rounds_status(rec, fake):
     rec.tenant_event("MODIFIED", b2 | {"status": rec._written["p2"]})
     run(rec.reconcile("p2"))
     assert rec._written["p2"]["phase"] == "Ready" and rec._written["p2"]["signoff"] is None
+
+
+def test_a_drift_during_a_resync_waits_for_one_reconcile_not_the_whole_resync(fake):
+    """Resync reconciles that write nothing never await; the workers still let the loop deliver
+    a watch event between them, and the drift goes before the rest of the resync."""
+    r = Reconciler(api=None, settings=Settings(concurrency=4, workers=1), k=fake)
+    names = [f"t{i:03d}" for i in range(200)]
+    for nm in names:
+        r.tenant_event("ADDED", body(nm))
+
+    async def scenario():
+        for nm in names:
+            await r.reconcile(nm)
+        echo(r, fake)
+        r.queue = WorkQueue()
+        done: list[str] = []
+        real = r.reconcile
+
+        gone = fake.objects.pop(("NetworkPolicy", "t199-main", "default-deny"))
+        loop = asyncio.get_running_loop()
+
+        async def traced(name):
+            done.append(name)
+            if len(done) == 1:  # the watch event arrives from the reflector's thread once the resync has begun
+                loop.call_soon_threadsafe(r.child_event, "DELETED", gone)
+            await real(name)
+
+        r.reconcile = traced
+        for nm in names:
+            r.queue.add(nm, low=True)  # the global resync
+        r._last_event -= 60  # the listings are long in
+        worker = loop.create_task(r._worker(0))
+        while len(done) < len(names) or len(r.queue):
+            await asyncio.sleep(0.01)
+        worker.cancel()
+        return done
+
+    done = run(scenario())
+    assert done.index("t199") < 10, f"drift repaired after {done.index('t199')} resync reconciles"
+    assert ("NetworkPolicy", "t199-main", "default-deny") in fake.objects

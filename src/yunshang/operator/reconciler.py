@@ -1,8 +1,8 @@
 """The tenant reconciler: one object that owns the operator's state.
 
 Built once at start-up (handlers.py puts it in kopf's memo) with the API client, the settings,
-the slim cache, the work queue, the audit log and the status bookkeeping; kopf's handlers only
-feed it events.  The loop, as in controller-runtime:
+the slim cache, the work queue, the audit log and the status bookkeeping; the reflectors
+(reflector.py) feed it the events of tenants and their children.  The loop, as in controller-runtime:
 
 - an event only enqueues the tenant's name (child events find their tenant by label); echoes of
   our own writes and status-only changes enqueue nothing;
@@ -221,7 +221,7 @@ class Reconciler:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def follow(self, kind: str) -> None:
-        """A watch of ``kind`` feeds ``child_event``: reconciling waits for its first listing."""
+        """A watch of ``kind`` feeds this reconciler: reconciling waits for its first listing."""
         self._unlisted.add(kind)
 
     def listed(self, kind: str) -> None:
@@ -253,6 +253,9 @@ class Reconciler:
                 asyncio.get_running_loop().call_later(5, self.queue.add, name)
             finally:
                 self.queue.done(name)
+            # a reconcile that writes nothing (most of a resync) never awaits: let the loop deliver the
+            # events that came meanwhile (a drift waits for one reconcile, not for the whole resync)
+            await asyncio.sleep(0)
 
     async def _resync(self) -> None:
         while True:
