@@ -35,7 +35,8 @@ class Reflector:
         self.api, self.kind, self.api_version, self.selector = api, kind, api_version, label_selector
         self.stub_labels = stub_labels
         self.deliver, self.on_listed, self.timeout, self.k = deliver, on_listed, timeout, k
-        self.known: dict[tuple[str, str], dict] = {}  # (namespace, name) -> enough for a DELETED event
+        # (namespace, name) -> its labels (only ``stub_labels``): enough for a DELETED event after a relist
+        self.known: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self.listings = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,11 +50,10 @@ class Reflector:
         for obj in items:
             obj.setdefault("kind", self.kind)  # a listing's items carry neither
             obj.setdefault("apiVersion", self.api_version)
-            key = self._key(obj)
-            seen[key] = self._stub(obj)
+            seen[self._key(obj)] = self._labels(obj)
             self.deliver("ADDED", obj)
         for key in self.known.keys() - seen.keys():
-            self.deliver("DELETED", self.known[key])
+            self.deliver("DELETED", self._stub(key, self.known[key]))
         self.known = seen
         self.listings += 1
         if self.listings == 1:
@@ -75,7 +75,7 @@ class Reflector:
             if etype == "DELETED":
                 self.known.pop(key, None)
             else:
-                self.known[key] = self._stub(obj)
+                self.known[key] = self._labels(obj)
             self.deliver(etype, obj)
             if self._stopping.is_set():
                 break
@@ -113,12 +113,14 @@ class Reflector:
         md = obj.get("metadata") or {}
         return md.get("namespace") or "", md.get("name", "")
 
-    def _stub(self, obj: dict) -> dict:
-        md = obj.get("metadata") or {}
-        labels = md.get("labels") or {}
-        if self.stub_labels:
-            labels = {k: labels[k] for k in self.stub_labels if k in labels}
-        stub = {k: md[k] for k in ("name", "namespace") if k in md}
-        return {"kind": obj.get("kind", self.kind), "apiVersion": obj.get("apiVersion", self.api_version),
-                "metadata": {**stub, "labels": labels}}
+    def _labels(self, obj: dict) -> tuple[tuple[str, str], ...]:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        keys = self.stub_labels or tuple(labels)
+        return tuple((k, labels[k]) for k in keys if k in labels)
+
+    def _stub(self, key: tuple[str, str], labels: tuple[tuple[str, str], ...]) -> dict:
+        """What a DELETED event of an object known only by its key and labels looks like."""
+        namespace, name = key
+        return {"kind": self.kind, "apiVersion": self.api_version,
+                "metadata": {"name": name, **({"namespace": namespace} if namespace else {}), "labels": dict(labels)}}
 
