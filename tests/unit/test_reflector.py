@@ -93,3 +93,41 @@ def test_a_refused_watch_is_an_error_not_a_silent_stop():
     r.list_once()
     with pytest.raises(RuntimeError, match="403 forbidden"):
         r.watch_once("10")
+
+
+def test_the_inbox_hands_events_from_threads_to_the_loop_in_order_and_in_batches():
+    import asyncio
+    import threading
+
+    from yunshang.operator.reflector import Inbox
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        inbox = Inbox(loop)
+        seen, wakeups = [], []
+        real = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a: (wakeups.append(1), real(*a))[1]
+        send = inbox.sender(lambda etype, obj: seen.append((etype, obj["n"])))
+
+        def producer(base):
+            for i in range(1000):
+                send("ADDED", {"n": base + i})
+            inbox.put(seen.append, ("done", base))
+
+        threads = [threading.Thread(target=producer, args=(k * 10000,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        while sum(1 for s in seen if s[0] == "done") < 3:
+            await asyncio.sleep(0.01)
+        for t in threads:
+            t.join()
+        loop.call_soon_threadsafe = real
+        return seen, wakeups
+
+    seen, wakeups = asyncio.run(scenario())
+    assert len(seen) == 3003
+    for k in range(3):  # each thread's events in the order it sent them, its "done" after them
+        mine = [n for e, n in seen if e == "ADDED" and n // 10000 == k]
+        assert mine == list(range(k * 10000, k * 10000 + 1000))
+        assert seen.index(("done", k * 10000)) > seen.index(("ADDED", k * 10000 + 999))
+    assert len(wakeups) < 3003 / 2, f"{len(wakeups)} wake-ups of the loop for 3003 events"

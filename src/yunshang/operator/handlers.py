@@ -20,7 +20,7 @@ from .. import sharing as sharing_model
 from ..models.tenant import GROUP
 from .kube import why
 from .reconciler import Reconciler
-from .reflector import Reflector
+from .reflector import Inbox, Reflector
 from .settings import Settings
 
 # kind -> apiVersion of what a tenant owns; asked from the API server by label: managed by the
@@ -108,14 +108,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["reconciler"] = r
     r.start()
     loop = asyncio.get_running_loop()
+    inbox = Inbox(loop)
     watch_api = make_api(len(CHILD_KINDS) + 2)  # one long-lived connection per kind
     watches = [("Tenant", tenancy.API_VERSION, "", r.tenant_event)] + [
         (kind, api_version, CHILD_SELECTOR, r.child_event) for kind, api_version in CHILD_KINDS.items()]
     for kind, api_version, selector, handler in watches:
         r.follow(kind)
-        reflector = Reflector(watch_api, kind, api_version, selector,
-                              lambda etype, obj, handler=handler: loop.call_soon_threadsafe(handler, etype, obj),
-                              on_listed=lambda k: loop.call_soon_threadsafe(r.listed, k),
+        # the mark "listed" goes through the inbox after the listing's events: handled after them
+        reflector = Reflector(watch_api, kind, api_version, selector, inbox.sender(handler),
+                              on_listed=lambda k: inbox.put(r.listed, k),
                               stub_labels=(tenancy.LABEL_TENANT,))
         memo.setdefault("reflectors", []).append(reflector)
         reflector.start()

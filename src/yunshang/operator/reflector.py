@@ -12,6 +12,8 @@ their own (tenants, offers, agreements, shared paths) stay with kopf.
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import threading
 from typing import Callable
@@ -124,3 +126,48 @@ class Reflector:
         return {"kind": self.kind, "apiVersion": self.api_version,
                 "metadata": {"name": name, **({"namespace": namespace} if namespace else {}), "labels": dict(labels)}}
 
+
+
+class Inbox:
+    """Hands the reflectors' events (from their threads) to the event loop in batches: one wake-up of
+    the loop for whatever came meanwhile, not one per event (each is a write to the loop's pipe)."""
+
+    BATCH = 256  # calls made per turn of the loop, so that the workers are not starved
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self._items: collections.deque[tuple[Callable[..., None], tuple]] = collections.deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def put(self, fn: Callable[..., None], *args) -> None:
+        """``fn(*args)`` on the loop, after everything put before it (callable from any thread)."""
+        self._items.append((fn, args))
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._drain)
+
+    def sender(self, handler: Callable[[str, dict], None]) -> Deliver:
+        """A ``deliver`` for a Reflector: ``handler(etype, obj)`` runs on the loop."""
+        return lambda etype, obj: self.put(handler, etype, obj)
+
+    def _drain(self) -> None:
+        for _ in range(self.BATCH):
+            try:
+                fn, args = self._items.popleft()
+            except IndexError:
+                break
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001  (one odd event must not stop the others)
+                log.exception("handling a watch event")
+        else:
+            self.loop.call_soon(self._drain)  # more may wait: after the loop's other work
+            return
+        with self._lock:  # a sender that came after the last popleft saw _scheduled set: look again
+            if not self._items:
+                self._scheduled = False
+                return
+        self.loop.call_soon(self._drain)
