@@ -56,13 +56,12 @@ def spec(i: int) -> dict:
 
 def audit_counts(cp: ControlPlane, user: str) -> collections.Counter:
     c: collections.Counter = collections.Counter()
-    log = cp.logs / "audit.log"
-    if not log.exists():
-        return c
-    for line in log.read_text().splitlines():
-        ev = json.loads(line)
-        if ev.get("user", {}).get("username") == user and ev.get("stage") == "ResponseComplete":
-            c[ev["verb"]] += 1
+    # the API server rotates its log at 100 MB (audit-<time>.log): every file counts
+    for log in sorted(cp.logs.glob("audit*.log")):
+        for line in log.read_text().splitlines():
+            ev = json.loads(line)
+            if ev.get("user", {}).get("username") == user and ev.get("stage") == "ResponseComplete":
+                c[ev["verb"]] += 1
     return c
 
 
