@@ -174,7 +174,8 @@ def watch(api: client.ApiClient, kind: str, resource_version: str, label_selecto
         for line in iter_resp_lines(raw):
             if line:
                 yield json.loads(line)
-    finally:
+    finally:  # left early (or ended): the connection is closed, not handed back with a watch on it
+        raw.close()
         raw.release_conn()
 
 
