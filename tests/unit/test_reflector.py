@@ -39,7 +39,7 @@ class FakeAPI:
 
 
 def reflector(fake, seen, **kw):
-    return Reflector(None, "NetworkPolicy", "networking.k8s.io/v1", "sel", lambda t, o: seen.append(
+    return Reflector(None, "NetworkPolicy", "sel", lambda t, o: seen.append(
         (t, o["kind"], o["metadata"]["name"], o["metadata"].get("labels"))), k=fake, **kw)
 
 

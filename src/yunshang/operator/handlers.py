@@ -23,15 +23,9 @@ from .reconciler import Reconciler
 from .reflector import Inbox, Reflector
 from .settings import Settings
 
-# kind -> apiVersion of what a tenant owns; asked from the API server by label: managed by the
-# platform and naming its tenant (a tenant's own RoleBindings and NetworkPolicies never arrive)
-CHILD_KINDS = {
-    "Namespace": "v1",
-    "ResourceQuota": "v1",
-    "LimitRange": "v1",
-    "RoleBinding": "rbac.authorization.k8s.io/v1",
-    "NetworkPolicy": "networking.k8s.io/v1",
-}
+# what a tenant owns; asked from the API server by label: managed by the platform and naming its
+# tenant (a tenant's own RoleBindings and NetworkPolicies never arrive)
+CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "RoleBinding", "NetworkPolicy")
 CHILD_SELECTOR = f"{tenancy.MANAGED_BY_KEY}={tenancy.MANAGED_BY_VALUE},{tenancy.LABEL_TENANT}"
 log = logging.getLogger("yunshang.operator")
 
@@ -110,12 +104,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     loop = asyncio.get_running_loop()
     inbox = Inbox(loop)
     watch_api = make_api(len(CHILD_KINDS) + 2)  # one long-lived connection per kind
-    watches = [("Tenant", tenancy.API_VERSION, "", r.tenant_event)] + [
-        (kind, api_version, CHILD_SELECTOR, r.child_event) for kind, api_version in CHILD_KINDS.items()]
-    for kind, api_version, selector, handler in watches:
+    watches = [("Tenant", "", r.tenant_event)] + [(kind, CHILD_SELECTOR, r.child_event) for kind in CHILD_KINDS]
+    for kind, selector, handler in watches:
         r.follow(kind)
         # the mark "listed" goes through the inbox after the listing's events: handled after them
-        reflector = Reflector(watch_api, kind, api_version, selector, inbox.sender(handler),
+        reflector = Reflector(watch_api, kind, selector, inbox.sender(handler),
                               on_listed=lambda k: inbox.put(r.listed, k),
                               stub_labels=(tenancy.LABEL_TENANT,))
         memo.setdefault("reflectors", []).append(reflector)

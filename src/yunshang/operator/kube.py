@@ -50,6 +50,12 @@ def _count(verb: str, kind: str) -> None:
     API_WRITES.labels(verb, kind).inc()
 
 
+def api_version(kind: str) -> str:
+    """The apiVersion of ``kind`` ("v1", "rbac.authorization.k8s.io/v1", ...)."""
+    prefix = KINDS[kind][0]
+    return prefix.removeprefix("/apis/").removeprefix("/api/")
+
+
 def path(kind: str, name: str, namespace: str | None = None, sub: str = "") -> str:
     prefix, plural, namespaced = KINDS[kind]
     ns = f"/namespaces/{namespace}" if namespaced else ""

@@ -31,11 +31,12 @@ class Gone(Exception):
 
 
 class Reflector:
-    def __init__(self, api, kind: str, api_version: str, label_selector: str, deliver: Deliver, *,
+    def __init__(self, api, kind: str, label_selector: str, deliver: Deliver, *,
                  on_listed: Callable[[str], None] = lambda kind: None, stub_labels: tuple[str, ...] = (),
                  timeout: int = 300, k=kube):
-        """``stub_labels``: the labels a DELETED event made up after a relist carries (all if empty)."""
-        self.api, self.kind, self.api_version, self.selector = api, kind, api_version, label_selector
+        """``kind``: one of ``kube.KINDS``.  ``stub_labels``: the labels a DELETED event made up after a
+        relist carries (all if empty)."""
+        self.api, self.kind, self.api_version, self.selector = api, kind, kube.api_version(kind), label_selector
         self.stub_labels = stub_labels
         self.deliver, self.on_listed, self.timeout, self.k = deliver, on_listed, timeout, k
         # (namespace, name) -> its labels (only ``stub_labels``): enough for a DELETED event after a relist
@@ -99,9 +100,10 @@ class Reflector:
                 if self._stopping.is_set():
                     return
                 failures += 1
-                log.warning("watch of %s: %s; listing again in %ss", self.kind, kube.why(e), min(30, 2 ** failures))
+                pause = min(30, 2 ** failures)
+                log.warning("watch of %s: %s; listing again in %ss", self.kind, kube.why(e), pause)
                 rv = ""
-                self._stopping.wait(min(30, 2 ** failures))
+                self._stopping.wait(pause)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name=f"yunshang-watch-{self.kind}", daemon=True)
