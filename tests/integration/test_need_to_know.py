@@ -14,7 +14,8 @@ from kubernetes import client
 from factories import ADMIN_GROUPS, approval, dept_groups
 from helpers import Impersonated, ready_tenant, wait_for
 
-GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+from yunshang.models.tenant import GROUP, VERSION
+
 API = f"/apis/{GROUP}/{VERSION}"
 VIEWS = "/api/v1/namespaces/yunshang-views/configmaps"
 

@@ -12,9 +12,11 @@ from kubernetes import client
 from factories import approval, dept_groups
 from helpers import Impersonated, granted, ready_tenant, wait_for
 
-GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+from yunshang.models.agreement import OFFER_LABEL
+from yunshang.models.tenant import GROUP, VERSION
+
 API = f"/apis/{GROUP}/{VERSION}"
-LABEL = "platform.yunshang.io/offer"
+LABEL = OFFER_LABEL
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from kubernetes import client
 from factories import ADMIN_GROUPS, approval, dept_groups, reviewer_groups, signoff, tenant
 from helpers import Impersonated, grant, granted, wait_for
 
-TENANTS = "/apis/platform.yunshang.io/v1alpha1/tenants"
-GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+from yunshang.models.tenant import GROUP, VERSION
+
+TENANTS = f"/apis/{GROUP}/{VERSION}/tenants"
 
 
 @pytest.fixture
