@@ -48,16 +48,7 @@ def manifests() -> list[dict[str, Any]]:
         *crds(),
         peering(),
         operator_account(),
-        *policies.rbac(),
-        *policies.admission_policy(),
-        *policies.signoff_policy(),
-        *policies.agreement_policy(),
-        *policies.offer_policy(),
-        *policies.offer_terms_policy(),
-        *policies.rating_policy(),
-        *policies.audit_policy(),
-        *policies.tenant_controls(),
-        *policies.platform_objects_policy(),
+        *policies.governance(),
     ]
 
 

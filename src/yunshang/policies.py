@@ -25,6 +25,8 @@ from .models.tenant import ADMIN_GROUP, DEPARTMENTS_GROUP, DEPT_GROUP_PREFIX, GR
 from .signoff import DEFAULT_ROLES, REVIEWER_GROUP_PREFIX
 from .views import VIEWS_NAMESPACE
 from .tenancy import (
+    ANN_EXTERNAL_IPS,
+    ANN_HOSTNAMES,
     ANN_INGRESS_CLASSES,
     ANN_REGISTRIES,
     ANN_SERVICE_TYPES,
@@ -34,6 +36,7 @@ from .tenancy import (
     MANAGED_BY_VALUE,
     MONITORING_NAMESPACE,
     SYSTEM_NAMESPACE,
+    DEFAULT_HOST_SUFFIXES,
 )
 
 OPERATOR_SA = "yunshang-operator"
@@ -201,6 +204,28 @@ def signoff_policy() -> list[dict[str, Any]]:
             {"expression": f"!variables.reviewerOnly || (request.operation == 'UPDATE' && {only_signoffs})",
              "message": "a reviewer records sign-offs and changes nothing else of a department's tenant",
              "reason": "Forbidden"},
+            # nobody but the operator and system:masters creates a tenant already decided (platform admins too)
+            {"expression": ("request.operation != 'CREATE' || (!has(object.spec.approval) && size(variables.new) == 0)"),
+             "messageExpression": ("'tenant ' + object.metadata.name + ': a new tenant cannot carry an approval or "
+                                   "sign-offs (' + request.userInfo.username + ' tried); create it, then each reviewer "
+                                   "role signs off (`yunshang tenant approve`)'"),
+             "reason": "Forbidden"},
+            # separation of duties: never sign for a department whose group or owners you belong to
+            {"expression": ("variables.new.all(d, d in variables.old || (!(variables.deptGroup in "
+                            "request.userInfo.groups) && !variables.owner))"),
+             "messageExpression": ("'tenant ' + object.metadata.name + ': ' + request.userInfo.username + ' belongs to "
+                                   "the department (' + variables.deptGroup + ' or its owners) and cannot sign off its "
+                                   "request; another member of the role decides'"),
+             "reason": "Forbidden"},
+            # more than the approved ceiling is a new request, for platform admins too (within it the
+            # bureau adjusts without a round)
+            {"expression": (f"request.operation != 'UPDATE' || variables.round != variables.oldRound || "
+                            f"!variables.decided || ({_same(['elastic'])} && {_quota_within_old_ceiling()})"),
+             "messageExpression": ("'tenant ' + object.metadata.name + ': quota above the approved ceiling, or a new "
+                                   "elastic ceiling, is a new request even for the platform bureau: raise "
+                                   "spec.requestRound by one with it (`yunshang tenant quota`) and the reviewers sign "
+                                   "off again'"),
+             "reason": "Forbidden"},
         ],
         # the operator writes a legacy approval down as sign-offs; system:masters is break-glass
         match_conditions=[{"name": "not-the-operator",
@@ -213,12 +238,43 @@ def signoff_policy() -> list[dict[str, Any]]:
             {"name": "round", "expression": "has(object.spec.requestRound) ? object.spec.requestRound : 1"},
             {"name": "oldRound", "expression": ("request.operation == 'UPDATE' && has(oldObject.spec.requestRound) ? "
                                                 "oldObject.spec.requestRound : 1")},
+            {"name": "deptGroup", "expression": f"'{DEPT_GROUP_PREFIX}' + object.metadata.name"},
+            {"name": "owner", "expression": (
+                "has(object.spec.owners) && object.spec.owners.exists(o, (o.kind == 'User' && o.name == "
+                "request.userInfo.username) || (o.kind == 'Group' && o.name in request.userInfo.groups))")},
+            {"name": "decided", "expression": (
+                "request.operation == 'UPDATE' && ((has(oldObject.spec.approval) && "
+                "oldObject.spec.approval.decision == 'Approved') || size(variables.old) > 0)")},
             {"name": "reviewerOnly", "expression": (
                 f"request.userInfo.groups.exists(g, g.startsWith('{REVIEWER_GROUP_PREFIX}')) && "
                 f"!(('{DEPT_GROUP_PREFIX}' + object.metadata.name) in request.userInfo.groups) && "
                 f"!('{ADMIN_GROUP}' in request.userInfo.groups) && !('system:masters' in request.userInfo.groups)")},
         ],
     )
+
+
+QUOTA_FIELDS = ["cpu", "memory", "storage", "pods", "services", "configmaps", "secrets", "persistentvolumeclaims"]
+
+
+def _quota_within_old_ceiling() -> str:
+    """CEL: every resource of the new quota is at most what the old spec's ceiling allowed (the
+    elastic ceiling where it names the resource, else the old quota)."""
+    def amount(expr: str) -> str:
+        return f"quantity(string({expr}))"
+
+    from .models.tenant import Quota
+
+    defaults = Quota().model_dump()
+    checks = []
+    for f in QUOTA_FIELDS:
+        new, old = f"object.spec.quota.{f}", f"oldObject.spec.quota.{f}"
+        # a field left out of the old spec had the model's default
+        old_amount = f"(has(oldObject.spec.quota) && has({old}) ? {amount(old)} : quantity('{defaults[f]}'))"
+        ceiling = (f"(has(oldObject.spec.elastic) && has(oldObject.spec.elastic.ceiling) && "
+                   f"has(oldObject.spec.elastic.ceiling.{f}) ? {amount('oldObject.spec.elastic.ceiling.' + f)} : "
+                   f"{old_amount})")
+        checks.append(f"(!has(object.spec.quota) || !has({new}) || {amount(new)}.compareTo({ceiling}) <= 0)")
+    return " && ".join(checks)
 
 
 AGREEMENT_POLICY = "yunshang-sharing-consent"
@@ -417,13 +473,31 @@ def _shown(var: str) -> str:
     return f"(size({var}) == 0 ? 'none' : {var}.join(', '))"
 
 
-def tenant_controls(default_registries: list[str] | None = None) -> list[dict[str, Any]]:
+def _hostnames_allowance(suffixes: list[str]) -> str:
+    """CEL: the hostnames the namespace's tenant may serve: its allowance, else its own name under
+    each of the platform's suffixes (tenancy.default_hostnames)."""
+    ann = f"namespaceObject.metadata.annotations['{ANN_HOSTNAMES}']"
+    present = (f"has(namespaceObject.metadata.annotations) && '{ANN_HOSTNAMES}' in namespaceObject.metadata.annotations "
+               f"&& {ann} != ''")
+    t = f"namespaceObject.metadata.labels['{LABEL_TENANT}']"
+    fallback = "[" + ", ".join(f"{t} + '.{sfx}', '*.' + {t} + '.{sfx}'" for sfx in suffixes) + "]"
+    return f"{present} ? {ann}.split(',') : {fallback}"
+
+
+def tenant_controls(default_registries: list[str] | None = None,
+                    host_suffixes: list[str] | None = None) -> list[dict[str, Any]]:
     """What a tenant may use, from its namespace's allowances (annotations the operator keeps
     from `spec.allowed`): images only from allowed registries (or the platform's default list),
     PVCs only of allowed storage classes, Ingresses only of allowed classes, no NodePort or
     LoadBalancer Service unless allowed.  Workload templates are checked too, so a Deployment
     is refused at once rather than its pods later."""
     registries = default_registries if default_registries is not None else DEFAULT_REGISTRIES
+    suffixes = host_suffixes if host_suffixes is not None else DEFAULT_HOST_SUFFIXES
+    allowed_host = ("variables.hostnames.exists(a, a == {h} || (a.startsWith('*.') && {h}.endsWith(a.substring(1))))")
+    rule_hosts = ("object.kind == 'Ingress' && has(object.spec.rules) ? "
+                  "object.spec.rules.filter(r, has(r.host)).map(r, r.host) : []")
+    tls_hosts = ("object.kind == 'Ingress' && has(object.spec.tls) ? "
+                 "object.spec.tls.filter(t, has(t.hosts)).map(t, t.hosts) : []")
     pod_spec = ("object.kind == 'Pod' ? object.spec : "
                 "object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : "
                 "(object.kind in ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'ReplicationController'] "
@@ -469,6 +543,28 @@ def tenant_controls(default_registries: list[str] | None = None) -> list[dict[st
              "messageExpression": (f"{tenant} + 'a Service of type ' + object.spec.type + ' is not allowed "
                                    f"(allowed beyond ClusterIP: ' + {_shown('variables.serviceTypes')} + ')'"),
              "reason": "Forbidden"},
+            {"expression": ("object.kind != 'Service' || !has(object.spec.externalIPs) || "
+                            "object.spec.externalIPs.all(ip, ip in variables.externalIPs)"),
+             "messageExpression": (f"{tenant} + 'external IP ' + object.spec.externalIPs.filter(ip, !(ip in "
+                                   f"variables.externalIPs))[0] + ' is not allowed (allowed: ' + "
+                                   f"{_shown('variables.externalIPs')} + '); an external IP takes that address's "
+                                   "traffic cluster-wide: ask the platform bureau for spec.allowed.externalIPs'"),
+             "reason": "Forbidden"},
+            {"expression": ("object.kind != 'Ingress' || (!has(object.spec.defaultBackend) && "
+                            "(!has(object.spec.rules) || object.spec.rules.all(r, has(r.host) && r.host != '')))"),
+             "messageExpression": (f"{tenant} + 'an Ingress without a host (or with a defaultBackend) would serve "
+                                   f"every hostname; name a host (allowed: ' + {_shown('variables.hostnames')} + ')'"),
+             "reason": "Forbidden"},
+            {"expression": f"variables.ingressHosts.all(h, {allowed_host.format(h='h')})",
+             "messageExpression": (f"{tenant} + 'hostname ' + variables.ingressHosts.filter(h, "
+                                   f"!({allowed_host.format(h='h')}))[0] + ' is not allowed (allowed: ' + "
+                                   f"{_shown('variables.hostnames')} + '); ask the platform bureau to add it to "
+                                   "spec.allowed.hostnames'"),
+             "reason": "Forbidden"},
+            {"expression": f"variables.tlsHosts.all(hs, hs.all(h, {allowed_host.format(h='h')}))",
+             "messageExpression": (f"{tenant} + 'a TLS host of this Ingress is not allowed (allowed: ' + "
+                                   f"{_shown('variables.hostnames')} + ')'"),
+             "reason": "Forbidden"},
         ],
         variables=[
             {"name": "podSpec", "expression": pod_spec},
@@ -478,6 +574,10 @@ def tenant_controls(default_registries: list[str] | None = None) -> list[dict[st
             {"name": "ingressClasses", "expression": _allowance(ANN_INGRESS_CLASSES)},
             {"name": "serviceTypes", "expression": _allowance(ANN_SERVICE_TYPES)},
             {"name": "ingressClass", "expression": f"object.kind == 'Ingress' ? ({ingress_class}) : ''"},
+            {"name": "externalIPs", "expression": _allowance(ANN_EXTERNAL_IPS)},
+            {"name": "hostnames", "expression": _hostnames_allowance(suffixes)},
+            {"name": "ingressHosts", "expression": rule_hosts},
+            {"name": "tlsHosts", "expression": tls_hosts},
         ],
     )
 
@@ -511,6 +611,55 @@ def platform_objects_policy() -> list[dict[str, Any]]:
         ],
         match_conditions=[{**NOT_THE_PLATFORM, "expression": f"{NOT_THE_PLATFORM['expression']} && {cleaners}"}],
     )
+
+
+NAMESPACE_POLICY = "yunshang-namespace-ownership"
+
+
+def namespace_ownership_policy() -> list[dict[str, Any]]:
+    """A namespace belongs to the tenant whose mark (label and owner reference) it got when it was
+    created: nobody (the operator included; system:masters is break-glass) puts a tenant's mark on a
+    namespace that did not carry that very mark, nor takes a tenant's owner reference away while the
+    mark stays.  So the operator never adopts another tenant's namespace, a retained one, or one it
+    did not create (kube-system, default, a namespace made by hand): its apply is refused and the
+    tenant goes to phase Conflict."""
+    label = f"'{LABEL_TENANT}'"
+    mark = lambda o: f"(has({o}.metadata.labels) && {label} in {o}.metadata.labels ? {o}.metadata.labels[{label}] : '')"  # noqa: E731
+    refs = lambda o: (f"(has({o}.metadata.ownerReferences) ? {o}.metadata.ownerReferences.filter(r, r.kind == 'Tenant')"  # noqa: E731
+                      ".map(r, r.uid) : [])")
+    cleaners = " && ".join(f"request.userInfo.username != '{u}'" for u in SYSTEM_CLEANERS)
+    return _with_binding(NAMESPACE_POLICY, {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                                                "resources": ["namespaces"]}]},
+        "matchConditions": [{"name": "not-break-glass",
+                             "expression": f"!('system:masters' in request.userInfo.groups) && {cleaners}"}],
+        "variables": [{"name": "mark", "expression": mark("object")},
+                      {"name": "oldMark", "expression": mark("oldObject")}],
+        "validations": [
+            {"expression": "variables.mark == '' || variables.mark == variables.oldMark",
+             "messageExpression": ("'namespace ' + object.metadata.name + (variables.oldMark == '' ? ' was not created "
+                                   "for a tenant' : ' belongs to tenant ' + variables.oldMark) + ': it cannot be "
+                                   "given to tenant ' + variables.mark + ' (' + request.userInfo.username + ' tried); "
+                                   "a namespace is never taken over'"),
+             "reason": "Forbidden"},
+            {"expression": (f"variables.mark == '' || {refs('oldObject')}.all(u, u in {refs('object')})"),
+             "messageExpression": ("'namespace ' + object.metadata.name + ' belongs to tenant ' + variables.oldMark + "
+                                   "': its owner reference cannot be replaced'"),
+             "reason": "Forbidden"},
+        ],
+    })
+
+
+def governance(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] = DEFAULT_ROLES,
+               default_registries: list[str] | None = None,
+               host_suffixes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every RBAC object and admission policy of the platform, in one list: the installer and the
+    Pulumi program both apply this."""
+    return [*rbac(audit_anchor, roles), *admission_policy(), *signoff_policy(), *agreement_policy(),
+            *offer_policy(), *offer_terms_policy(), *rating_policy(), *audit_policy(),
+            *tenant_controls(default_registries, host_suffixes), *platform_objects_policy(),
+            *namespace_ownership_policy()]
 
 
 def _role(name: str, rules: list[dict]) -> dict:
@@ -691,6 +840,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
         "policies/audit-admission.yaml": audit_policy(),
         "policies/tenant-controls.yaml": tenant_controls(),
         "policies/platform-objects.yaml": platform_objects_policy(),
+        "policies/namespace-ownership.yaml": namespace_ownership_policy(),
         "crds/clusterkopfpeerings.kopf.dev.yaml": [kopf_peering_crd()],
     }
 

@@ -101,10 +101,26 @@ class Endpoint:
 
     def get(self, path: str, timeout: float = 30) -> Any:
         """GET path (e.g. /apis/platform.yunshang.io/v1alpha1/tenants) -> the decoded JSON."""
+        return self.send("GET", path, timeout=timeout)
+
+    def identity(self) -> tuple[str, list[str]]:
+        """(username, groups) as the API server authenticates the caller (a SelfSubjectReview)."""
+        review = self.send("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                           {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        info = (review.get("status") or {}).get("userInfo") or {}
+        return info.get("username", ""), list(info.get("groups") or [])
+
+    def send(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+        """One request -> the decoded JSON."""
         conn = (HTTPSConnection(self.netloc, timeout=timeout, context=self.tls) if self.tls
                 else HTTPConnection(self.netloc, timeout=timeout))
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         try:
-            conn.request("GET", self.prefix + path, headers=self.headers)
+            conn.request(method, self.prefix + path, body=data, headers=headers)
             resp = conn.getresponse()
             body = resp.read().decode("utf-8", "replace")
         except (OSError, ssl.SSLError) as e:

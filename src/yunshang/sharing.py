@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .models.agreement import AgreementPhase, AgreementSpec, OfferSpec
 from .models.tenant import API_VERSION, Classification, Decision
@@ -45,6 +45,17 @@ def offer_problem(spec: AgreementSpec, offer: OfferSpec | None, created: dt.date
     if consumer is not None:
         return classification_problem(offer.classification, consumer)
     return None
+
+
+def ownership_problem(spec: AgreementSpec, owner_of: Callable[[str], str | None]) -> str | None:
+    """The provider is whoever owns the Service's namespace by the operator's record (the namespace's
+    tenant label), never whoever's name is a prefix of the namespace's name."""
+    ns = spec.service.namespace
+    owner = owner_of(ns)
+    if owner == spec.provider:
+        return None
+    whose = f"tenant {owner}" if owner else "no tenant"
+    return f"namespace {ns} belongs to {whose}, not to provider {spec.provider}: nothing was opened"
 
 
 def auto_approved(spec: AgreementSpec, offer: OfferSpec | None) -> bool:

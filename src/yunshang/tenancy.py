@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .models.quantity import format_quantity
 from .models.tenant import (
@@ -33,6 +33,8 @@ ANN_REGISTRIES = "platform.yunshang.io/allowed-registries"
 ANN_STORAGE_CLASSES = "platform.yunshang.io/allowed-storage-classes"
 ANN_INGRESS_CLASSES = "platform.yunshang.io/allowed-ingress-classes"
 ANN_SERVICE_TYPES = "platform.yunshang.io/allowed-service-types"
+ANN_EXTERNAL_IPS = "platform.yunshang.io/allowed-external-ips"
+ANN_HOSTNAMES = "platform.yunshang.io/allowed-hostnames"
 SYSTEM_NAMESPACE = "yunshang-system"
 MONITORING_NAMESPACE = "yunshang-monitoring"
 
@@ -130,6 +132,50 @@ def parent_chain_has_cycle(name: str, parents: Mapping[str, str | None]) -> bool
     return False
 
 
+# ---------------------------------------------------------------------------- hostnames
+
+DEFAULT_HOST_SUFFIXES = ["apps.gz.gov.local"]  # stack config yunshang:defaultHostSuffixes
+
+
+def default_hostnames(tenant: str, suffixes: Iterable[str]) -> list[str]:
+    """What a tenant that names no hostnames may serve: its own name under each platform suffix."""
+    return [h for s in suffixes for h in (f"{tenant}.{s}", f"*.{tenant}.{s}")]
+
+
+def _covers(pattern: str, host: str) -> bool:
+    """Does the allowed ``pattern`` (a host, or *.<domain>: every host under it) take in ``host``?"""
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return pattern == host
+
+
+def hosts_overlap(a: str, b: str) -> bool:
+    """Can an Ingress host be allowed by both ``a`` and ``b``?"""
+    return _covers(a, b) or _covers(b, a)
+
+
+def hostname_problem(tenant: str, spec: TenantSpec, others: Mapping[str, TenantSpec], older: Callable[[str], bool],
+                     suffixes: Iterable[str]) -> str | None:
+    """Why ``tenant`` may not have the hostnames it is allowed, or None.  Under a platform suffix a
+    tenant gets its own name's subtree only; elsewhere no two tenants may be allowed overlapping
+    hostnames: the one that came first (``older(other)``: ``other`` came before ``tenant``) keeps them."""
+    suffixes = list(suffixes)
+    for host in spec.allowed.hostnames:
+        for sfx in suffixes:
+            own = f"{tenant}.{sfx}"
+            if hosts_overlap(host, f"*.{sfx}") and not (host == own or _covers(f"*.{own}", host)):
+                return (f"tenant {tenant}: hostname {host} is under the platform's suffix {sfx}, where tenant "
+                        f"{tenant} may use only {own} and *.{own}; ask the platform bureau to correct spec.allowed.hostnames")
+        for other, ospec in sorted(others.items()):
+            if other == tenant or not older(other):
+                continue
+            for theirs in ospec.allowed.hostnames:
+                if hosts_overlap(host, theirs):
+                    return (f"tenant {tenant}: hostname {host} overlaps {theirs}, allowed to tenant {other} first; "
+                            "ask the platform bureau to remove it from one of them (nothing was changed)")
+    return None
+
+
 # ---------------------------------------------------------------------------- phase
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +255,8 @@ def allowances(spec: TenantSpec) -> dict[str, str]:
         ANN_STORAGE_CLASSES: ",".join(a.storage_classes),
         ANN_INGRESS_CLASSES: ",".join(a.ingress_classes),
         ANN_SERVICE_TYPES: ",".join(t.value for t in a.service_types),
+        ANN_EXTERNAL_IPS: ",".join(a.external_ips),
+        ANN_HOSTNAMES: ",".join(a.hostnames),
     }
 
 

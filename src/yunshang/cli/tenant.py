@@ -53,7 +53,7 @@ def _summary(t: dict[str, Any]) -> dict[str, Any]:
 
 
 PHASE_STYLE = {"Ready": "green", "Pending": "yellow", "Approved": "yellow", "Provisioning": "cyan",
-               "Suspended": "red", "Rejected": "red", "Terminating": "magenta"}
+               "Suspended": "red", "Rejected": "red", "Terminating": "magenta", "Conflict": "red"}
 
 
 @tenant_app.command("request")

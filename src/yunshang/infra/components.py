@@ -62,11 +62,7 @@ class Governance(_Group):
 
 
 def governance_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
-    return [*policies.rbac(cfg.audit_anchor, cfg.signoff.roles), *policies.admission_policy(),
-            *policies.signoff_policy(), *policies.agreement_policy(), *policies.offer_policy(),
-            *policies.offer_terms_policy(), *policies.rating_policy(),
-            *policies.audit_policy(), *policies.tenant_controls(cfg.default_registries),
-            *policies.platform_objects_policy()]
+    return policies.governance(cfg.audit_anchor, cfg.signoff.roles, cfg.default_registries, cfg.default_host_suffixes)
 
 
 def priority_classes() -> list[dict[str, Any]]:

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..alerting import Base as AlertingBase
 from ..models.audit import DEFAULT_ANCHOR
-from ..models.tenant import Registry
+from ..models.tenant import Hostname, Registry
 from ..policies import DEFAULT_REGISTRIES
+from ..tenancy import DEFAULT_HOST_SUFFIXES
 from ..signoff import DEFAULT_ROLES
 from ..showback import OWN_SERVERS_DEFAULT, PLATFORM_DEFAULT, PriceTable
 
@@ -74,6 +75,9 @@ class StackConfig(BaseModel):
     """Shown in outputs and labels."""
     default_registries: list[Registry] = Field(default_factory=lambda: list(DEFAULT_REGISTRIES), min_length=1)
     """Image registries of tenants that name none in spec.allowed.registries."""
+    default_host_suffixes: list[Hostname] = Field(default_factory=lambda: list(DEFAULT_HOST_SUFFIXES), min_length=1)
+    """Domains under which each tenant that names no spec.allowed.hostnames may serve <tenant>.<domain>
+    and *.<tenant>.<domain> (Ingress hosts)."""
     audit_anchor: str = Field(default=DEFAULT_ANCHOR, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
     """namespace/name of the ConfigMap where the operator anchors the audit chain's head (outside the chain)."""
     signoff: SignOffConfig = Field(default_factory=SignOffConfig)
@@ -100,6 +104,7 @@ KEYS = {
     "operator": "operator",
     "environment": "environment",
     "defaultRegistries": "default_registries",
+    "defaultHostSuffixes": "default_host_suffixes",
     "auditAnchor": "audit_anchor",
     "signoff": "signoff",
     "alerting": "alerting",

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .tenant import Approval, Classification, DnsLabel, Model, TenantName
+from .tenant import SUFFIX, Approval, Classification, DnsLabel, Model, TenantName
 
 
 class ServiceRef(Model):
@@ -97,9 +97,19 @@ class OfferSpec(Model):
 
     @model_validator(mode="after")
     def _service_of_provider(self) -> "OfferSpec":
-        if not self.service.namespace.startswith(self.provider + "-"):
-            raise ValueError(f"service.namespace must be one of {self.provider}'s namespaces ({self.provider}-...)")
+        if problem := provider_namespace_problem(self.provider, self.service.namespace):
+            raise ValueError(problem)
         return self
+
+
+def provider_namespace_problem(provider: str, namespace: str) -> str | None:
+    """Why ``namespace`` cannot be one of ``provider``'s: it must be <provider>-<suffix> with a suffix
+    of letters and digits (x-b-main is tenant x-b's namespace, not tenant x's)."""
+    suffix = namespace.removeprefix(provider + "-")
+    if namespace.startswith(provider + "-") and SUFFIX.match(suffix):
+        return None
+    return (f"service.namespace {namespace!r} is not one of provider {provider}'s namespaces "
+            f"({provider}-<suffix>, the suffix letters and digits only)")
 
 
 class AgreementRequest(Model):
@@ -122,8 +132,8 @@ class AgreementRequest(Model):
     def _sides(self) -> "AgreementRequest":
         if self.consumer == self.provider:
             raise ValueError("consumer and provider must be different tenants")
-        if not self.service.namespace.startswith(self.provider + "-"):
-            raise ValueError(f"service.namespace must be one of {self.provider}'s namespaces ({self.provider}-...)")
+        if problem := provider_namespace_problem(self.provider, self.service.namespace):
+            raise ValueError(problem)
         return self
 
 

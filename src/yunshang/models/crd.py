@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .tenant import GROUP, VERSION, TenantSpec, TenantStatus
+from .tenant import GROUP, RESERVED_RULE, VERSION, TenantSpec, TenantStatus
 
 DROP = {"title", "default", "examples"}
 
@@ -104,7 +104,7 @@ def _crd(kind: str, plural: str, description: str, spec: dict[str, Any], status:
 def tenant_crd() -> dict[str, Any]:
     spec = schema_of(TenantSpec)
     spec["x-kubernetes-validations"] = TENANT_RULES
-    return _crd("Tenant", "tenants", "A department's governed slice of the shared platform.", spec,
+    crd = _crd("Tenant", "tenants", "A department's governed slice of the shared platform.", spec,
                 schema_of(TenantStatus), [
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                     {"name": "Level", "type": "string", "jsonPath": ".spec.level"},
@@ -114,11 +114,18 @@ def tenant_crd() -> dict[str, Any]:
                     {"name": "CPU", "type": "string", "jsonPath": ".spec.quota.cpu", "priority": 1},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ], short=["tn"])
+    # the name decides the namespaces: names of the platform's own are refused, to everyone
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"] = [RESERVED_RULE]
+    return crd
 
 
-# an agreement's and an offer's Service lives in one of the provider's namespaces
-PROVIDER_NAMESPACE_RULE = {"rule": "self.service.namespace.startsWith(self.provider + '-')",
-                           "message": "service.namespace must be one of the provider's namespaces"}
+# an agreement's and an offer's Service lives in one of the provider's namespaces: <provider>-<suffix>,
+# the suffix without '-' (so x-b-main is tenant x-b's, never tenant x's); the operator also checks the
+# namespace's tenant label before it opens anything
+PROVIDER_NAMESPACE_RULE = {"rule": ("self.service.namespace.startsWith(self.provider + '-') && "
+                                    "self.service.namespace.substring(size(self.provider) + 1).matches('^[a-z0-9]+$')"),
+                           "message": ("service.namespace must be one of the provider's namespaces "
+                                       "(<provider>-<suffix>, the suffix letters and digits only)")}
 
 
 def agreement_crd() -> dict[str, Any]:

@@ -53,6 +53,49 @@ def _dns_label(v: str) -> str:
 
 
 DnsLabel = Annotated[str, Field(min_length=1, max_length=NAMESPACE_MAX), AfterValidator(_dns_label)]
+# A namespace suffix has no '-': <tenant>-<suffix> then splits one way only, so no two tenants can ever
+# name the same namespace (tenant xq's suffix "w-main" would be tenant xq-w's namespace "main").  The API
+# server enforces it (the CRD rule below; tenants stored before it keep theirs: CRD validation ratchets);
+# parsing stays lenient so that such a stored tenant is still read, and the operator refuses to take over
+# a namespace that carries another tenant's mark.
+SUFFIX = re.compile(r"^[a-z0-9]+$")
+NamespaceSuffix = Annotated[str, Field(min_length=1, max_length=NAMESPACE_MAX), AfterValidator(_dns_label)]
+SUFFIX_RULE = {"rule": "self.all(s, s.matches('^[a-z0-9]+$'))",
+               "message": ("namespace suffixes are lower-case letters and digits only (no '-'), so that "
+                           "<tenant>-<suffix> can never be another tenant's namespace")}
+# Tenant names that would make platform or Kubernetes namespaces (kube-system, yunshang-system, ...)
+RESERVED_NAMES = ("default", "system")
+RESERVED_PREFIXES = ("kube", "yunshang", "openshift")
+
+
+def reserved_problem(name: str) -> str | None:
+    """Why a tenant may not be called ``name`` (its namespaces would be the platform's), or None."""
+    if name in RESERVED_NAMES:
+        return f"tenant name {name!r} is reserved; choose another name"
+    for p in RESERVED_PREFIXES:
+        if name == p or name.startswith(p + "-"):
+            return f"tenant name {name!r} is reserved: names '{p}' and '{p}-...' make the platform's own namespaces; choose another name"
+    return None
+
+
+def suffix_problem(tenant: str, suffix: str) -> str | None:
+    """Why ``suffix`` may not be one of ``tenant``'s namespace suffixes (it could name another tenant's)."""
+    if SUFFIX.match(suffix):
+        return None
+    head, _, tail = suffix.rpartition("-")
+    return (f"tenant {tenant}: namespace suffix {suffix!r} may contain only lower-case letters and digits: "
+            f"{tenant}-{suffix} could be tenant {tenant}-{head}'s namespace {tail!r}; use e.g. {suffix.replace('-', '')!r}"
+            if head and tail else
+            f"tenant {tenant}: namespace suffix {suffix!r} may contain only lower-case letters and digits")
+
+
+RESERVED_RULE = {
+    "rule": (" && ".join(f"self.metadata.name != '{n}'" for n in RESERVED_NAMES) + " && " +
+             " && ".join(f"self.metadata.name != '{p}' && !self.metadata.name.startsWith('{p}-')"
+                         for p in RESERVED_PREFIXES)),
+    "message": ("tenant names default, system, kube, yunshang, openshift and names starting with kube-, yunshang- "
+                "or openshift- are reserved for the platform's own namespaces"),
+}
 TenantName = Annotated[str, Field(min_length=2, max_length=TENANT_NAME_MAX), AfterValidator(_dns_label)]
 
 
@@ -157,6 +200,21 @@ class ServiceType(str, enum.Enum):
 Registry = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$")]
 
 
+def _ip(v: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError:
+        raise ValueError(f"{v!r} is not an IP address (e.g. 10.20.0.15)") from None
+
+
+IPAddress = Annotated[str, Field(min_length=2, max_length=45), AfterValidator(_ip)]
+# a host name, or *.<domain> (every host under it)
+Hostname = Annotated[str, Field(min_length=1, max_length=253,
+                                pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")]
+
+
 class Allowed(Model):
     """What the tenant may use beyond the basics; the API server refuses anything else."""
 
@@ -168,6 +226,14 @@ class Allowed(Model):
     """Ingress classes the tenant's Ingresses may name."""
     service_types: list[ServiceType] = Field(default_factory=list, max_length=2)
     """Service types beyond ClusterIP the tenant may create (NodePort, LoadBalancer; default: none)."""
+    external_ips: list[IPAddress] = Field(default_factory=list, max_length=16)
+    """Addresses the tenant's Services may claim as spec.externalIPs (default: none; an external IP
+    intercepts the traffic for that address cluster-wide)."""
+    hostnames: list[Hostname] = Field(default_factory=list, max_length=32)
+    """Hostnames the tenant's Ingresses may serve: a host, or *.<domain> for every host under it
+    (default: <tenant>.<suffix> and *.<tenant>.<suffix> for each of the platform's suffixes).  No two
+    tenants may be allowed the same host: the operator holds a tenant whose hostnames overlap
+    another's (the older keeps them)."""
 
 
 class Contact(Model):
@@ -203,8 +269,9 @@ class TenantRequest(Model):
     """Reference of the approved IT project (立项), e.g. GZ-IT-2026-0042."""
     classification: Classification = Classification.internal
     """Data classification of the tenant's data."""
-    namespaces: list[DnsLabel] = Field(default_factory=lambda: ["main"], min_length=1, max_length=16)
-    """Namespace suffixes; each becomes the namespace <tenant>-<suffix>."""
+    namespaces: list[NamespaceSuffix] = Field(default_factory=lambda: ["main"], min_length=1, max_length=16,
+                                              json_schema_extra={"x-kubernetes-validations": [SUFFIX_RULE]})
+    """Namespace suffixes, lower-case letters and digits; each becomes the namespace <tenant>-<suffix>."""
     quota: Quota = Field(default_factory=Quota)
     """Resources requested for the whole tenant."""
     elastic: Elastic = Field(default_factory=Elastic)
@@ -332,6 +399,8 @@ class Phase(str, enum.Enum):
     Suspended = "Suspended"
     Rejected = "Rejected"
     Terminating = "Terminating"
+    Conflict = "Conflict"
+    """Held: a namespace or hostname it would take belongs to another tenant (nothing is taken over)."""
 
 
 class Condition(Model):
@@ -404,11 +473,18 @@ def namespace_names(tenant: str, spec: TenantRequest) -> list[str]:
 
 
 def check_tenant_name(name: str, spec: TenantRequest | None = None) -> str:
-    """Validate a tenant name (and that its namespaces fit in 63 characters)."""
+    """Validate a new tenant's name: its shape, not reserved, its namespaces its own alone and
+    within 63 characters."""
     if not 2 <= len(name) <= TENANT_NAME_MAX or not DNS_LABEL.match(name):
         raise ValueError(
-            f"tenant name {name!r} must be 2-{TENANT_NAME_MAX} lower-case letters, digits or '-'"
+            f"tenant name {name!r} must be 2-{TENANT_NAME_MAX} lower-case letters, digits or '-', "
+            "starting and ending with a letter or digit"
         )
+    if problem := reserved_problem(name):
+        raise ValueError(problem)
+    for suffix in spec.namespaces if spec else []:
+        if problem := suffix_problem(name, suffix):
+            raise ValueError(problem)
     for ns in namespace_names(name, spec) if spec else []:
         if len(ns) > NAMESPACE_MAX:
             raise ValueError(f"namespace {ns!r} is longer than {NAMESPACE_MAX} characters")

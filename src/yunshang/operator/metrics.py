@@ -30,9 +30,10 @@ REVIEW_DUE = Gauge("yunshang_tenant_review_due", "1 within the warning window be
                    ["tenant"])
 REVIEW_LAPSED = Gauge("yunshang_tenant_review_lapsed", "1 when past reviewDate and grace: the tenant is suspended",
                       ["tenant"])
+DENIAL_REASONS = ("podsecurity", "rbac", "policy")
 DENIED = Counter(
     "yunshang_tenant_denied_requests",
-    "Requests by or into a tenant that the API server refused (from its audit webhook)",
+    "Requests the API server refused, counted against the department that made them (its audit webhook)",
     ["tenant", "reason"],
 )
 ELASTIC_CHANGES = Counter("yunshang_elastic_quota_changes", "Elastic quota changes", ["tenant", "resource", "direction"])
@@ -110,7 +111,7 @@ def observe(name: str, spec: TenantSpec, phase: Phase, usage: list[dict], quaran
         PHASE.remove(*previous)
     PHASE.labels(*current).set(1)
     _PHASE_SERIES[name] = current
-    for reason in ("podsecurity", "rbac"):
+    for reason in DENIAL_REASONS:
         DENIED.labels(name, reason)  # start at 0, so the first refusal is an increase
     NAMESPACES.labels(name).set(len(usage))
     QUARANTINED.labels(name).set(1 if quarantined else 0)
@@ -139,7 +140,7 @@ def forget(name: str) -> None:
                 g.remove(name, res)
             except KeyError:
                 pass
-    for reason in ("podsecurity", "rbac"):
+    for reason in DENIAL_REASONS:
         try:
             DENIED.remove(name, reason)
         except KeyError:

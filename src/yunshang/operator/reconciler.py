@@ -25,7 +25,7 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from .. import signoff, tenancy
+from .. import policies, signoff, tenancy
 from ..models.audit import ObjectRef
 from ..models.tenant import GROUP, Decision, Phase, TenantSpec
 from . import kube, metrics, steps
@@ -337,12 +337,24 @@ class Reconciler:
             await self._status(rec, status_step.typed(Phase.Approved, blocked, rec.generation, signoff=so, conditions=[
                 status_step.condition(False, "QuotaOverParent", blocked, rec.status)]))
             return
+        conflict = self._conflict(rec, spec)
+        if conflict:
+            await self._hold(rec, conflict, so)
+            return
         want = self._desired_of(name)
         namespaces, rest = want.steps[0], [o for objs in want.steps[1:] for o in objs]
         for batch in (namespaces, rest):  # namespaces first, then the rest together
             stale = [o for o in batch if not self._synced(name, tenancy.key_of(o), want.by_key[tenancy.key_of(o)])]
             if stale:
-                await asyncio.gather(*(self._apply(rec, o, want) for o in stale))
+                try:
+                    await asyncio.gather(*(self._apply(rec, o, want) for o in stale))
+                except Exception as e:  # noqa: BLE001
+                    refusal = kube.why(e)
+                    if batch is not namespaces or policies.NAMESPACE_POLICY not in refusal:
+                        raise
+                    # a namespace that is not this tenant's (made by hand, retained, the platform's): never taken
+                    await self._hold(rec, f"tenant {name}: {refusal.partition('denied request: ')[2] or refusal}", so)
+                    return
         for key in [k for k in self.cache.children.get(name, {}) if k not in want.by_key]:
             await self._remove_extra(name, want.spec, key)
         new = status_step.provisioned(want.spec, want.review, rec.generation, self.settings.review_grace_days,
@@ -382,6 +394,39 @@ class Reconciler:
         """Keep a namespace and its data, detached from the tenant (labelled where it came from)."""
         await self.call(self.k.patch, "Namespace", ns, {"metadata": {
             "ownerReferences": None, "labels": {tenancy.LABEL_TENANT: None, tenancy.LABEL_RETAINED: tenant}}})
+
+    def _conflict(self, rec: TenantRecord, spec: TenantSpec) -> str | None:
+        """A namespace this tenant would take that carries another tenant's mark, or hostnames it is
+        allowed that another tenant had first: then nothing is applied (the tenant is held)."""
+        name = rec.name
+        for ns in tenancy.namespace_names(name, spec):
+            owner = self.cache.ns_owner.get(ns)
+            if owner is not None and owner != name:
+                return (f"tenant {name}: namespace {ns} belongs to tenant {owner}; nothing was taken over "
+                        "(the platform bureau renames this tenant's namespaces)")
+        if not spec.allowed.hostnames:
+            return None
+        others: dict[str, TenantSpec] = {}
+        for other, orec in self.cache.tenants.items():
+            if other != name and not orec.deleting and (orec.spec.get("allowed") or {}).get("hostnames"):
+                try:
+                    others[other] = self._spec(orec)
+                except ValidationError:
+                    continue
+        mine = (rec.created, name)
+        return tenancy.hostname_problem(name, spec, others,
+                                        lambda o: (self.cache.tenants[o].created, o) < mine,
+                                        self.settings.host_suffixes)
+
+    async def _hold(self, rec: TenantRecord, message: str, so: dict | None) -> None:
+        """Phase Conflict: nothing of another's is taken; recorded in the audit trail once per transition."""
+        old = await self._status(rec, status_step.typed(Phase.Conflict, message, rec.generation, signoff=so,
+                                                        conditions=[status_step.condition(False, "Conflict", message,
+                                                                                          rec.status)]))
+        if old is not None:
+            log.warning("%s", message)
+            await asyncio.to_thread(self.audit.append, OPERATOR, "TenantConflict", ObjectRef(kind="Tenant", name=rec.name),
+                                    [rec.name], {"problem": message})
 
     def _hierarchy_problem(self, name: str, spec: TenantSpec) -> str | None:
         if not spec.parent:

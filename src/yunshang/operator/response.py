@@ -34,7 +34,7 @@ async def webhook_server(memo: kopf.Memo, **_: Any) -> None:
         raise kopf.PermanentError("YUNSHANG_WEBHOOK_PORT is set but no token (YUNSHANG_WEBHOOK_TOKEN[_FILE])")
     r = reconciler(memo)
     app = webhooks.make_app(token, lambda tenant, reason, alert: quarantine(r, tenant, reason, alert),
-                            r.cache.ns_owner.get, DEPT_GROUP_PREFIX,
+                            lambda user, groups: owned_by(r, user, groups), DEPT_GROUP_PREFIX,
                             lambda events: record_audit_events(r, events, memo))
     memo["webhooks"] = await webhooks.serve(
         app, os.environ.get("YUNSHANG_WEBHOOK_ADDRESS", "127.0.0.1"), port,
@@ -47,6 +47,18 @@ async def stop_webhooks(memo: kopf.Memo, **_: Any) -> None:
     runner = memo.get("webhooks")
     if runner is not None:
         await runner.cleanup()
+
+
+def owned_by(r, user: str, groups: list[str]) -> list[str]:
+    """The tenants whose owners name this user or one of its groups (from the reconciler's cache)."""
+    out = []
+    for name, rec in list(r.cache.tenants.items()):
+        for o in rec.spec.get("owners") or ():
+            if (o.get("kind", "User") == "User" and o.get("name") == user) or \
+                    (o.get("kind") == "Group" and o.get("name") in groups):
+                out.append(name)
+                break
+    return sorted(out)
 
 
 def record_audit_events(r, events: list[dict], memo: kopf.Memo) -> int:

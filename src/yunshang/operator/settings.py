@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 from ..signoff import DEFAULT_ROLES
+from ..tenancy import DEFAULT_HOST_SUFFIXES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,9 @@ class Settings:
     """Days each role has to decide on a tenant's request."""
     agreement_days: float = 5.0
     """Days a provider has to decide on an agreement."""
+    host_suffixes: tuple[str, ...] = tuple(DEFAULT_HOST_SUFFIXES)
+    """The platform's hostname suffixes (stack config yunshang:defaultHostSuffixes): under them a tenant
+    may serve only its own name's hosts."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -46,4 +50,6 @@ class Settings:
                                 if r.strip()),
             tenant_days=float(e.get("YUNSHANG_SIGNOFF_TENANT_DAYS", "3")),
             agreement_days=float(e.get("YUNSHANG_SIGNOFF_AGREEMENT_DAYS", "5")),
+            host_suffixes=tuple(h.strip() for h in e.get("YUNSHANG_HOST_SUFFIXES", ",".join(DEFAULT_HOST_SUFFIXES))
+                                .split(",") if h.strip()),
         )

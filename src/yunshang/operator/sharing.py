@@ -96,6 +96,7 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
         cspec, pspec = TenantSpec.model_validate(consumer.spec), TenantSpec.model_validate(provider.spec)
         problem = sharing.classification_problem(pspec.classification, cspec.classification)
         problem = problem or sharing.offer_problem(spec, offer, created, cspec.classification)
+        problem = problem or sharing.ownership_problem(spec, r.cache.ns_owner.get)
         for side, tspec in ((spec.consumer, cspec), (spec.provider, pspec)):
             if tspec.quarantine:  # a quarantined tenant keeps no traffic but the platform's own
                 problem = f"closed while {side} is quarantined ({tspec.quarantine.reason})"
@@ -109,8 +110,10 @@ def reconcile_agreement(name: str, indices: dict[str, Any], memo: kopf.Memo) -> 
                            "and a pod selector not found")
             else:
                 target = port.get("targetPort", port["port"])
-                desired = sharing.desired_policies(name, uid, spec, selector, target,
-                                                   tenancy.namespace_names(spec.consumer, cspec))
+                # the consumer's egress goes into the namespaces that are its by the record only
+                mine = [ns for ns in tenancy.namespace_names(spec.consumer, cspec)
+                        if r.cache.ns_owner.get(ns) == spec.consumer]
+                desired = sharing.desired_policies(name, uid, spec, selector, target, mine)
     phase, message = sharing.phase_of(spec, now, problem, auto)
     live = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in indices["share_policy_index"].get(uid, [])}
     for obj in desired:

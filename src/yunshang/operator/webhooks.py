@@ -3,9 +3,10 @@
 - ``POST /alerts``: Alertmanager's webhook.  A firing alert labelled ``action=quarantine`` with a
   ``tenant`` label quarantines that tenant (no new pods, no traffic but the platform's own,
   data kept, reason recorded); only an admin lifts it (`yunshang tenant resume`).
-- ``POST /audit``: the API server's audit webhook.  Refused requests (403) by or into a tenant
-  are counted per tenant and reason (``yunshang_tenant_denied_requests_total``): repeated
-  pod-security or RBAC denials by one tenant are a sign of probing, and a rule fires on them.
+- ``POST /audit``: the API server's audit webhook.  Refused requests (reads and writes) are counted
+  against the departments of the identity that made them, never against the owner of what they
+  aimed at (``yunshang_tenant_denied_requests_total{tenant,reason}``): repeated pod-security, RBAC or
+  admission-policy denials by one department are a sign of probing, and a rule fires on them.
 
 Calls without the token get 401; malformed bodies get 400 with what is wrong.
 """
@@ -78,26 +79,29 @@ class AuditEventList(BaseModel):
 
 
 def denial_reason(ev: AuditEvent) -> str | None:
-    """podsecurity, rbac or None (not a denial worth counting)."""
-    if not ev.responseStatus or ev.responseStatus.code != 403:
+    """podsecurity, rbac, policy (a ValidatingAdmissionPolicy's refusal) or None (not a denial
+    worth counting).  Reads count as writes do: a department listing or getting what RBAC refuses is
+    probing too."""
+    if not ev.responseStatus or ev.responseStatus.code not in (403, 422):
         return None
     msg = ev.responseStatus.message or ""
     if "violates PodSecurity" in msg or any(k.startswith("pod-security.kubernetes.io/enforce") for k in ev.annotations):
         return "podsecurity"
-    if ev.annotations.get("authorization.k8s.io/decision") == "forbid" or " is forbidden: User " in msg:
+    if ev.responseStatus.code == 403 and (ev.annotations.get("authorization.k8s.io/decision") == "forbid"
+                                          or " is forbidden: User " in msg):
         return "rbac"
+    if "ValidatingAdmissionPolicy" in msg and "denied request" in msg:
+        return "policy"
     return None
 
 
-def tenant_of(ev: AuditEvent, namespace_owner: Callable[[str], str | None], dept_prefix: str) -> str | None:
-    ns = ev.objectRef.namespace if ev.objectRef else None
-    if ns and (t := namespace_owner(ns)):
-        return t
+def tenants_of(ev: AuditEvent, owned_by: Callable[[str, list[str]], list[str]], dept_prefix: str) -> list[str]:
+    """The departments of the identity that made the request (its ``yunshang:dept:<tenant>`` groups,
+    else the tenants it owns by name): never the owner of the namespace it aimed at, so that a
+    department probing another one is counted, not its victim."""
     who = ev.impersonatedUser or ev.user
-    for g in who.groups:
-        if g.startswith(dept_prefix):
-            return g[len(dept_prefix):]
-    return None
+    depts = sorted({g[len(dept_prefix):] for g in who.groups if g.startswith(dept_prefix)})
+    return depts or owned_by(who.username, who.groups)
 
 
 def _authorised(request: web.Request, token: str) -> bool:
@@ -106,7 +110,7 @@ def _authorised(request: web.Request, token: str) -> bool:
 
 
 def make_app(token: str, quarantine: Callable[[str, str, str], bool],
-             namespace_owner: Callable[[str], str | None], dept_prefix: str,
+             owned_by: Callable[[str, list[str]], list[str]], dept_prefix: str,
              record: Callable[[list[dict]], int] = lambda events: 0) -> web.Application:
     async def alerts(request: web.Request) -> web.Response:
         if not _authorised(request, token):
@@ -144,7 +148,7 @@ def make_app(token: str, quarantine: Callable[[str, str, str], bool],
             if ev.stage not in (None, "ResponseComplete"):
                 continue
             reason = denial_reason(ev)
-            if reason and (tenant := tenant_of(ev, namespace_owner, dept_prefix)):
+            for tenant in tenants_of(ev, owned_by, dept_prefix) if reason else ():
                 metrics.DENIED.labels(tenant, reason).inc()
                 counted += 1
         return web.json_response({"counted": counted, "recorded": recorded})
