@@ -547,8 +547,8 @@ def tenant_controls(default_registries: list[str] | None = None,
                             "object.spec.externalIPs.all(ip, ip in variables.externalIPs)"),
              "messageExpression": (f"{tenant} + 'external IP ' + object.spec.externalIPs.filter(ip, !(ip in "
                                    f"variables.externalIPs))[0] + ' is not allowed (allowed: ' + "
-                                   f"{_shown('variables.externalIPs')} + '); an external IP takes that address's "
-                                   "traffic cluster-wide: ask the platform bureau for spec.allowed.externalIPs'"),
+                                   f"{_shown('variables.externalIPs')} + '); an external IP takes the traffic of that address "
+                                   "cluster-wide: ask the platform bureau for spec.allowed.externalIPs'"),
              "reason": "Forbidden"},
             {"expression": ("object.kind != 'Ingress' || (!has(object.spec.defaultBackend) && "
                             "(!has(object.spec.rules) || object.spec.rules.all(r, has(r.host) && r.host != '')))"),
@@ -614,13 +614,32 @@ def platform_objects_policy() -> list[dict[str, Any]]:
 
 
 NAMESPACE_POLICY = "yunshang-namespace-ownership"
+PROVIDER_NAMESPACE_POLICY = "yunshang-provider-namespace"
+
+
+def provider_namespace_policy() -> list[dict[str, Any]]:
+    """An offer's or agreement's Service is in a namespace of its provider: <provider>-<suffix> with a
+    suffix without '-' (suffixes have none), so x-b-main is tenant x-b's and never tenant x's.  For
+    everyone, system:masters included; the operator also checks the namespace's tenant label before it
+    opens anything."""
+    objs = _vap(PROVIDER_NAMESPACE_POLICY, "shareagreements", ["CREATE", "UPDATE"], [
+        {"expression": ("object.spec.service.namespace.startsWith(object.spec.provider + '-') && "
+                        "object.spec.service.namespace.lastIndexOf('-') == size(object.spec.provider)"),
+         "messageExpression": ("'service.namespace ' + object.spec.service.namespace + ' is not a namespace of provider ' + "
+                               "object.spec.provider + ' (' + object.spec.provider + '-<suffix>, the suffix letters and "
+                               "digits only): name a namespace of the provider'"),
+         "reason": "Forbidden"}])
+    objs[0]["spec"]["matchConstraints"]["resourceRules"][0]["resources"].append("shareoffers")
+    return objs
+
+
 
 
 def namespace_ownership_policy() -> list[dict[str, Any]]:
     """A namespace belongs to the tenant whose mark (label and owner reference) it got when it was
-    created: nobody (the operator included; system:masters is break-glass) puts a tenant's mark on a
-    namespace that did not carry that very mark, nor takes a tenant's owner reference away while the
-    mark stays.  So the operator never adopts another tenant's namespace, a retained one, or one it
+    created: nobody (the operator and system:masters included: a namespace changes hands only when a
+    person removes this policy's binding on purpose) puts a tenant's mark on a namespace that did not
+    carry that very mark, nor takes a tenant's owner reference away while the mark stays.  So the operator never adopts another tenant's namespace, a retained one, or one it
     did not create (kube-system, default, a namespace made by hand): its apply is refused and the
     tenant goes to phase Conflict."""
     label = f"'{LABEL_TENANT}'"
@@ -632,8 +651,7 @@ def namespace_ownership_policy() -> list[dict[str, Any]]:
         "failurePolicy": "Fail",
         "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
                                                 "resources": ["namespaces"]}]},
-        "matchConditions": [{"name": "not-break-glass",
-                             "expression": f"!('system:masters' in request.userInfo.groups) && {cleaners}"}],
+        "matchConditions": [{"name": "not-a-cleaner", "expression": cleaners}],
         "variables": [{"name": "mark", "expression": mark("object")},
                       {"name": "oldMark", "expression": mark("oldObject")}],
         "validations": [
@@ -643,9 +661,10 @@ def namespace_ownership_policy() -> list[dict[str, Any]]:
                                    "given to tenant ' + variables.mark + ' (' + request.userInfo.username + ' tried); "
                                    "a namespace is never taken over'"),
              "reason": "Forbidden"},
-            {"expression": (f"variables.mark == '' || {refs('oldObject')}.all(u, u in {refs('object')})"),
+            {"expression": (f"variables.mark == '' || ({refs('oldObject')}.all(u, u in {refs('object')}) && "
+                            f"{refs('object')}.all(u, u in {refs('oldObject')}))"),
              "messageExpression": ("'namespace ' + object.metadata.name + ' belongs to tenant ' + variables.oldMark + "
-                                   "': its owner reference cannot be replaced'"),
+                                   "': its Tenant owner reference can be neither replaced nor joined by another'"),
              "reason": "Forbidden"},
         ],
     })
@@ -659,7 +678,7 @@ def governance(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list
     return [*rbac(audit_anchor, roles), *admission_policy(), *signoff_policy(), *agreement_policy(),
             *offer_policy(), *offer_terms_policy(), *rating_policy(), *audit_policy(),
             *tenant_controls(default_registries, host_suffixes), *platform_objects_policy(),
-            *namespace_ownership_policy()]
+            *namespace_ownership_policy(), *provider_namespace_policy()]
 
 
 def _role(name: str, rules: list[dict]) -> dict:
@@ -840,7 +859,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
         "policies/audit-admission.yaml": audit_policy(),
         "policies/tenant-controls.yaml": tenant_controls(),
         "policies/platform-objects.yaml": platform_objects_policy(),
-        "policies/namespace-ownership.yaml": namespace_ownership_policy(),
+        "policies/namespace-ownership.yaml": [*namespace_ownership_policy(), *provider_namespace_policy()],
         "crds/clusterkopfpeerings.kopf.dev.yaml": [kopf_peering_crd()],
     }
 

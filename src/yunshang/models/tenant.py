@@ -60,7 +60,7 @@ DnsLabel = Annotated[str, Field(min_length=1, max_length=NAMESPACE_MAX), AfterVa
 # a namespace that carries another tenant's mark.
 SUFFIX = re.compile(r"^[a-z0-9]+$")
 NamespaceSuffix = Annotated[str, Field(min_length=1, max_length=NAMESPACE_MAX), AfterValidator(_dns_label)]
-SUFFIX_RULE = {"rule": "self.all(s, s.matches('^[a-z0-9]+$'))",
+SUFFIX_RULE = {"rule": "self.all(s, !s.contains('-'))",
                "message": ("namespace suffixes are lower-case letters and digits only (no '-'), so that "
                            "<tenant>-<suffix> can never be another tenant's namespace")}
 # Tenant names that would make platform or Kubernetes namespaces (kube-system, yunshang-system, ...)
@@ -226,7 +226,7 @@ class Allowed(Model):
     """Ingress classes the tenant's Ingresses may name."""
     service_types: list[ServiceType] = Field(default_factory=list, max_length=2)
     """Service types beyond ClusterIP the tenant may create (NodePort, LoadBalancer; default: none)."""
-    external_ips: list[IPAddress] = Field(default_factory=list, max_length=16)
+    external_ips: list[IPAddress] = Field(default_factory=list, max_length=16, alias="externalIPs")
     """Addresses the tenant's Services may claim as spec.externalIPs (default: none; an external IP
     intercepts the traffic for that address cluster-wide)."""
     hostnames: list[Hostname] = Field(default_factory=list, max_length=32)

@@ -79,9 +79,10 @@ class AuditEventList(BaseModel):
 
 
 def denial_reason(ev: AuditEvent) -> str | None:
-    """podsecurity, rbac, policy (a ValidatingAdmissionPolicy's refusal) or None (not a denial
-    worth counting).  Reads count as writes do: a department listing or getting what RBAC refuses is
-    probing too."""
+    """podsecurity, rbac (a write), rbac-read (a get, list or watch), policy (a ValidatingAdmissionPolicy's
+    refusal) or None (not a denial worth counting).  A department getting or listing what RBAC refuses
+    is probing too; the rules allow more of them (a department asking for its own tenant before the
+    operator granted it is refused a few times)."""
     if not ev.responseStatus or ev.responseStatus.code not in (403, 422):
         return None
     msg = ev.responseStatus.message or ""
@@ -89,7 +90,7 @@ def denial_reason(ev: AuditEvent) -> str | None:
         return "podsecurity"
     if ev.responseStatus.code == 403 and (ev.annotations.get("authorization.k8s.io/decision") == "forbid"
                                           or " is forbidden: User " in msg):
-        return "rbac"
+        return "rbac-read" if ev.verb in ("get", "list", "watch") else "rbac"
     if "ValidatingAdmissionPolicy" in msg and "denied request" in msg:
         return "policy"
     return None
