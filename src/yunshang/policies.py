@@ -31,6 +31,7 @@ from .tenancy import (
     ANN_REGISTRIES,
     ANN_SERVICE_TYPES,
     ANN_STORAGE_CLASSES,
+    LABEL_RETAINED,
     LABEL_TENANT,
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
@@ -653,11 +654,16 @@ def namespace_ownership_policy() -> list[dict[str, Any]]:
                                                 "resources": ["namespaces"]}]},
         "matchConditions": [{"name": "not-a-cleaner", "expression": cleaners}],
         "variables": [{"name": "mark", "expression": mark("object")},
-                      {"name": "oldMark", "expression": mark("oldObject")}],
+                      {"name": "oldMark", "expression": mark("oldObject")},
+                      {"name": "retained", "expression": (
+                          f"has(oldObject.metadata.labels) && '{LABEL_RETAINED}' in oldObject.metadata.labels ? "
+                          f"oldObject.metadata.labels['{LABEL_RETAINED}'] : ''")}],
         "validations": [
             {"expression": "variables.mark == '' || variables.mark == variables.oldMark",
-             "messageExpression": ("'namespace ' + object.metadata.name + (variables.oldMark == '' ? ' was not created "
-                                   "for a tenant' : ' belongs to tenant ' + variables.oldMark) + ': it cannot be "
+             "messageExpression": ("'namespace ' + object.metadata.name + (variables.oldMark != '' ? ' belongs to tenant ' "
+                                   "+ variables.oldMark : variables.retained != '' ? ' was kept from deleted tenant ' + "
+                                   "variables.retained + ' (its data stays theirs)' : ' was not created for a tenant') + "
+                                   "': it cannot be "
                                    "given to tenant ' + variables.mark + ' (' + request.userInfo.username + ' tried); "
                                    "a namespace is never taken over'"),
              "reason": "Forbidden"},

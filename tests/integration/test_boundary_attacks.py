@@ -354,3 +354,30 @@ def test_probing_quarantines_the_prober_not_its_victim(monitoring, kube_api, pro
     from yunshang.client import Tenants
 
     Tenants(str(cp.kubeconfig)).resume(attacker)  # leave the platform as found
+
+
+def test_a_new_tenant_of_a_deleted_ones_name_does_not_inherit_its_namespaces(kube_api, operator):
+    """Control: the yunshang-namespace-ownership admission policy (a retained namespace carries no
+    tenant's mark: nobody's apply may give it one).  The attack: the second right after a department's
+    tenant is deleted (Retain keeps its data), another asks for a tenant of the same name."""
+    co, core = client.CustomObjectsApi(kube_api), client.CoreV1Api(kube_api)
+    name = uid("rt")
+    ready_tenant(co, name)
+    core.create_namespaced_secret(f"{name}-main", {"metadata": {"name": "records"}, "stringData": {"k": "v"}})
+    co.delete_cluster_custom_object(GROUP, VERSION, "tenants", name)
+    wait_for("deleted", lambda: name not in {t["metadata"]["name"] for t in
+                                            co.list_cluster_custom_object(GROUP, VERSION, "tenants")["items"]})
+    ns = core.read_namespace(f"{name}-main")
+    assert ns.metadata.labels.get("platform.yunshang.io/retained-from") == name
+    body = tenant(name, owners=[{"kind": "User", "name": "someone.else"}])
+    body["spec"]["approval"] = approval()
+    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
+    st = wait_for("Conflict", lambda: (s := status(co, name)).get("phase") == "Conflict" and s)
+    assert f"namespace {name}-main was kept from deleted tenant {name}" in st["message"], st
+    ns = core.read_namespace(f"{name}-main")
+    assert "platform.yunshang.io/tenant" not in ns.metadata.labels
+    grants = client.RbacAuthorizationV1Api(kube_api).list_namespaced_role_binding(f"{name}-main").items
+    assert not [b for b in grants if any(s.name == "someone.else" for s in b.subjects or [])]
+    # control: the bureau releases the namespace on purpose (deletes it) and the tenant is provisioned
+    core.delete_namespace(f"{name}-main")
+    wait_for("Ready once the bureau released it", lambda: status(co, name).get("phase") == "Ready", timeout=120)

@@ -97,7 +97,7 @@ def test_errors_are_one_clear_line(admin):
     assert code == 1 and "invalid quota.cpu" in err
     code, _, err = admin(*flags("Bad_Name"), ok=False)
     assert code == 1 and "tenant name 'Bad_Name'" in err
-    code, _, err = admin(*flags("x" * 29, **{"--namespace": "a-very-long-namespace-suffix-indeed-yes-it-is"}), ok=False)
+    code, _, err = admin(*flags("x" * 29, **{"--namespace": "averylongnamespacesuffixindeedyesitisreally"}), ok=False)
     assert code == 1 and "longer than 63" in err
     code, _, err = admin(*flags("orphan", **{"--level": "city", "--parent": "nobody-here"}), ok=False)
     assert code == 1 and "'nobody-here' does not exist" in err

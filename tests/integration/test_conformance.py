@@ -177,17 +177,17 @@ def test_pvcs_only_of_allowed_storage_classes(owner_a, owner_b, tenants):
     admitted(*owner_b.create(f"/api/v1/namespaces/{ns_of(b)}/persistentvolumeclaims{DRY}", pvc(None)))
 
 
-def ingress(cls: str) -> dict:
+def ingress(cls: str, tenant: str) -> dict:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
-            "spec": {"ingressClassName": cls, "rules": [{"host": "x.gov.local", "http": {"paths": [
+            "spec": {"ingressClassName": cls, "rules": [{"host": f"x.{tenant}.apps.gz.gov.local", "http": {"paths": [
                 {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
 
 
 def test_ingresses_only_of_allowed_classes(owner_a, tenants):
     a, _ = tenants
     path = f"/apis/networking.k8s.io/v1/namespaces/{ns_of(a)}/ingresses{DRY}"
-    refused(*owner_a.create(path, ingress("public-internet")), "public-internet", "gov-internal")
-    admitted(*owner_a.create(path, ingress("gov-internal")))
+    refused(*owner_a.create(path, ingress("public-internet", a)), "public-internet", "gov-internal")
+    admitted(*owner_a.create(path, ingress("gov-internal", a)))  # its class, and a host of its own
 
 
 def service(kind: str) -> dict:
