@@ -52,11 +52,16 @@ def manifests() -> list[dict[str, Any]]:
     ]
 
 
-def install(api, objs: Iterable[dict[str, Any]] | None = None, timeout: float = 60) -> None:
-    """Server-side apply every object; CRDs first, and wait until they are served."""
+LOCAL_STACK = "local"
+
+
+def install(api, objs: Iterable[dict[str, Any]] | None = None, timeout: float = 60, stack: str = LOCAL_STACK) -> None:
+    """Server-side apply every object; CRDs first, and wait until they are served.  Each is marked
+    as the ``stack``'s (the local platform's: its `pulumi up` then manages them, and no other stack
+    takes them over unasked; yunshang.infra.ownership)."""
     from kubernetes import dynamic
 
-    objs = list(objs or manifests())
+    objs = [_marked(o, stack) for o in (objs or manifests())]
     defs = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
     rest = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
     dyn = dynamic.DynamicClient(api)
@@ -78,3 +83,12 @@ def install(api, objs: Iterable[dict[str, Any]] | None = None, timeout: float = 
         res.server_side_apply(
             body=obj, namespace=obj["metadata"].get("namespace"), field_manager=FIELD_MANAGER, force_conflicts=True
         )
+
+
+def _marked(obj: dict[str, Any], stack: str) -> dict[str, Any]:
+    md = dict(obj["metadata"])
+    md["labels"] = {**(md.get("labels") or {}), STACK_LABEL: stack}
+    return {**obj, "metadata": md}
+
+
+STACK_LABEL = "platform.yunshang.io/stack"  # yunshang.infra.ownership.STACK_LABEL (infra imports this module)

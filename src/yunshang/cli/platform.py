@@ -13,16 +13,26 @@ platform_app = typer.Typer(
     no_args_is_help=True,
 )
 
-StackOpt = typer.Option("local", "--stack", "-s", help="stack: local (the local platform) or prod, see stacks/")
+StackOpt = typer.Option("local", "--stack", "-s", help="stack: one of stacks/Pulumi.<name>.yaml: local (the local "
+                        "platform) or prod; any other name is refused (nothing is created for it)")
 
 
-def _stack(name: str):
+TakeOverOpt = typer.Option(
+    None, "--take-over", metavar="KIND/NAME",
+    help="adopt an object that exists but is not this stack's (KIND/NAME or KIND/NAMESPACE/NAME, as the refusal "
+         "names it; `unmarked` for every object no stack marks, e.g. once after upgrading from a yunshang without "
+         "stack marks). Without it, up and preview stop before changing anything such an object.")
+
+
+def _stack(name: str, take_over: list[str] | None = None):
     from pulumi import automation as auto
 
-    from ..infra import automation
+    from ..infra import automation, ownership
 
     try:
-        return automation.stack(name)
+        return automation.stack(name, env={ownership.TAKE_OVER_ENV: ",".join(take_over or [])})
+    except automation.UnknownStack as e:
+        raise UserError(str(e)) from None
     except auto.errors.CommandError as e:
         raise UserError(f"cannot open stack {name!r}: {_last_line(str(e))}") from None
 
@@ -45,9 +55,10 @@ def _run(what: str, fn, output: Output):
 
 
 @platform_app.command()
-def up(stack: str = StackOpt, output: Output = OutputOpt) -> None:
-    """Create or update everything the stack declares (pulumi up)."""
-    s = _stack(stack)
+def up(stack: str = StackOpt, output: Output = OutputOpt, take_over: list[str] = TakeOverOpt) -> None:
+    """Create or update everything the stack declares (pulumi up).  Objects another stack manages, or
+    that exist unmarked, are never adopted unless named with --take-over."""
+    s = _stack(stack, take_over)
     result, secs = _run("up", s.up, output)
     outputs = {k: v.value for k, v in result.outputs.items()}
     if output == Output.json:
@@ -59,9 +70,10 @@ def up(stack: str = StackOpt, output: Output = OutputOpt) -> None:
 
 
 @platform_app.command()
-def preview(stack: str = StackOpt, output: Output = OutputOpt) -> None:
-    """Show what `up` would change, without changing anything."""
-    s = _stack(stack)
+def preview(stack: str = StackOpt, output: Output = OutputOpt, take_over: list[str] = TakeOverOpt) -> None:
+    """Show what `up` would change, without changing anything (and stop where up would adopt an
+    object that is not this stack's)."""
+    s = _stack(stack, take_over)
     result, secs = _run("preview", s.preview, output)
     if output == Output.json:
         emit_json({"changes": result.change_summary, "seconds": round(secs, 1)})

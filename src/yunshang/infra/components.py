@@ -34,15 +34,24 @@ class _Group(pulumi.ComponentResource):
         self.objects = {}
         for m in manifests:
             self.objects[resource_name(m)] = declare(m, pulumi.ResourceOptions(
-                parent=self, retain_on_delete=m["kind"] in RETAINED_KINDS or None), annotations)
+                parent=self, retain_on_delete=m["kind"] in RETAINED_KINDS or None), annotations, cfg.stack)
         self.register_outputs({"objects": sorted(self.objects)})
 
 
 class PlatformNamespaces(_Group):
-    """The platform's own namespaces (system, monitoring)."""
+    """The platform's own namespaces (system, monitoring, views).  The one that holds the audit
+    chain's anchor (stack config yunshang:auditAnchor, yunshang-system by default) stays when
+    Pulumi lets go of it (`pulumi destroy`): deleting it would delete the anchor, and with it the
+    evidence of how long the chain was."""
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("yunshang:platform:Namespaces", name, platform.system_namespaces(), cfg, opts)
+        pulumi.ComponentResource.__init__(self, "yunshang:platform:Namespaces", name, None, opts)
+        anchored = cfg.audit_anchor.partition("/")[0]
+        self.objects = {}
+        for m in platform.system_namespaces():
+            self.objects[resource_name(m)] = declare(m, pulumi.ResourceOptions(
+                parent=self, retain_on_delete=m["metadata"]["name"] == anchored or None), stack=cfg.stack)
+        self.register_outputs({"objects": sorted(self.objects)})
         self.names = [m["metadata"]["name"] for m in platform.system_namespaces()]
 
 

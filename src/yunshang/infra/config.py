@@ -58,6 +58,8 @@ class SignOffConfig(BaseModel):
 
 class StackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    stack: str = ""
+    """The Pulumi stack running (not a setting: the program fills it in; it marks what the stack manages)."""
     kubeconfig: str = ""
     """Path of the kubeconfig to deploy with ('' = the default kubeconfig)."""
     context: str = ""

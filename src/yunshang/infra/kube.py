@@ -49,9 +49,12 @@ def _snake(key: str) -> str:
 
 
 def declare(manifest: dict[str, Any], opts: pulumi.ResourceOptions,
-            annotations: dict[str, str] | None = None) -> pulumi.CustomResource:
-    """The typed resource for one manifest (top-level fields as the class's arguments)."""
-    md = dict(manifest["metadata"])
+            annotations: dict[str, str] | None = None, stack: str = "") -> pulumi.CustomResource:
+    """The typed resource for one manifest (top-level fields as the class's arguments), marked with
+    the ``stack`` that manages it (yunshang.infra.ownership)."""
+    from .ownership import mark
+
+    md = dict((mark(manifest, stack) if stack else manifest)["metadata"])
     md["annotations"] = {**md.get("annotations", {}), **PATCH_FORCE, **(annotations or {})}
     body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
     cls = TYPED.get((manifest["apiVersion"], manifest["kind"]))

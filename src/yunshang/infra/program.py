@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pulumi
 
-from .. import catalog
+from .. import catalog, platform
+from . import ownership
 from .components import (
     CustomResourceDefinitions,
     DemoWorkloads,
@@ -19,13 +20,41 @@ from .components import (
     Operator,
     PlatformNamespaces,
     PriorityClasses,
+    catalog_manifests,
+    demo_manifests,
+    governance_manifests,
+    monitoring_manifests,
+    operator_manifests,
+    priority_classes,
 )
 from .config import PROJECT_ROOT, ConfigError, StackConfig, from_pulumi
 from .kube import provider
 
 
 
-def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
+def manifests(cfg: StackConfig, entries) -> list[dict]:
+    """Every object the components below declare (the same functions), for the ownership check."""
+    out = [*platform.system_namespaces(), *platform.crds(), *governance_manifests(cfg), *priority_classes(),
+           *monitoring_manifests(cfg), *operator_manifests(cfg), *catalog_manifests(entries, cfg)]
+    return out + (demo_manifests() if cfg.demo else [])
+
+
+def check_ownership(cfg: StackConfig, entries, kubeconfig: str, take_over: frozenset[str],
+                    live_of=None) -> None:
+    """Stop before anything is declared if this stack would adopt an object it was not told to take."""
+    if live_of is None:
+        try:
+            live_of = ownership.live_getter(kubeconfig, cfg.context)
+        except Exception as e:  # noqa: BLE001  (no cluster to look at: the provider says why, later)
+            pulumi.log.warn(f"could not look at the cluster before adopting anything: {str(e).splitlines()[0][:200]}")
+            return
+    found = ownership.problems(manifests(cfg, entries), live_of, cfg.stack, take_over)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise pulumi.RunError(f"stack {cfg.stack}: {found[0]}{more}")
+
+
+def build(cfg: StackConfig, root: Path | None = None, take_over: frozenset[str] = frozenset()) -> dict[str, object]:
     """Declare every component; return what the stack exports.  ``root`` is the project
     directory (the one holding Pulumi.yaml); the catalog path is relative to it."""
     catalog_dir = (root or PROJECT_ROOT) / cfg.catalog
@@ -40,6 +69,7 @@ def build(cfg: StackConfig, root: Path | None = None) -> dict[str, object]:
     if kubeconfig and not Path(kubeconfig).is_file():
         raise pulumi.RunError(f"config yunshang:kubeconfig: {kubeconfig} does not exist; start the local platform "
                               "(`yunshang dev up`) or point the setting (or YUNSHANG_KUBECONFIG) at your cluster's")
+    check_ownership(cfg, entries, kubeconfig, take_over)
     k8s = provider("kubernetes", kubeconfig, cfg.context, cfg.cluster)
 
     def opts(*after: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -76,5 +106,9 @@ def main(root: Path | None = None) -> None:
         cfg = from_pulumi()
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
-    for key, value in build(cfg, root).items():
+    import os
+
+    cfg = cfg.model_copy(update={"stack": pulumi.get_stack()})
+    take_over = ownership.parse_take_over(os.environ.get(ownership.TAKE_OVER_ENV, ""))
+    for key, value in build(cfg, root, take_over).items():
         pulumi.export(key, value)

@@ -35,6 +35,12 @@ KINDS = {
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
     "ValidatingAdmissionPolicyBinding": ("/apis/admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings",
                                          False),
+    # the platform's own kinds (the Pulumi program looks at what exists before it adopts anything)
+    "ValidatingAdmissionPolicy": ("/apis/admissionregistration.k8s.io/v1", "validatingadmissionpolicies", False),
+    "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "PriorityClass": ("/apis/scheduling.k8s.io/v1", "priorityclasses", False),
 }
 
 WRITES: collections.Counter[str] = collections.Counter()
