@@ -113,6 +113,34 @@ def test_up_is_ready_then_noop_then_one_update(project, own_api):
         f.write_text(original)
 
 
+def test_a_second_stack_takes_over_nothing_and_destroys_nothing(project, own_api):
+    """Issue 24: a second stack on the same platform (a copy of the first's settings) stops before
+    adopting what the first manages, naming the object and its stack; its destroy deletes nothing.
+    Control: ownership.problems (the marks the program puts on every object it declares)."""
+    root, state = project
+    other = root / "stacks" / "Pulumi.other.yaml"
+    other.write_text((root / "stacks" / "Pulumi.test.yaml").read_text())
+    try:
+        pulumi(["stack", "init", "other"], root, state)
+        before = client.AdmissionregistrationV1Api(own_api).read_validating_admission_policy(
+            "yunshang-tenant-governance").metadata
+        assert before.labels["platform.yunshang.io/stack"] == "test"
+        for verb in (["preview"], ["up", "--yes"]):
+            r = pulumi([*verb, "--stack", "other"], root, state, check=False)
+            assert r.returncode != 0
+            assert "is managed by stack 'test', not 'other': nothing was changed" in r.stdout + r.stderr, r.stdout[-2000:]
+        pulumi(["destroy", "--yes", "--stack", "other"], root, state)
+        after = client.AdmissionregistrationV1Api(own_api).read_validating_admission_policy(
+            "yunshang-tenant-governance").metadata
+        assert (after.uid, after.labels["platform.yunshang.io/stack"]) == (before.uid, "test")
+        client.CoreV1Api(own_api).read_namespace("yunshang-monitoring")
+        # control: the first stack itself still adopts nothing new and changes nothing
+        assert changes(pulumi(["preview", "--json", "--stack", "test"], root, state)) == {}
+    finally:
+        pulumi(["stack", "rm", "other", "--yes", "--force"], root, state, check=False)
+        other.unlink(missing_ok=True)
+
+
 def test_reaching_the_cluster_another_way_loses_nothing(project, own_platform, own_api, tmp_path):
     """The data-loss defect: a copied kubeconfig at another path (another $HOME, a CI runner) or
     another context name for the same cluster must never replace or delete anything."""

@@ -199,3 +199,18 @@ def test_an_unknown_stack_is_refused_naming_the_stacks(tmp_path):
     assert "--stack 'nosuch': no such stack (the stacks are local, prod" in str(e.value)
     assert automation.check_stack("prod", tmp_path) == "prod"
     assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == ["Pulumi.local.yaml", "Pulumi.prod.yaml"]
+
+
+@pytest.mark.parametrize("command", [["up"], ["preview"], ["outputs"], ["destroy", "-y"]])
+def test_a_mistyped_stack_is_refused_and_writes_nothing(monkeypatch, capfd, tmp_path, command):
+    """Issue 24: `platform up --stack nosuch` created stacks/Pulumi.nosuch.yaml and took over the platform."""
+    from test_cli_basics import cli
+    from yunshang.infra.config import PROJECT_ROOT
+
+    monkeypatch.setenv("YUNSHANG_STATE_DIR", str(tmp_path))  # never the user's Pulumi state
+    before = sorted(p.name for p in (PROJECT_ROOT / "stacks").iterdir())
+    code, _, err = cli(monkeypatch, capfd, "platform", *command, "--stack", "loclaX")
+    assert code == 1 and err.count("\n") == 1, err
+    assert "--stack 'loclaX': no such stack (the stacks are local, prod" in err
+    assert sorted(p.name for p in (PROJECT_ROOT / "stacks").iterdir()) == before
+    assert not list(tmp_path.rglob("*loclaX*"))
