@@ -10,10 +10,20 @@ import pytest
 from yunshang.dev import controlplane, toolchain
 
 
+def pytest_addoption(parser):
+    parser.addoption("--control", default="", help="run only the tests that name this control "
+                     "(@pytest.mark.control); with YUNSHANG_KNOCK_OUT=<it> they must fail (tests/knockout.py)")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.cluster)
+    wanted = config.getoption("--control")
+    if wanted:
+        keep = [i for i in items if any(m.args and m.args[0] == wanted for m in i.iter_markers("control"))]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +54,10 @@ def platform(control_plane, kube_api):
     from yunshang import platform as plat
 
     plat.install(kube_api)
+    if os.environ.get("YUNSHANG_KNOCK_OUT"):  # tests/knockout.py: the platform without one control
+        from knockout import knock_out
+
+        knock_out(kube_api, os.environ["YUNSHANG_KNOCK_OUT"])
     return control_plane
 
 

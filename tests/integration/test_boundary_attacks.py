@@ -44,6 +44,7 @@ def in_days(days: float) -> str:
 
 # ---------------------------------------------------------------------------- names
 
+@pytest.mark.control("tenant-crd-rules")
 @pytest.mark.parametrize("who", ["department", "platform-admin", "system:masters"])
 def test_a_suffix_that_makes_another_tenants_namespace_is_refused(kube_api, platform, who):
     """Control: the Tenant CRD's rule on spec.namespaces (letters and digits only), for every identity.
@@ -70,6 +71,7 @@ def _as_masters(kube_api, body):
         return e.status, json.loads(e.body)
 
 
+@pytest.mark.control("tenant-crd-rules")
 @pytest.mark.parametrize("name", ["kube", "kube-node", "kube-public", "yunshang", "yunshang-views", "default",
                                   "system", "openshift-x"])
 def test_reserved_tenant_names_are_refused(kube_api, platform, name):
@@ -81,6 +83,7 @@ def test_reserved_tenant_names_are_refused(kube_api, platform, name):
     assert code == 201, body
 
 
+@pytest.mark.control("yunshang-namespace-ownership")
 def test_the_operator_never_takes_a_namespace_it_did_not_create(kube_api, operator):
     """Control: the yunshang-namespace-ownership admission policy (the operator runs as
     system:masters here, and is refused all the same), and the operator's Conflict phase."""
@@ -105,6 +108,7 @@ def test_the_operator_never_takes_a_namespace_it_did_not_create(kube_api, operat
     assert core.read_namespace(f"{other}-main").metadata.labels["platform.yunshang.io/tenant"] == other
 
 
+@pytest.mark.control("yunshang-namespace-ownership")
 def test_nobody_moves_a_namespace_to_another_tenant(kube_api, operator):
     """Control: the yunshang-namespace-ownership admission policy, for system:masters too."""
     co, core = client.CustomObjectsApi(kube_api), client.CoreV1Api(kube_api)
@@ -138,6 +142,7 @@ def prefix_pair(operator, kube_api):
     return co, p
 
 
+@pytest.mark.control("yunshang-provider-namespace")
 def test_an_offer_for_a_namespace_whose_name_only_starts_with_the_provider_is_refused(kube_api, prefix_pair):
     """Control: the yunshang-provider-namespace admission policy (p-b-main is tenant p-b's, not p's)."""
     _, p = prefix_pair
@@ -153,6 +158,7 @@ def test_an_offer_for_a_namespace_whose_name_only_starts_with_the_provider_is_re
     assert code == 201, body
 
 
+@pytest.mark.control("yunshang-provider-namespace")
 def test_an_agreement_naming_another_tenants_namespace_is_refused(kube_api, prefix_pair):
     """Control: the yunshang-provider-namespace admission policy."""
     co, p = prefix_pair
@@ -173,6 +179,7 @@ def test_an_agreement_naming_another_tenants_namespace_is_refused(kube_api, pref
 
 # ---------------------------------------------------------------------------- sign-off
 
+@pytest.mark.control("yunshang-tenant-signoff")
 def test_a_platform_admin_cannot_create_a_tenant_already_decided(kube_api, platform):
     """Control: the yunshang-tenant-signoff policy (no create with an approval or sign-offs)."""
     name = uid("pre")
@@ -189,6 +196,7 @@ def test_a_platform_admin_cannot_create_a_tenant_already_decided(kube_api, platf
     assert code == 201, resp
 
 
+@pytest.mark.control("yunshang-tenant-signoff")
 def test_a_platform_admin_cannot_raise_quota_past_the_approved_ceiling(kube_api, operator):
     """Control: the yunshang-tenant-signoff policy (quota above the approved ceiling is a new round)."""
     co = client.CustomObjectsApi(kube_api)
@@ -206,6 +214,7 @@ def test_a_platform_admin_cannot_raise_quota_past_the_approved_ceiling(kube_api,
         assert code == 200, (spec, resp)
 
 
+@pytest.mark.control("yunshang-tenant-signoff")
 def test_a_reviewer_never_signs_for_their_own_department(kube_api, platform):
     """Control: the yunshang-tenant-signoff policy (separation of duties: the department's group and
     its owners)."""
@@ -238,6 +247,7 @@ def ready(operator, kube_api):
     return name, Impersonated(kube_api, "li.wei", dept_groups(name))
 
 
+@pytest.mark.control("yunshang-tenant-controls")
 def test_external_ips_only_as_allowed(kube_api, ready):
     """Control: the yunshang-tenant-controls policy (spec.allowed.externalIPs), on create and on update."""
     name, owner = ready
@@ -273,6 +283,7 @@ def ingress(*hosts, tls=(), default_backend=False):
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}, "spec": spec}
 
 
+@pytest.mark.control("yunshang-tenant-controls")
 def test_ingress_hosts_only_the_tenants_own(kube_api, ready):
     """Control: the yunshang-tenant-controls policy (hostnames: the tenant's own under the platform's
     suffix, no host-less rule, no default backend)."""
@@ -356,6 +367,7 @@ def test_probing_quarantines_the_prober_not_its_victim(monitoring, kube_api, pro
     Tenants(str(cp.kubeconfig)).resume(attacker)  # leave the platform as found
 
 
+@pytest.mark.control("yunshang-namespace-ownership")
 def test_a_new_tenant_of_a_deleted_ones_name_does_not_inherit_its_namespaces(kube_api, operator):
     """Control: the yunshang-namespace-ownership admission policy (a retained namespace carries no
     tenant's mark: nobody's apply may give it one).  The attack: the second right after a department's

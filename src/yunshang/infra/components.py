@@ -116,6 +116,7 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                                  "--liveness", "http://0.0.0.0:8080/healthz", "--metrics-port", "9090",
                                  "--metrics-address", "0.0.0.0"],
                         "env": [{"name": "YUNSHANG_AUDIT_ANCHOR", "value": cfg.audit_anchor},
+                                {"name": "YUNSHANG_HOST_SUFFIXES", "value": ",".join(cfg.default_host_suffixes)},
                                 *({"name": k, "value": v} for k, v in cfg.signoff.env().items()),
                                 {"name": "YUNSHANG_ALERTING_BASE", "value": "/etc/yunshang/alerting/base.json"},
                                 {"name": "YUNSHANG_ALERTMANAGER_SECRET",
