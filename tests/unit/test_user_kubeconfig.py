@@ -7,9 +7,10 @@ import yaml
 from yunshang.dev import controlplane
 
 
-def test_merge_then_remove_restores_the_previous_context(tmp_path):
-    cp = controlplane.ControlPlane(state=tmp_path / "state", ports={"apiserver": 6443})
-    cp.state.mkdir()
+def test_merge_then_remove_restores_the_previous_context(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))  # the default state dir: yunshang-local
+    cp = controlplane.ControlPlane(state=tmp_path / "yunshang" / "dev", ports={"apiserver": 6443})
+    cp.state.mkdir(parents=True)
     cp.write_kubeconfig(cp.kubeconfig, "admin")
     user = tmp_path / "config"
     user.write_text(yaml.safe_dump({

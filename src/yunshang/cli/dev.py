@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from ..lazy import OnFirstUse
-from .common import Output, OutputOpt, emit_json, out
+from .common import Output, OutputOpt, UserError, emit_json, out
 
 cp_mod = OnFirstUse("yunshang.dev.controlplane")
 toolchain = OnFirstUse("yunshang.dev.toolchain")
@@ -61,13 +61,15 @@ def up(
             if catalog:
                 status.update("pulumi up of the local stack (platform as code + tenants/)")
                 changes = _pulumi_up_local(cp)
-    merged = None
+    merged = previous = None
     if kubeconfig:
-        merged, _ = cp_mod.merge_into_user_kubeconfig(cp)
+        merged, previous = _merge_user_kubeconfig(cp)
+    down_cmd = _down_command(cp.state)
+    context, lines = _context_report(cp_mod.context_name(cp.state), merged, previous, down_cmd)
     info = {
         "server": cp.server,
         "kubeconfig": str(cp.kubeconfig),
-        "context": cp_mod.CONTEXT,
+        **context,
         "merged_into": str(merged) if merged else None,
         "state_dir": str(cp.state),
         "nodes": list(cp.nodes),
@@ -76,7 +78,9 @@ def up(
         emit_json(info)
         return
     out.print(f"[green]local platform ready[/] at {cp.server}")
-    out.print(f"  kubeconfig : {cp.kubeconfig}" + (f" (context {cp_mod.CONTEXT} merged into {merged})" if merged else ""))
+    out.print(f"  kubeconfig : {cp.kubeconfig}")
+    for line in lines:
+        out.print(line, highlight=False)
     out.print(f"  logs       : {cp.logs}")
     if with_platform:
         if catalog:
@@ -93,7 +97,7 @@ def up(
         out.print("                 --namespace gz-bigdata-exchange --service api --port 80 --purpose 'case lookups'")
         out.print("               yunshang share approve gy-police.gz-bigdata.api   # the provider decides")
         out.print("               yunshang audit && yunshang report costs")
-    out.print("  also       : kubectl get nodes   |   yunshang dev status   |   yunshang dev down")
+    out.print(f"  also       : kubectl get nodes   |   yunshang dev status   |   {down_cmd}", highlight=False)
 
 
 @dev_app.command()
@@ -101,8 +105,17 @@ def down(state_dir: Path = StateOpt) -> None:
     """Stop every process `dev up` started (data stays in the state dir)."""
     cp = cp_mod.ControlPlane.load(_state(state_dir))
     stopped = cp.down()
-    cp_mod.remove_from_user_kubeconfig(cp)
-    out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    if not stopped:  # another platform's context may be current: not this command's to touch
+        out.print(f"nothing was running from {cp.state}; {cp_mod.user_kubeconfig_path()} left unchanged",
+                  highlight=False)
+        return
+    out.print(f"stopped: {', '.join(stopped)}")
+    try:
+        removal = cp_mod.remove_from_user_kubeconfig(cp)
+    except cp_mod.KubeconfigError as e:
+        raise UserError(f"{e}, then remove the context {cp_mod.context_name(cp.state)} with "
+                        f"`kubectl config delete-context`") from None
+    out.print(_removal_line(removal), highlight=False)
 
 
 @dev_app.command()
@@ -163,6 +176,50 @@ def tools(output: Output = OutputOpt) -> None:
     else:
         for k, s in v.items():
             out.print(f"{k:15} {s}")
+
+
+def _merge_user_kubeconfig(cp) -> tuple[Path, str | None]:
+    try:
+        return cp_mod.merge_into_user_kubeconfig(cp)
+    except cp_mod.KubeconfigError as e:
+        raise UserError(f"{e}; the platform is running meanwhile (KUBECONFIG={cp.kubeconfig})") from None
+
+
+def _down_command(state: Path) -> str:
+    """The `dev down` that stops the platform in ``state`` (from the same environment)."""
+    same = state.expanduser().resolve() == cp_mod.default_state_dir().expanduser().resolve()
+    return "yunshang dev down" + ("" if same else f" --state-dir {state}")
+
+
+def _context_report(name: str, merged: Path | None, previous: str | None,
+                    down_cmd: str = "yunshang dev down") -> tuple[dict, list[str]]:
+    """What `dev up` says about the user's kubeconfig: its JSON fields and its printed lines.
+
+    ``name`` is the platform's context (``context_name``), ``merged`` the kubeconfig it was merged
+    into (None: --no-kubeconfig), ``previous`` the context current before, ``down_cmd`` how to stop it.
+    """
+    default = cp_mod.CONTEXT
+    separate = name != default
+    fields = {"context": name, "context_current": merged is not None, "separate_from_default": separate}
+    if merged is None:
+        return fields, ["  context    : none merged (--no-kubeconfig); your kubeconfig is unchanged"]
+    was = f"; was {previous}, back with `{down_cmd}`" if previous and previous != name else ""
+    lines = [f"  context    : {name} merged into {merged} and now current{was}"]
+    if separate:
+        lines.append(f"  separate   : not the default platform's context {default}; "
+                     f"`kubectl config use-context {default}` switches to that one")
+    return fields, lines
+
+
+def _removal_line(removal) -> str:
+    """What `dev down` says about the user's kubeconfig (a ``controlplane.Removal``)."""
+    if not removal.removed:
+        return (f"  kubeconfig : {removal.path} left unchanged (no context {removal.context} "
+                f"pointing at this platform)")
+    now = ""
+    if removal.current is not None:
+        now = f"; current context now {removal.current}" if removal.current else "; no current context now"
+    return f"  kubeconfig : removed context {removal.context} from {removal.path}{now}"
 
 
 def _monitoring_settings():

@@ -7,8 +7,10 @@ Every process writes to ``<state>/logs/<name>.log``; their pids are kept in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -26,6 +28,7 @@ from . import pki, toolchain
 SERVICE_CIDR = "10.96.0.0/16"  # allocated addresses only; nothing is ever sent there
 SERVICE_IP = "10.96.0.1"
 CONTEXT = "yunshang-local"
+OPERATOR_READER = "system:serviceaccount:yunshang-system:yunshang-operator"  # policies.OPERATOR_USER
 
 # fake nodes: name -> capacity (kwok makes them Ready and runs the pods scheduled on them)
 DEFAULT_NODES = {f"kwok-node-{i}": {"cpu": "32", "memory": "128Gi", "pods": "110"} for i in range(3)}
@@ -195,7 +198,10 @@ class ControlPlane:
                                             "kwok-controller", "system:apiserver"]},
                 {"level": "None", "userGroups": ["system:serviceaccounts:kube-system", "system:nodes"]},
                 {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*", "/metrics", "/version"]},
-                {"level": "None", "verbs": ["watch", "list", "get"]},
+                # reads are logged too (Metadata): a department's refused reads are probing, counted against
+                # it; a policy rule cannot select departments here, since it sees an impersonating caller
+                # before the impersonation.  The operator's own reads are not worth the traffic.
+                {"level": "None", "users": [OPERATOR_READER], "verbs": ["watch", "list", "get"]},
                 # the audit trail needs what was asked for tenants and agreements (who approved what)
                 {"level": "Request", "resources": [{"group": "platform.yunshang.io",
                                                     "resources": ["tenants", "shareagreements"]}]},
@@ -532,6 +538,13 @@ def _reap(pid: int) -> None:
 
 
 # ---------------------------------------------------------------------- user kubeconfig
+# `dev up` merges its platform into the user's kubeconfig under a name of its state dir's own, so
+# that a second platform (another --state-dir) never takes over the first one's context, and
+# `dev down` takes out only entries that still point at its own platform.
+
+class KubeconfigError(ValueError):
+    """A kubeconfig that cannot be read or merged; the message names the file and what to do."""
+
 
 def user_kubeconfig_path() -> Path:
     env = os.environ.get("KUBECONFIG")
@@ -540,33 +553,157 @@ def user_kubeconfig_path() -> Path:
     return Path.home() / ".kube" / "config"
 
 
-def merge_into_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> tuple[Path, str | None]:
-    """Add (or refresh) the yunshang-local context and make it current; return the previous one."""
-    path = path or user_kubeconfig_path()
-    cfg = yaml.safe_load(path.read_text()) if path.exists() else None
-    cfg = cfg or {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
-    ours = yaml.safe_load(cp.kubeconfig.read_text())
-    previous = cfg.get("current-context")
-    for key in ("clusters", "users", "contexts"):
-        names = {e["name"] for e in ours[key]}
-        cfg[key] = [e for e in cfg.get(key) or [] if e["name"] not in names] + ours[key]
-    cfg["current-context"] = CONTEXT
-    if previous and previous != CONTEXT:
-        (cp.state / "previous-context").write_text(previous)
+def home_state_dir() -> Path:
+    """The default state dir, whatever $YUNSHANG_STATE_DIR says: the platform named ``yunshang-local``."""
+    base = os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state"))
+    return Path(base) / "yunshang" / "dev"
+
+
+def context_name(state: Path, default: Path | None = None) -> str:
+    """The context (and cluster) name of the platform in ``state`` in the user's kubeconfig.
+
+    The default state dir (``default``, else :func:`home_state_dir`) keeps ``yunshang-local``; any
+    other gets ``yunshang-local-<basename>-<first 8 hex of the sha256 of its resolved path>``
+    (lower-case letters, digits and dashes), the same every time for the same directory.
+    """
+    resolved = _resolved(state)
+    if resolved == _resolved(default or home_state_dir()):
+        return CONTEXT
+    slug = re.sub(r"[^a-z0-9]+", "-", resolved.name.lower()).strip("-")[:24].strip("-") or "dir"
+    return f"{CONTEXT}-{slug}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
+
+
+def _resolved(path: Path) -> Path:
+    return Path(os.path.abspath(path.expanduser())).resolve()
+
+
+def platform_entries(own: dict, name: str) -> dict[str, dict]:
+    """The cluster, user and context (keyed by their kubeconfig lists) that stand for a platform
+    in the user's kubeconfig, named after ``name``: its own kubeconfig's current context, renamed."""
+    ctx = _named(own.get("contexts"), own.get("current-context"))["context"]
+    cluster = _named(own.get("clusters"), ctx["cluster"])["cluster"]
+    user = _named(own.get("users"), ctx["user"])["user"]
+    user_name = f"{name}-admin"
+    return {
+        "clusters": {"name": name, "cluster": dict(cluster)},
+        "users": {"name": user_name, "user": dict(user)},
+        "contexts": {"name": name, "context": {"cluster": name, "user": user_name}},
+    }
+
+
+def _own_entries(cp: ControlPlane, name: str) -> dict[str, dict]:
+    """:func:`platform_entries` of the kubeconfig in ``cp``'s state dir."""
+    own = _read_kubeconfig(cp.kubeconfig, "platform's kubeconfig")
+    try:
+        return platform_entries(own, name)
+    except (KeyError, TypeError) as e:
+        raise KubeconfigError(f"the platform's kubeconfig {cp.kubeconfig} has no usable current context "
+                              f"({e}); fix or move it") from None
+
+
+def _named(entries, name) -> dict:
+    for e in entries or []:
+        if isinstance(e, dict) and e.get("name") == name:
+            return e
+    raise KeyError(f"no entry named {name!r}")
+
+
+def points_at(entry: dict, expected: dict) -> bool:
+    """Whether a kubeconfig ``entry`` still says what ``expected`` (from :func:`platform_entries`) says:
+    same name and, of the fields we wrote (server, CA, client certificate, cluster and user names),
+    the same values; fields added since (a namespace, say) do not matter."""
+    if entry.get("name") != expected["name"]:
+        return False
+    key = next(k for k in expected if k != "name")  # cluster, user or context
+    have = entry.get(key)
+    return isinstance(have, dict) and all(have.get(f) == v for f, v in expected[key].items())
+
+
+def _read_kubeconfig(path: Path, what: str = "kubeconfig") -> dict:
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KubeconfigError(f"cannot read the {what} {path} ({first}); fix or move it") from None
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise KubeconfigError(f"the {what} {path} is not a kubeconfig (a YAML mapping); fix or move it")
+    return cfg
+
+
+def _save_kubeconfig(path: Path, cfg: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     path.chmod(0o600)
+
+
+def merge_into_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> tuple[Path, str | None]:
+    """Add (or refresh) this platform's context, cluster and user, named by :func:`context_name`,
+    and make the context current; return the file and the context that was current before.
+
+    Entries of any other name (another platform's included) are left as they are.  The previous
+    context is kept in ``<state>/previous-context`` for :func:`remove_from_user_kubeconfig`.
+    """
+    path = path or user_kubeconfig_path()
+    name = context_name(cp.state)
+    ours = _own_entries(cp, name)
+    cfg = (_read_kubeconfig(path, "user kubeconfig") if path.exists() else {}) or {"apiVersion": "v1", "kind": "Config"}
+    previous = cfg.get("current-context") or None
+    for key, entry in ours.items():
+        cfg[key] = [e for e in cfg.get(key) or [] if not (isinstance(e, dict) and e.get("name") == entry["name"])]
+        cfg[key].append(entry)
+    cfg["current-context"] = name
+    remembered = cp.state / "previous-context"
+    if previous and previous != name:
+        remembered.write_text(previous)
+    elif not previous:
+        remembered.unlink(missing_ok=True)
+    _save_kubeconfig(path, cfg)
     return path, previous
 
 
-def remove_from_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> None:
+@dataclasses.dataclass
+class Removal:
+    """What :func:`remove_from_user_kubeconfig` did to the user's kubeconfig."""
+
+    path: Path
+    context: str
+    removed: list[str] = dataclasses.field(default_factory=list)
+    """``clusters/<name>``, ``users/<name>``, ``contexts/<name>``; empty: the file was not written."""
+    current: str | None = None
+    """The context made current again ('' = none); None: the current context was left alone."""
+
+
+def remove_from_user_kubeconfig(cp: ControlPlane, path: Path | None = None) -> Removal:
+    """Take this platform's entries (:func:`context_name`) out of the user's kubeconfig, only if they
+    still point at it: its cluster entry names the server and CA of ``<state>/kubeconfig``.
+
+    If its context was the current one, the context current before ``dev up`` is made current
+    again (when it still exists; else none).  Nothing matching: the file is left untouched.
+    """
     path = path or user_kubeconfig_path()
-    if not path.exists():
-        return
-    cfg = yaml.safe_load(path.read_text()) or {}
-    for key in ("clusters", "users", "contexts"):
-        cfg[key] = [e for e in cfg.get(key) or [] if not e["name"].startswith(CONTEXT)]
-    if cfg.get("current-context") == CONTEXT:
-        prev = cp.state / "previous-context"
-        cfg["current-context"] = prev.read_text().strip() if prev.exists() else ""
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    result = Removal(path=path, context=context_name(cp.state))
+    if not path.exists() or not cp.kubeconfig.exists():
+        return result
+    ours = _own_entries(cp, result.context)
+    cfg = _read_kubeconfig(path, "user kubeconfig")
+    if not any(points_at(e, ours["clusters"]) for e in _dicts(cfg.get("clusters"))):
+        return result  # absent, or the name now stands for another cluster: not ours to remove
+    for key, entry in ours.items():
+        kept = [e for e in cfg.get(key) or [] if not (isinstance(e, dict) and points_at(e, entry))]
+        if len(kept) != len(cfg.get(key) or []):
+            result.removed.append(f"{key}/{entry['name']}")
+            cfg[key] = kept
+    if cfg.get("current-context") == result.context and f"contexts/{result.context}" in result.removed:
+        remembered = cp.state / "previous-context"
+        previous = remembered.read_text().strip() if remembered.exists() else ""
+        known = {e.get("name") for e in _dicts(cfg.get("contexts"))}
+        result.current = cfg["current-context"] = previous if previous in known else ""
+        remembered.unlink(missing_ok=True)
+    _save_kubeconfig(path, cfg)
+    return result
+
+
+def _dicts(entries) -> list[dict]:
+    return [e for e in entries or [] if isinstance(e, dict)]
