@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from yunshang.cli import app
-from yunshang.cli.common import run_app
+from test_cli_basics import cli
 from yunshang.dev import controlplane
 from yunshang.dev.controlplane import CONTEXT, ControlPlane, context_name
 
@@ -57,14 +56,6 @@ def entries(path: Path, name: str) -> dict[str, list[dict]]:
 
 def current(path: Path) -> str:
     return yaml.safe_load(path.read_text())["current-context"]
-
-
-def cli(monkeypatch, capfd, *args):
-    monkeypatch.setattr("sys.argv", ["yunshang", *args])
-    code = run_app(app)
-    out, err = capfd.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 # ---------------------------------------------------------------------- names
