@@ -588,3 +588,13 @@ class AuditTrail:
         except Exception as e:
             raise self.t._unreachable(e) from None
         return audm.Anchor.from_data(cm.data)
+
+    def witness(self, prometheus: str) -> int | None:
+        """The highest audit head or anchor seq Prometheus at ``prometheus`` ever recorded (as far
+        back as it keeps them; None if it never did): the chain's witness outside the cluster."""
+        from .elastic import query
+
+        try:
+            return audm.witness_seq(query(prometheus, audm.WITNESS_QUERY, timeout=5))
+        except Exception as e:
+            raise ClientError(f"Prometheus at {prometheus} did not answer ({_short(e)})") from None

@@ -59,30 +59,58 @@ def verify(
     ctx: typer.Context,
     anchor: str = typer.Option(DEFAULT_ANCHOR, help="the ConfigMap (namespace/name) where the operator keeps the "
                                "chain's head, outside the chain (stack config yunshang:auditAnchor)"),
+    prometheus: Optional[str] = typer.Option(
+        None, envvar="YUNSHANG_PROMETHEUS_URL", show_envvar=True,
+        help="the Prometheus that scrapes the operator, e.g. http://prometheus:9090: the chain's witness outside "
+        "the cluster (the highest yunshang_audit_head_seq / _anchor_seq it ever recorded); when none is given or "
+        "it does not answer, verify says so and checks without it"),
     output: Output = OutputOpt,
 ) -> None:
-    """Recompute the hash chain and compare it with its anchor: exit 1 with one line per problem
-    if a record was edited or removed, or if the chain is shorter than the anchor (records
-    deleted, or the whole trail gone)."""
+    """Recompute the hash chain and compare it with its anchor and with Prometheus' history of
+    its head: exit 1 with one line per problem if a record was edited or removed, if records
+    exist but their anchor does not (the operator anchors the empty chain before the first
+    record), or if the chain is shorter than the anchor or than the head Prometheus recorded
+    (records deleted, or the whole trail gone)."""
+    from ..client import ClientError
+
     trail = api.AuditTrail(_client(ctx))
     records = _call(trail.records)
     kept = _call(trail.anchor, anchor)
     problems = chain.verify(records)
-    if missing := chain.against_anchor(records, kept):
-        problems.insert(0, missing)
     head = records[-1] if records else None
+    witness: dict = {"prometheus": prometheus or None, "consulted": False, "seq": None}
+    if prometheus:
+        try:
+            witness.update(consulted=True, seq=trail.witness(prometheus))
+        except ClientError as e:
+            witness["note"] = f"outside witness not consulted: {e}; checked against the anchor only"
+        else:
+            if missing := chain.against_witness(head.seq if head else 0, witness["seq"], f"Prometheus at {prometheus}"):
+                problems.insert(0, missing)
+            witness["note"] = (f"outside witness: Prometheus at {prometheus} recorded at most #{witness['seq']}"
+                               if witness["seq"] is not None else
+                               f"outside witness: Prometheus at {prometheus} has no history of the audit head yet")
+    else:
+        witness["note"] = ("outside witness not consulted: no Prometheus given (--prometheus or "
+                           "YUNSHANG_PROMETHEUS_URL); checked against the anchor only")
+    if missing := chain.against_anchor(records, kept, anchor):
+        problems.insert(0, missing)
     result = {"records": len(records), "intact": not problems, "problems": problems,
               "head": {"seq": head.seq, "hash": head.hash} if head else None,
-              "anchor": kept.to_data() if kept else None}
+              "anchor": kept.to_data() if kept else None, "witness": witness}
     if output == Output.json:
         emit_json(result)
-    elif problems:
-        for p in problems:
-            out.print(f"[red]TAMPERED[/] {p}")
     else:
-        out.print(f"{len(records)} records, chain intact; head #{head.seq if head else 0} "
-                  f"{head.hash[:16] if head else ''}; "
-                  + (f"anchor #{kept.seq} of {kept.to_data()['time']} in {anchor}" if kept else
-                     f"no anchor in {anchor} yet (the operator writes it)"))
+        from rich.markup import escape
+
+        if problems:
+            for p in problems:
+                out.print(f"[red]TAMPERED[/] {escape(p)}")
+        else:
+            out.print(f"{len(records)} records, chain intact; head #{head.seq if head else 0} "
+                      f"{head.hash[:16] if head else ''}; "
+                      + (f"anchor #{kept.seq} of {kept.to_data()['time']} in {anchor}" if kept else
+                         f"no anchor in {anchor} yet (the operator writes it)"))
+        out.print(witness["note"], markup=False)
     if problems:
         raise typer.Exit(1)

@@ -8,14 +8,16 @@ removed policy) visible to `yunshang audit verify`.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import enum
 import hashlib
 import json
-from typing import Iterable
+from typing import Iterable, Mapping, NamedTuple
 
 from pydantic import Field
 
-from .names import DEFAULT_ANCHOR  # noqa: F401  (re-exported)
+from .names import DEFAULT_ANCHOR
 from .tenant import Model
 
 GENESIS = "0" * 64
@@ -95,7 +97,8 @@ def verify(records: Iterable[AuditRecordSpec]) -> list[str]:
 class Anchor(Model):
     """The chain's head as last seen, kept outside the chain (a ConfigMap the platform admins
     choose, and Prometheus' history of the head metrics): a truncated or vanished chain is then
-    visible, which the chain alone cannot show."""
+    visible, which the chain alone cannot show.  Seq 0 is the genesis anchor, written by the
+    operator before the first record: from then on, records without an anchor mean tampering."""
 
     seq: int = Field(ge=0)
     hash: str
@@ -109,17 +112,150 @@ class Anchor(Model):
     def from_data(cls, data: dict[str, str] | None) -> "Anchor | None":
         return cls.model_validate(data) if data and data.get("seq") else None
 
+    def describe(self) -> str:
+        return f"anchor #{self.seq} (sha256 {self.hash[:12]}…, {self.to_data()['time']})"
 
-def against_anchor(records: Iterable[AuditRecordSpec], anchor: "Anchor | None") -> str | None:
-    """One line if the chain is shorter than its anchor or differs at the anchored record."""
-    if anchor is None or anchor.seq == 0:
-        return None
-    by_seq = {r.seq: r for r in records}
-    kept = sum(1 for s in by_seq if s <= anchor.seq)
-    head = max(by_seq, default=0)
-    where = f"anchor #{anchor.seq} (sha256 {anchor.hash[:12]}…, {anchor.to_data()['time']})"
-    if anchor.seq not in by_seq:
-        return f"{anchor.seq - kept} records missing since {where}; the chain now ends at #{head}"
-    if by_seq[anchor.seq].hash != anchor.hash:
-        return f"record #{anchor.seq} is not the one anchored at {where}: the chain was rewritten"
+
+def genesis(time: dt.datetime) -> Anchor:
+    """The anchor of the empty chain: seq 0, the hash every first record links to."""
+    return Anchor(seq=0, hash=GENESIS, time=time)
+
+
+INVESTIGATE = "ask the platform bureau to investigate before re-anchoring"
+
+# The outside witness: the highest head or anchor Prometheus ever recorded (as far back as it keeps).
+WITNESS_WINDOW = "400d"
+# (one max_over_time per metric, told apart by a label: over both names at once they would collide)
+WITNESS_QUERY = " or ".join(
+    f'label_replace(max_over_time({metric}[{WITNESS_WINDOW}]), "witness", "{metric}", "", "")'
+    for metric in ("yunshang_audit_head_seq", "yunshang_audit_anchor_seq")).join(("max(", ")"))
+
+
+def witness_seq(result: list[dict]) -> int | None:
+    """The seq in Prometheus' answer to WITNESS_QUERY (None: it never recorded the metrics)."""
+    return int(float(result[0]["value"][1])) if result else None
+
+
+class Link(NamedTuple):
+    """One record as the anchor sees it: its hash and the hash it links to."""
+
+    hash: str
+    prev_hash: str
+
+
+def links(records: Iterable[AuditRecordSpec]) -> dict[int, Link]:
+    return {r.seq: Link(r.hash, r.prev_hash) for r in records}
+
+
+def _anchored(chain: Mapping[int, Link], seq: int) -> str | None:
+    """The hash the chain has at ``seq`` (the genesis hash at 0; None if the record is gone)."""
+    return GENESIS if seq == 0 else (chain[seq].hash if seq in chain else None)
+
+
+def _short(chain: Mapping[int, Link], anchor: Anchor) -> str | None:
+    """One line if the chain lost the anchored record or has another one in its place."""
+    head = max(chain, default=0)
+    hash_ = _anchored(chain, anchor.seq)
+    if hash_ is None:
+        kept = sum(1 for s in chain if s <= anchor.seq)
+        return (f"{anchor.seq - kept} records missing since {anchor.describe()}; the chain now ends at #{head}: "
+                f"records were deleted; {INVESTIGATE}")
+    if hash_ != anchor.hash:
+        return (f"record #{anchor.seq} is not the one anchored at {anchor.describe()}: the chain was rewritten; "
+                f"{INVESTIGATE}")
     return None
+
+
+def extends(chain: Mapping[int, Link], anchor: Anchor) -> str | None:
+    """None if the chain extends ``anchor``: it still has the anchored record, and every record
+    after it, up to the head, follows the one before; else one line saying where it does not."""
+    if problem := _short(chain, anchor):
+        return problem
+    head = max(chain, default=0)
+    for seq in range(anchor.seq + 1, head + 1):
+        if seq not in chain:
+            return (f"record #{seq} is missing between {anchor.describe()} and the head #{head}: records were "
+                    f"deleted; {INVESTIGATE}")
+        if chain[seq].prev_hash != _anchored(chain, seq - 1):
+            return (f"record #{seq} does not follow record #{seq - 1} after {anchor.describe()}: the chain was "
+                    f"rewritten; {INVESTIGATE}")
+    return None
+
+
+def unanchored(count: int, ref: str) -> str:
+    """Records, but no anchor: the operator anchors the empty chain before the first record, so it was deleted."""
+    return f"audit chain has {count} records but no anchor in {ref}: the anchor was deleted; {INVESTIGATE}"
+
+
+def against_anchor(records: Iterable[AuditRecordSpec], anchor: "Anchor | None",
+                   ref: str = DEFAULT_ANCHOR) -> str | None:
+    """One line if the chain has records but no anchor (the operator anchors the empty chain
+    before the first record: records without one mean the anchor was deleted), is shorter than
+    its anchor or differs at the anchored record."""
+    chain = links(records)
+    if anchor is None:
+        return unanchored(len(chain), ref) if chain else None
+    return _short(chain, anchor)
+
+
+def against_witness(head: int, witness: int | None, where: str) -> str | None:
+    """One line if the chain ends below the highest head or anchor the outside witness recorded."""
+    if witness is None or head >= witness:
+        return None
+    return (f"the audit chain ends at #{head} but {where} recorded #{witness} (highest yunshang_audit_head_seq/"
+            f"anchor_seq over {WITNESS_WINDOW}): {witness - head} records were deleted; {INVESTIGATE}")
+
+
+class AnchorState(str, enum.Enum):
+    ok = "ok"
+    """The chain extends its last anchor (which moves forward to the head, or is restored)."""
+    missing = "missing"
+    """Records but no anchor, and nothing the operator remembers proves the chain: not anchored."""
+    broken = "broken"
+    """The chain is shorter than, or does not extend, its last anchor, or is below the witness: not anchored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchorDecision:
+    state: AnchorState
+    write: Anchor | None
+    """The anchor to publish now (None: leave the ConfigMap as it is)."""
+    last: Anchor | None
+    """The anchor the operator remembers after this round."""
+    problem: str | None = None
+    """One line: what is wrong and what to do (state missing or broken)."""
+    restored: str | None = None
+    """One line when the ConfigMap was gone or behind and is written back from what was remembered."""
+    missing: bool = False
+    """The ConfigMap is absent (or behind what was remembered) and is not written back."""
+    seq: int = 0
+    """The anchor seq to export: the highest one known, so Prometheus keeps it even when the ConfigMap is gone."""
+
+
+def decide_anchor(chain: Mapping[int, Link], stored: Anchor | None, known: Anchor | None, witness: int | None,
+                  now: dt.datetime, ref: str = DEFAULT_ANCHOR) -> AnchorDecision:
+    """Which anchor the operator writes, given the chain (seq -> link), the anchor in the ConfigMap
+    (``stored``), the one it remembers having published or checked (``known``) and the highest
+    seq the outside witness (Prometheus) recorded.  Never back, never on a chain that does not
+    extend an anchor: such a chain stays visible (``problem``) until a person looks at it."""
+    head = max(chain, default=0)
+    refs = sorted((a for a in (stored, known) if a is not None), key=lambda a: a.seq, reverse=True)
+    top = refs[0] if refs else None
+    behind = top is not None and (stored is None or stored.seq < top.seq)
+    for problem in [extends(chain, a) for a in refs] + [against_witness(head, witness, "Prometheus")]:
+        if problem:
+            return AnchorDecision(AnchorState.broken, None, known or top, problem, missing=behind,
+                                  seq=top.seq if top else 0)
+    if top is None:
+        if chain:
+            return AnchorDecision(AnchorState.missing, None, None, unanchored(len(chain), ref), missing=True)
+        first = genesis(now)
+        return AnchorDecision(AnchorState.ok, first, first)
+    new = Anchor(seq=head, hash=_anchored(chain, head), time=now) if head > top.seq else None
+    last = new or top
+    if behind:
+        was = "deleted" if stored is None else f"moved back to #{stored.seq}"
+        return AnchorDecision(AnchorState.ok, last, last, seq=last.seq,
+                              restored=f"the audit anchor in {ref} was {was}; restored at #{last.seq} from "
+                                       f"{top.describe()}, which the chain still extends")
+    return AnchorDecision(AnchorState.ok, new, last, seq=last.seq)

@@ -29,6 +29,12 @@ class AuditLog:
         self._head: tuple[int, str] | None = None
         self.on_append: Callable[[AuditRecordSpec], None] | None = None  # e.g. the departments' views
 
+    @property
+    def appending(self) -> threading.Lock:
+        """Held while a record is appended: holding it keeps anything from being appended meanwhile
+        (the anchor's start-up round writes the genesis anchor under it)."""
+        return self._lock
+
     def _load_head(self) -> tuple[int, str]:
         items = kube.list_all(self._api(), "AuditRecord")
         if not items:

@@ -30,7 +30,7 @@ REVIEW_DUE = Gauge("yunshang_tenant_review_due", "1 within the warning window be
                    ["tenant"])
 REVIEW_LAPSED = Gauge("yunshang_tenant_review_lapsed", "1 when past reviewDate and grace: the tenant is suspended",
                       ["tenant"])
-DENIAL_REASONS = ("podsecurity", "rbac", "policy")
+DENIAL_REASONS = ("podsecurity", "rbac", "rbac-read", "policy")
 DENIED = Counter(
     "yunshang_tenant_denied_requests",
     "Requests the API server refused, counted against the department that made them (its audit webhook)",
@@ -47,6 +47,18 @@ RECONCILE_SECONDS = Histogram(
 AUDIT_RECORDS = Gauge("yunshang_audit_records", "AuditRecord objects in the API server")
 AUDIT_HEAD = Gauge("yunshang_audit_head_seq", "Highest sequence number of the audit chain in the API server")
 AUDIT_ANCHOR = Gauge("yunshang_audit_anchor_seq", "Sequence number of the audit chain's anchor (kept outside it)")
+AUDIT_ANCHOR_BROKEN = Gauge(
+    "yunshang_audit_anchor_broken",
+    "1 while the audit chain is shorter than or does not extend its last anchor, or ends below the head "
+    "Prometheus recorded: the operator does not anchor it")
+AUDIT_ANCHOR_MISSING = Gauge(
+    "yunshang_audit_anchor_missing",
+    "1 while the anchor ConfigMap is gone (or moved back) and the operator cannot prove the chain extends the "
+    "anchor it remembers (or remembers none while records exist): it does not re-anchor")
+AUDIT_ANCHOR_RESTORES = Counter(
+    "yunshang_audit_anchor_restores",
+    "Anchor ConfigMaps deleted or moved back, restored by the operator from the anchor it remembered")
+AUDIT_ANCHOR_ROUNDS = Counter("yunshang_audit_anchor_rounds", "Audit anchor rounds the operator completed")
 AGREEMENTS = Gauge("yunshang_agreement_expiry_timestamp_seconds", "When a sharing agreement expires",
                    ["agreement", "consumer", "provider"])
 
