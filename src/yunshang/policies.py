@@ -516,7 +516,9 @@ def tenant_controls(default_registries: list[str] | None = None,
     return _namespaced_vap(
         CONTROLS_POLICY,
         [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-          "resources": ["pods", "persistentvolumeclaims", "services", "replicationcontrollers"]},
+          # pods/ephemeralcontainers: `kubectl debug` adds a container to a running pod through it
+          "resources": ["pods", "pods/ephemeralcontainers", "persistentvolumeclaims", "services",
+                        "replicationcontrollers"]},
          {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
           "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"]},
          {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
