@@ -63,9 +63,32 @@ def backfilled_prometheus(tmp_path):
         proc.wait(timeout=20)
 
 
-def test_quota_grows_and_shrinks_from_backfilled_history(platform, kube_api, backfilled_prometheus, tmp_path):
+@pytest.fixture(scope="module")
+def own_platform(tmp_path_factory):
+    """A control plane of this module's own: its operator asks a Prometheus of backfilled history, and
+    must be the only operator acting on the platform (the session's would act on the same tenants)."""
+    from kubernetes import config
+
+    from yunshang import platform as plat
+    from yunshang.dev import controlplane
+
+    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("elastic-platform"), audit_webhook=False)
+    cp.up()
+    api = config.new_client_from_config(str(cp.kubeconfig))
+    plat.install(api)
+    yield cp, api
+    api.close()
+    cp.down()
+
+
+def _rounds(op) -> float:
+    return sum(v for k, v in op.metrics().items() if k.startswith("yunshang_elastic_rounds_total"))
+
+
+def test_quota_grows_and_shrinks_from_backfilled_history(own_platform, backfilled_prometheus, tmp_path):
     from yunshang import elastic
 
+    platform, kube_api = own_platform
     url, busy, idle = backfilled_prometheus
     obs = elastic.observe(url, busy, "cpu")
     assert obs is not None and obs.min_ratio == pytest.approx(0.95) and obs.samples >= 30
@@ -87,8 +110,9 @@ def test_quota_grows_and_shrinks_from_backfilled_history(platform, kube_api, bac
 
         wait_for("busy grows one step", lambda: cpu(busy) == "10", timeout=60)
         wait_for("idle shrinks one step", lambda: cpu(idle) == "6", timeout=60)
-        # the cool-down holds: no second step
-        time.sleep(6)
+        # the cool-down holds: no second step in the next two whole rounds of the loop
+        seen = _rounds(op)
+        wait_for("two more elastic rounds", lambda: _rounds(op) >= seen + 2, timeout=30)
         assert (cpu(busy), cpu(idle)) == ("10", "6")
         # the ResourceQuota follows
         wait_for("quota applied", lambda: core.read_namespaced_resource_quota("tenant-quota", f"{busy}-main").spec.hard["requests.cpu"] == "10")

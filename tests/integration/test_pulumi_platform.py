@@ -63,11 +63,18 @@ def make_project(root: Path, kubeconfig: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, own_platform):
+def first_up(tmp_path_factory, own_platform):
+    """The project, its stack `test`, and the result of its first `up` (each test of this module
+    starts from a platform that stack made, whatever order the tests run in)."""
     root = make_project(tmp_path_factory.mktemp("project") / "yunshang", own_platform.kubeconfig)
     state = tmp_path_factory.mktemp("pulumi-state")
     pulumi(["stack", "init", "test"], root, state)
-    return root, state
+    return root, state, pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
+
+
+@pytest.fixture
+def project(first_up):
+    return first_up[:2]
 
 
 def counts(api) -> dict[str, int]:
@@ -87,9 +94,8 @@ def expected_objects() -> int:
             + len(components.monitoring_manifests(StackConfig())) + len(components.demo_manifests()) + len(CATALOG))
 
 
-def test_up_is_ready_then_noop_then_one_update(project, own_api):
-    root, state = project
-    up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
+def test_up_is_ready_then_noop_then_one_update(first_up, own_api):
+    root, state, up = first_up
     # the stack + the provider + 8 components + the objects
     assert changes(up) == {"create": 1 + 1 + 8 + expected_objects()}
     co = client.CustomObjectsApi(own_api)
@@ -139,6 +145,28 @@ def test_a_second_stack_takes_over_nothing_and_destroys_nothing(project, own_api
     finally:
         pulumi(["stack", "rm", "other", "--yes", "--force"], root, state, check=False)
         other.unlink(missing_ok=True)
+
+
+def test_a_catalog_file_removed_keeps_its_department(project, own_api):
+    """A file removed from tenants/ lets go of the Tenant in the state and leaves it in the cluster
+    (retainOnDelete): the department, its namespaces and data stay; put back, `up` takes it again (it
+    carries this stack's mark, so nothing needs --take-over)."""
+    root, state = project
+    co = client.CustomObjectsApi(own_api)
+    before = co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"]
+    f = root / "tenants" / "xf-health.yaml"
+    original = f.read_text()
+    f.unlink()
+    try:
+        up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
+        assert changes(up) == {"delete": 1}, changes(up)
+        assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"] == before
+        client.CoreV1Api(own_api).read_namespace("xf-health-clinics")
+    finally:
+        f.write_text(original)
+    up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
+    assert changes(up) == {"create": 1}, changes(up)
+    assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"] == before
 
 
 def test_reaching_the_cluster_another_way_loses_nothing(project, own_platform, own_api, tmp_path):

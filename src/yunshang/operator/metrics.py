@@ -36,6 +36,7 @@ DENIED = Counter(
     "Requests the API server refused, counted against the department that made them (its audit webhook)",
     ["tenant", "reason"],
 )
+ELASTIC_ROUNDS = Counter("yunshang_elastic_rounds", "Elastic quota rounds the operator completed (over every elastic tenant)")
 ELASTIC_CHANGES = Counter("yunshang_elastic_quota_changes", "Elastic quota changes", ["tenant", "resource", "direction"])
 QUARANTINES = Counter("yunshang_quarantines", "Tenants quarantined by an automatic response", ["tenant", "alert"])
 RECONCILES = Counter("yunshang_operator_reconcile", "Reconciles by result", ["result"])

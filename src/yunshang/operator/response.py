@@ -107,6 +107,7 @@ async def _elastic_loop(r) -> None:
                     await asyncio.to_thread(elastic_quota, r, rec)
                 except Exception as e:  # noqa: BLE001  (the next round retries)
                     log.warning("elastic quota of %s: %s", name, e)
+        metrics.ELASTIC_ROUNDS.inc()
 
 
 @kopf.on.startup()
