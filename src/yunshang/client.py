@@ -63,9 +63,12 @@ def api_message(e, what: str, listing: str = "yunshang tenant list") -> str:
 def load_request_file(path: Path) -> tuple[str, tm.TenantRequest]:
     """A catalog file (a Tenant manifest without approval) -> (name, validated request)."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+        doc = yaml.safe_load(raw.decode("utf-8"))
     except OSError as e:
         raise ClientError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ClientError(f"{path} is not UTF-8 (byte 0x{raw[e.start]:02x} at {e.start}); save it as UTF-8") from None
     except yaml.YAMLError as e:
         raise ClientError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(doc, dict) or doc.get("kind") != "Tenant":
@@ -105,15 +108,72 @@ def approved(t: dict[str, Any]) -> bool:
 
 
 class Tenants:
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None):
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None, named: str | None = None):
+        """``named``: how the user gave the kubeconfig (e.g. --kubeconfig, $KUBECONFIG), for messages."""
         self._kubeconfig, self._context = kubeconfig, context
         self._api = self._co = None
         self._identity: tuple[str, list[str]] | None = None
         try:  # reads go through the light path when the kubeconfig allows it (rest.py says why)
             self.rest: rest.Endpoint | None = rest.Endpoint(kubeconfig, context)
-        except (rest.Unsupported, OSError, ValueError, ssl.SSLError):
+        except (rest.Unsupported, OSError, ValueError, ssl.SSLError, AttributeError, TypeError, KeyError):
             self.rest = None
+            self._usable_kubeconfig(named)  # a file that is no kubeconfig at all: said so, in one line
             self.api  # noqa: B018  (a kubeconfig the client cannot use either fails here, in one line)
+
+    def _usable_kubeconfig(self, named: str | None) -> None:
+        import os
+
+        env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+        path = Path(self._kubeconfig or env or Path.home() / ".kube" / "config").expanduser()
+        problem = self.kubeconfig_problem(path, self._context)
+        if not problem:
+            return
+        if problem.startswith("no context "):  # "no context 'x' (its contexts: a, b)"
+            raise ClientError(f"--context {self._context!r}: not in {path}; {problem.partition(' (')[2].rstrip(')')}")
+        if named:
+            where = f"{named} {path}"
+        elif self._kubeconfig:
+            where = f"cannot use {path}"
+        else:
+            where = f"kubeconfig {path} ({'$KUBECONFIG' if env else 'the default: no --kubeconfig or $KUBECONFIG'})"
+        hint = {"no such file": "; start the local platform with `yunshang dev up` (it writes one) or pass "
+                                "--kubeconfig",
+                "not a kubeconfig": "; a kubeconfig is what `yunshang dev up` writes or `kubectl config view --raw` "
+                                    "prints"}.get(problem.partition(" (")[0], "")
+        raise ClientError(f"{where}: {problem}{hint}")
+
+    @staticmethod
+    def kubeconfig_problem(path: Path, context: str | None = None) -> str | None:
+        """Why ``path`` is not a kubeconfig (with ``context``), in a few words; None when it looks like one."""
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return "no such file"
+        except IsADirectoryError:
+            return "a directory, not a kubeconfig file"
+        except OSError as e:
+            return f"cannot be read ({(e.strerror or 'I/O error').lower()})"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return f"not a kubeconfig (not UTF-8 text: byte 0x{raw[e.start]:02x} at {e.start})"
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            doc = None
+        if not isinstance(doc, dict) or not doc.get("clusters") or not doc.get("contexts"):
+            pem = ": it holds a PEM certificate or key, which a kubeconfig refers to" if "-----BEGIN " in text else ""
+            return f"not a kubeconfig (no clusters/contexts){pem}"
+        names = [c.get("name") for c in doc["contexts"] if isinstance(c, dict)]
+        known = f"its contexts: {', '.join(map(str, names))}"
+        if context and context not in names:
+            return f"no context {context!r} ({known})"
+        current = doc.get("current-context")
+        if not context and not current:
+            return f"no current-context: pass --context ({known})"
+        if not context and current not in names:
+            return f"its current-context {current!r} is not one of its contexts ({known})"
+        return None
 
     @property
     def api(self):
@@ -247,6 +307,8 @@ class Tenants:
             tm.check_tenant_name(name, spec)
         except ValueError as e:
             raise ClientError(str(e)) from None
+        if problems := self.quota_problems(spec):
+            raise self.refused(problems, f"tenant {name!r}")
         if spec.parent:
             self._check_carve(name, tm.TenantSpec.model_validate(spec.model_dump()), approved_only=False)
         return self.call(f"tenant {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, PLURAL,
@@ -257,9 +319,16 @@ class Tenants:
         return tm.TenantSpec.model_validate(body["spec"])
 
     def _check_carve(self, name: str, spec: tm.TenantSpec, approved_only: bool = True) -> None:
-        """Refuse (before the operator would) a child whose quota does not fit its parent's."""
+        """Refuse (before the operator would) a child whose parent does not exist or is not of the
+        level above it (city under a province, county under a city), or whose quota does not fit its
+        parent's; a parent not approved yet is refused only once the child is decided (approved_only)."""
+        from .signoff import REVIEWER_GROUP_PREFIX
+
         if not spec.parent:
             return
+        if self.department_only((REVIEWER_GROUP_PREFIX,)):
+            return  # a department sees no other tenant (need-to-know; a refused read counts as probing): the operator
+            # checks
         try:
             items = {t["metadata"]["name"]: t for t in self._all()}
         except ClientError as e:
@@ -267,7 +336,18 @@ class Tenants:
                 return  # a department sees no other tenant (need-to-know): the operator checks instead
             raise
         parent_body = items.get(spec.parent)
-        parent = tm.TenantSpec.model_validate(parent_body["spec"]) if parent_body else None
+        if parent_body is None:
+            raise self.refused([self.problem(("parent",), spec.parent, "no such tenant (see `yunshang tenant list`)")],
+                               f"tenant {name!r}")
+        parent = tm.TenantSpec.model_validate(parent_body["spec"])
+        wanted = tm.PARENT_LEVEL.get(spec.level)
+        if wanted is not None and parent.level != wanted:
+            below = {tm.Level.province: "under a province: a city tenant",
+                     tm.Level.city: "under a city: a county tenant",
+                     tm.Level.county: "nothing sits under a county"}[parent.level]
+            raise self.refused([self.problem(("parent",), spec.parent, (
+                f"is a {parent.level.value} tenant; a {spec.level.value} tenant's parent is a {wanted.value} tenant "
+                f"({below})"))], f"tenant {name!r}")
         siblings = {}
         for n, t in items.items():
             s = t["spec"]
@@ -277,6 +357,108 @@ class Tenants:
                                             parent_approved=bool(parent_body) and approved(parent_body))
         if problem and (approved_only or "quota over parent" in problem or "does not exist" in problem):
             raise ClientError(f"tenant {name!r}: {problem}")
+
+    # A quota of zero where zero makes no sense.  The operator splits a tenant's quota evenly over its
+    # namespaces, rounded down, so each namespace must get at least one unit of these:
+    # - cpu, memory, pods: a tenant that can start no pod is of no use, and stopping one is
+    #   `yunshang tenant suspend` (pods: 0 while suspended, data kept), the bureau's act, not a request;
+    # - configmaps: Kubernetes puts the ConfigMap kube-root-ca.crt in every namespace (pods read the
+    #   API server's CA from it), and a quota of 0 refuses it.
+    # storage, persistentvolumeclaims, services and secrets may be 0: a stateless tenant, one that
+    # serves nothing as a Service or keeps no Secret says so with 0.  (Negative amounts the model
+    # refuses already.)
+    NOT_ZERO = {
+        "cpu": "a tenant that can start no pod is of no use (stopping one is `yunshang tenant suspend`)",
+        "memory": "a tenant that can start no pod is of no use (stopping one is `yunshang tenant suspend`)",
+        "pods": "a tenant that can start no pod is of no use (stopping one is `yunshang tenant suspend`)",
+        "configmaps": "every namespace holds the ConfigMap kube-root-ca.crt that Kubernetes puts there",
+    }
+
+    @classmethod
+    def quota_problems(cls, spec: "tm.TenantRequest | tm.Quota", namespaces: int | None = None) -> list[dict]:
+        """The quota's amounts that are zero, or that would be zero in a namespace once split evenly
+        over ``namespaces`` (default: the request's), where zero makes no sense (NOT_ZERO); the elastic
+        floor too, where it is given.  Problems in the shape of pydantic's errors (loc, input, msg)."""
+        from decimal import Decimal
+
+        from .models.quantity import format_quantity, to_decimal
+
+        if isinstance(spec, tm.Quota):
+            bounds = [(("quota",), spec, spec.model_dump())]
+            parts = namespaces or 1
+        else:
+            bounds = [(("quota",), spec.quota, spec.quota.model_dump())]
+            if spec.elastic.floor is not None:
+                bounds.append((("elastic", "floor"), spec.floor(), spec.elastic.floor.model_dump(exclude_none=True)))
+            parts = namespaces or len(spec.namespaces) or 1
+        problems = []
+        for loc, quota, given in bounds:
+            amounts, shares = quota.amounts(), tenancy.split_quota(quota, parts)
+            for field, why in cls.NOT_ZERO.items():
+                if field not in given:
+                    continue
+                if amounts[field] <= 0:
+                    problems.append(cls.problem((*loc, field), given[field], f"must be more than 0: {why}"))
+                elif to_decimal(shares[tenancy.QUOTA_KEYS[field]]) <= 0:
+                    least = format_quantity(Decimal(parts) / 1000) if field == "cpu" else str(parts)
+                    problems.append(cls.problem((*loc, field), given[field], (
+                        f"split evenly over {parts} namespaces (rounded down) it leaves each 0; ask for at least "
+                        f"{least}, or for fewer namespaces")))
+        return problems
+
+    @staticmethod
+    def problem(loc: tuple, value: Any, msg: str) -> dict[str, Any]:
+        """One refusal, in the shape of a pydantic error: where, the value, what is wrong and allowed."""
+        return {"type": "value_error", "loc": tuple(loc), "input": value, "msg": msg}
+
+    @staticmethod
+    def refused(problems: list[dict[str, Any]], what: str) -> "ClientError":
+        """A ClientError carrying ``problems`` (the CLI names the option of each; scripts read the text)."""
+        e = ClientError("; ".join(f"{what}: {'.'.join(map(str, p['loc']))} {p['input']!r}: {p['msg']}"
+                                  for p in problems))
+        e.problems = problems  # type: ignore[attr-defined]
+        return e
+
+    def may(self, verb: str, resource: str, name: str = "", namespace: str = "", group: str = "") -> bool:
+        """May the caller ``verb`` it?  A SelfSubjectAccessReview: asking is never refused, so it never
+        counts as probing (a department's refused reads do)."""
+        attrs = {"verb": verb, "resource": resource, "group": group,
+                 **({"name": name} if name else {}), **({"namespace": namespace} if namespace else {})}
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+        if self.rest is not None:
+            try:
+                review = self.rest.send("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body)
+            except rest.RestError:
+                return False
+            except rest.Unreachable as e:
+                raise ClientError(f"cannot reach the API server at {self.rest.host} ({_short(e)}); "
+                                  "is it running (`yunshang dev status`)?") from None
+        else:
+            review = self.call("an access review", lambda: self.api.sanitize_for_serialization(
+                client.AuthorizationV1Api(self.api).create_self_subject_access_review(body)))
+        return bool((review.get("status") or {}).get("allowed"))
+
+    def lookup(self, what: str, path: str, fn) -> dict[str, Any] | None:
+        """GET ``path`` (``fn`` through the kubernetes client): the object, or None if it does not exist."""
+        if self.rest is not None:
+            try:
+                return self.rest.get(path)
+            except rest.RestError as e:
+                if e.status == 404:
+                    return None
+                raise ClientError(api_message(e, what)) from None
+            except rest.Unreachable as e:
+                raise ClientError(f"cannot reach the API server at {self.rest.host} ({_short(e)}); "
+                                  "is it running (`yunshang dev status`)?") from None
+        try:
+            return self.api.sanitize_for_serialization(fn())
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise ClientError(api_message(e, what)) from None
+        except Exception as e:  # noqa: BLE001
+            raise self._unreachable(e) from None
 
     def identity(self) -> tuple[str, list[str]]:
         """Who the API server says the caller is: (username, groups); asked once per client."""
@@ -390,6 +572,8 @@ class Tenants:
             quota = tm.Quota.model_validate({**spec.quota.model_dump(), **changes})
         except pydantic.ValidationError as e:
             raise ClientError(validation_message(e, "quota.")) from None
+        if problems := [p for p in self.quota_problems(quota, len(spec.namespaces)) if p["loc"][-1] in changes]:
+            raise self.refused(problems, f"tenant {name!r}")
         _, groups = self.identity()
         platform = tm.ADMIN_GROUP in groups or "system:masters" in groups
         decided = bool(spec.signoffs) or (spec.approval is not None and spec.approval.decision == tm.Decision.Approved)
@@ -462,7 +646,64 @@ class Agreements:
             items = list(seen.values())
         return [a for a in items if tenant in (None, a["spec"]["consumer"], a["spec"]["provider"])]
 
+    def tenant_problems(self, **sides: str | None) -> list[dict[str, Any]]:
+        """A side (consumer=…, provider=…) that names no tenant, as far as the caller may see (asked first)."""
+        for side, who in sides.items():
+            if who and self.t.may("get", PLURAL, who, group=GROUP) and self.t.lookup(
+                    f"tenant {who!r}", f"/apis/{GROUP}/{VERSION}/{PLURAL}/{who}",
+                    lambda: self.co.get_cluster_custom_object(GROUP, VERSION, PLURAL, who)) is None:
+                return [self.t.problem((side,), who, "no such tenant (see `yunshang tenant list`)")]
+        return []
+
+    def target_problems(self, spec: "am.AgreementRequest | am.OfferSpec") -> list[dict[str, Any]]:
+        """What is wrong with the tenants and the Service port an agreement or offer names, as far as
+        the caller may see: each tenant exists; the namespace exists and is the provider's by record
+        (its label platform.yunshang.io/tenant); the Service exists and has the port.  What the caller
+        may not read is not read (each is asked first: a department's refused reads count as probing),
+        and the operator checks it before it opens anything.  The first problem found, as a list."""
+        t, svc = self.t, spec.service
+        if problems := self.tenant_problems(consumer=getattr(spec, "consumer", None), provider=spec.provider):
+            return problems
+        core = client.CoreV1Api
+        if t.may("get", "namespaces", svc.namespace):
+            ns = t.lookup(f"namespace {svc.namespace}", f"/api/v1/namespaces/{svc.namespace}",
+                          lambda: core(t.api).read_namespace(svc.namespace))
+            if ns is None:
+                theirs = ""
+                if t.may("list", "namespaces"):
+                    found = t.call("namespaces", lambda: core(t.api).list_namespace(
+                        label_selector=f"{tenancy.LABEL_TENANT}={spec.provider}").items)
+                    theirs = (f"; provider {spec.provider}'s are {', '.join(sorted(n.metadata.name for n in found))}"
+                              if found else f"; provider {spec.provider} has none yet")
+                return [t.problem(("service", "namespace"), svc.namespace, f"no such namespace{theirs}")]
+            owner = ((ns.get("metadata") or {}).get("labels") or {}).get(tenancy.LABEL_TENANT)
+            if owner != spec.provider:
+                whose = f"tenant {owner}'s" if owner else f"no tenant's (no label {tenancy.LABEL_TENANT})"
+                return [t.problem(("service", "namespace"), svc.namespace,
+                                  f"is {whose}, not provider {spec.provider}'s: only its own namespaces can be shared")]
+        if t.may("get", "services", svc.name, namespace=svc.namespace):
+            found = t.lookup(f"service {svc.namespace}/{svc.name}",
+                             f"/api/v1/namespaces/{svc.namespace}/services/{svc.name}",
+                             lambda: core(t.api).read_namespaced_service(svc.name, svc.namespace))
+            if found is None:
+                there = ""
+                if t.may("list", "services", namespace=svc.namespace):
+                    listed = t.call("services", lambda: core(t.api).list_namespaced_service(svc.namespace).items)
+                    names = sorted(x.metadata.name for x in listed)
+                    there = f" (its Services: {', '.join(names)})" if names else " (it has no Services)"
+                return [t.problem(("service", "name"), svc.name, f"no Service of that name in {svc.namespace}{there}")]
+            ports = [p.get("port") for p in (found.get("spec") or {}).get("ports") or []
+                     if p.get("protocol", "TCP") == svc.protocol]
+            if svc.port not in ports:
+                return [t.problem(("service", "port"), svc.port, (
+                    f"Service {svc.namespace}/{svc.name} has no {svc.protocol} port {svc.port} "
+                    f"(its {svc.protocol} ports: {', '.join(map(str, ports)) or 'none'})"))]
+        return []
+
     def request(self, name: str, spec: am.AgreementRequest) -> dict[str, Any]:
+        """Apply for an agreement, once what it names has been checked (as far as the caller may see)."""
+        if problems := self.target_problems(spec):
+            raise self.t.refused(problems, f"agreement {name!r}")
         meta: dict[str, Any] = {"name": name}
         if spec.offer:  # the offer-terms admission policy finds the agreement by this label
             meta["labels"] = {am.OFFER_LABEL: spec.offer}
@@ -516,6 +757,8 @@ class Agreements:
     def publish(self, name: str, spec: am.OfferSpec) -> dict[str, Any]:
         if len(name) > 63:
             raise ClientError(f"offer name {name!r} is longer than 63 characters")
+        if problems := self.target_problems(spec):
+            raise self.t.refused(problems, f"offer {name!r}")
         body = {"apiVersion": API_VERSION, "kind": "ShareOffer", "metadata": {"name": name},
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
         return self.t.call(f"offer {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, self.OFFERS, body,

@@ -94,13 +94,13 @@ def test_errors_are_one_clear_line(admin):
     code, _, err = admin("tenant", "show", "no-such-tenant", ok=False)
     assert code == 1 and "tenant 'no-such-tenant' not found" in err
     code, _, err = admin(*flags("bad-cpu", **{"--cpu": "lots"}), ok=False)
-    assert code == 1 and "invalid quota.cpu" in err
+    assert code == 2 and "--cpu 'lots': is not a quantity" in err
     code, _, err = admin(*flags("Bad_Name"), ok=False)
-    assert code == 1 and "tenant name 'Bad_Name'" in err
+    assert code == 2 and "tenant name 'Bad_Name'" in err
     code, _, err = admin(*flags("x" * 29, **{"--namespace": "averylongnamespacesuffixindeedyesitisreally"}), ok=False)
-    assert code == 1 and "longer than 63" in err
+    assert code == 2 and "longer than 63" in err
     code, _, err = admin(*flags("orphan", **{"--level": "city", "--parent": "nobody-here"}), ok=False)
-    assert code == 1 and "'nobody-here' does not exist" in err
+    assert code == 1 and "--parent 'nobody-here': no such tenant" in err
     code, _, err = admin("tenant", "reject", "whatever", "--reason", " ", ok=False)
     assert code == 1
     for e in (err,):

@@ -214,3 +214,22 @@ def test_a_mistyped_stack_is_refused_and_writes_nothing(monkeypatch, capfd, tmp_
     assert "--stack 'loclaX': no such stack (the stacks are local, prod" in err
     assert sorted(p.name for p in (PROJECT_ROOT / "stacks").iterdir()) == before
     assert not list(tmp_path.rglob("*loclaX*"))
+
+
+def test_a_catalog_file_that_is_not_utf8_is_named_as_such(tmp_path):
+    """Issue 24: the Pulumi catalogue path too (a GBK file used to fail with a Python decode error)."""
+    from yunshang import catalog
+
+    f = tmp_path / "gy-x.yaml"
+    f.write_bytes("apiVersion: platform.yunshang.io/v1alpha1\nkind: Tenant\nmetadata: {name: gy-x}\n"
+                  "spec: {department: {code: AB, name: 贵阳}}\n".encode("gbk"))
+    with pytest.raises(catalog.CatalogError) as e:
+        catalog.load(tmp_path)
+    assert str(e.value).startswith(f"{f} is not UTF-8 (byte 0x") and str(e.value).endswith("save it as UTF-8")
+
+
+def test_dev_status_names_a_state_dir_that_does_not_exist(monkeypatch, capfd, tmp_path):
+    from test_cli_basics import cli
+
+    code, _, err = cli(monkeypatch, capfd, "dev", "status", "--state-dir", str(tmp_path / "nowhere"))
+    assert code == 1 and f"--state-dir {tmp_path / 'nowhere'}: no such directory" in err

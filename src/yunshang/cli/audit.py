@@ -27,15 +27,15 @@ def audit(
     action: Optional[str] = typer.Option(None, help="e.g. TenantApproved, QuotaChanged, AgreementRevoked"),
     actor: Optional[str] = typer.Option(None, help="only records by this user"),
     since: Optional[str] = typer.Option(None, help="ISO time, e.g. 2026-11-01 or 2026-11-24T08:00:00Z"),
-    limit: int = typer.Option(100, help="the newest N records (0: all)"),
+    limit: int = typer.Option(100, min=0, help="the newest N records (0: all)"),
     output: Output = OutputOpt,
 ) -> None:
     """List audit records (newest last). `yunshang audit verify` checks the chain."""
     if ctx.invoked_subcommand:
         return
+    t0 = parse_time("--since", since) if since else None  # a bad value is refused before the cluster is read
     records = _call(api.AuditTrail(_client(ctx)).records)
-    if since:
-        t0 = parse_time("--since", since)
+    if t0 is not None:
         records = [r for r in records if r.time >= t0]
     records = [r for r in records if (not tenant or tenant in r.tenants) and (not action or r.action == action)
                and (not actor or r.actor == actor)]

@@ -123,15 +123,19 @@ def status(state_dir: Path = StateOpt, output: Output = OutputOpt) -> None:
     """Show each component: pid, running, ready, log file. Exit 1 if anything is down."""
     from rich.table import Table
 
-    cp = cp_mod.ControlPlane.load(_state(state_dir))
+    state = _state(state_dir)
+    if not state.is_dir():
+        raise UserError(f"--state-dir {state}: no such directory; nothing has run there "
+                        f"(`yunshang dev up --state-dir {state}` starts a platform in it)")
+    cp = cp_mod.ControlPlane.load(state)
     st = cp.status()
     if output == Output.json:
-        emit_json({"server": cp.server if cp.ports else None, "components": st})
+        emit_json({"server": cp.server if cp.ports else None, "state_dir": str(state), "components": st})
     else:
         t = Table("component", "pid", "running", "log")
         for name, s in st.items():
             t.add_row(name, str(s["pid"]), "yes" if s["running"] else "[red]no[/]", s["log"])
-        out.print(t if st else "the local platform is not running (start it with `yunshang dev up`)")
+        out.print(t if st else f"the local platform in {state} is not running (start it with `yunshang dev up`)")
     if not st or not all(s["running"] for s in st.values()):
         raise typer.Exit(1)
 

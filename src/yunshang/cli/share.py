@@ -7,7 +7,7 @@ from typing import Any, Optional
 import typer
 
 from ..lazy import OnFirstUse
-from .common import Output, OutputOpt, UserError, emit_json, out, parse_time
+from .common import Output, OutputOpt, UsageProblem, UserError, emit_json, exclusive, out, parse_time, refuse
 from .tenant import _call, _client
 
 api = OnFirstUse("yunshang.client")
@@ -39,6 +39,28 @@ def _overdue(deadline: str | None) -> bool:
     return dt.datetime.fromisoformat(deadline.replace("Z", "+00:00")) < dt.datetime.now(dt.timezone.utc)
 
 
+def _checked(adapter_type: Any, value: Any, option: str) -> Any:
+    """One option's value through its type in the models (the same rules as the objects')."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(adapter_type).validate_python(value)
+    except ValidationError as e:
+        refuse(e, {"": option})
+
+
+def _provider_first(ctx: typer.Context, e: Any, provider: str, names: dict[str, str]) -> None:
+    """A namespace that is not the provider's may just mean there is no such provider: say that first."""
+    if any(tuple(x["loc"]) == ("service", "namespace") for x in e.errors()):
+        if problems := _call(_agreements(ctx).tenant_problems, provider=provider):
+            refuse(problems, names, usage=False)
+
+
+# the options of `share request` and `share offer`, by the field each gives
+TARGET_OPTIONS = {"provider": "--provider", "service.namespace": "--namespace", "service.name": "--service",
+                  "service.port": "--port"}
+
+
 def _my_tenant(ctx: typer.Context) -> str:
     """The caller's department tenant, from its group yunshang:dept:<tenant>, when it has exactly one."""
     mine = _call(_client(ctx).departments)
@@ -55,13 +77,16 @@ def request(
                                                    "provider, service and the longest term come from it"),
     consumer: Optional[str] = typer.Option(None, help="your tenant (default: your department's, from your identity)"),
     provider: Optional[str] = typer.Option(None, help="the tenant that owns the Service (without --offer)"),
-    namespace: Optional[str] = typer.Option(None, help="the provider namespace of the Service (without --offer)"),
+    namespace: Optional[str] = typer.Option(None, help="the provider's namespace of the Service, <provider>-<suffix> "
+                                                       "(without --offer)"),
     service: Optional[str] = typer.Option(None, help="the Service's name (without --offer)"),
-    port: Optional[int] = typer.Option(None, help="the Service port (without --offer)"),
+    port: Optional[int] = typer.Option(None, min=1, max=65535, help="the Service port, one the Service has "
+                                                                   "(without --offer)"),
     purpose: str = typer.Option(..., help="why you need it"),
-    expires: Optional[str] = typer.Option(None, help="when access ends, e.g. 2027-03-01 (default: --days from now)"),
-    days: Optional[int] = typer.Option(None, min=1, max=366,
-                                       help="how long access lasts (default: the offer's longest term, else 30)"),
+    expires: Optional[str] = typer.Option(None, help="when access ends, e.g. 2027-03-01: in the future, at most 366 "
+                                                     "days from now (or the offer's longest term); not with --days"),
+    days: Optional[int] = typer.Option(None, min=1, max=366, help="how long access lasts, from now (default: the "
+                                                                 "offer's longest term, else 30); not with --expires"),
     name: Optional[str] = typer.Option(None, help="agreement name (default: <consumer>.<provider>.<service>)"),
     output: Output = OutputOpt,
 ) -> None:
@@ -69,9 +94,33 @@ def request(
     needs no approval). From the catalogue:
 
     yunshang share request --offer gz-bigdata.population --purpose 'case lookups' --expires 2027-03-01
+
+    Without it: --provider, --namespace, --service and --port, each checked before anything is
+    written (as far as your identity may read them: a department cannot see another's Services,
+    and the operator refuses an agreement for one that does not exist).
     """
     from pydantic import ValidationError
 
+    exclusive(expires=expires, days=days)
+    if offer:
+        if given := [f"--{k}" for k, v in (("provider", provider), ("namespace", namespace), ("service", service),
+                                           ("port", port)) if v is not None]:
+            raise UsageProblem(f"--offer gives the provider and its Service: leave out {', '.join(given)} "
+                               "(or leave out --offer to apply without the catalogue)")
+        _checked(agreement.OfferName, offer, "--offer")
+    else:
+        missing = [f"--{k}" for k, v in (("provider", provider), ("namespace", namespace), ("service", service),
+                                         ("port", port)) if v is None]
+        if missing:
+            raise UsageProblem(f"give --offer, or {', '.join(missing)}; see `yunshang share request --help`")
+    if name is not None:
+        _checked(agreement.DnsLabelOrDotted, name, "--name")
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    until = (parse_time("--expires", expires, "2027-03-01 or 2027-03-01T12:00:00Z") if expires else None)
+    names = {"consumer": "--consumer", "purpose": "--purpose", "expires": "--expires" if expires else "--days",
+             "offer": "--offer", **({} if offer else TARGET_OPTIONS)}
+    if not consumer:
+        names.pop("consumer")
     o = None
     if offer:
         o = _call(_agreements(ctx).offer, offer)["spec"]
@@ -79,26 +128,22 @@ def request(
             raise UserError(f"offer {offer} was withdrawn: it takes no new requests (`yunshang share catalog`)")
         provider, svc = o["provider"], o["service"]
         namespace, service, port = svc["namespace"], svc["name"], svc["port"]
-    missing = [f"--{k}" for k, v in (("provider", provider), ("namespace", namespace), ("service", service),
-                                     ("port", port)) if v is None]
-    if missing:
-        raise UserError(f"give --offer, or {', '.join(missing)}")
-    consumer = consumer or _my_tenant(ctx)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    until = (parse_time("--expires", expires, "2027-03-01 or 2027-03-01T12:00:00Z") if expires
-             else now + dt.timedelta(days=days or (o["maxDays"] if o else 30)))
+    until = until or now + dt.timedelta(days=days or (o["maxDays"] if o else 30))
     if o and until > now + dt.timedelta(days=o["maxDays"]):
         raise UserError(f"offer {offer} grants at most {o['maxDays']} days: choose --expires before "
                         f"{(now + dt.timedelta(days=o['maxDays'])).date().isoformat()}")
-    try:
+    consumer = consumer or _my_tenant(ctx)
+    try:  # "now": a new request ends in the future, within the limit
         req = agreement.AgreementRequest.model_validate({
             "consumer": consumer, "provider": provider, "purpose": purpose, "offer": offer,
             "service": {"namespace": namespace, "name": service, "port": port}, "expires": until,
-        })
+        }, context={"now": now})
     except ValidationError as e:
-        raise UserError(api.validation_message(e)) from None
+        if not offer:
+            _provider_first(ctx, e, provider, names)
+        refuse(e, names, where=f"offer {offer}" if offer else "")
     name = name or f"{consumer}.{provider}.{service}"
-    created = _call(_agreements(ctx).request, name, req)
+    created = _call(_agreements(ctx).request, name, req, _names=names, _where=f"offer {offer}" if offer else "")
     if output == Output.json:
         emit_json(created)
         return
@@ -202,7 +247,10 @@ def catalog(
 
     yunshang share catalog --text 人口 --classification internal
     """
+    if classification is not None:
+        _checked(agreement.Classification, classification, "--classification")
     rows = [_offer_row(o) for o in _call(_agreements(ctx).offers)]
+    published = len(rows)
     needle = (text or "").casefold()
     rows = [r for r in rows
             if (withdrawn or not r["withdrawn"]) and provider in (None, r["provider"])
@@ -213,8 +261,10 @@ def catalog(
         emit_json(rows)
         return
     if not rows:
-        out.print("no offers match" + ("" if (provider or classification or text) else
-                                        ": a provider publishes one with `yunshang share offer --help`"))
+        asked = ", ".join(f"--{k} {v!r}" for k, v in (("provider", provider), ("classification", classification),
+                                                       ("text", text)) if v)
+        out.print(f"no offers match {asked} (of {published} in the catalogue: `yunshang share catalog`)" if asked else
+                  "no offers yet: a provider publishes one with `yunshang share offer --help`", markup=False)
         return
     from rich.table import Table
 
@@ -231,9 +281,10 @@ def offer(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="the offer's id, e.g. gz-bigdata.population (at most 63 characters)"),
     provider: str = typer.Option(..., help="your tenant (the one that owns the Service)"),
-    namespace: str = typer.Option(..., help="the namespace of the Service, e.g. gz-bigdata-exchange"),
-    service: str = typer.Option(..., help="the Service's name"),
-    port: int = typer.Option(..., help="the Service port offered"),
+    namespace: str = typer.Option(..., help="the namespace of the Service, one of the provider's: e.g. "
+                                            "gz-bigdata-exchange"),
+    service: str = typer.Option(..., help="the Service's name (it must exist)"),
+    port: int = typer.Option(..., min=1, max=65535, help="the Service port offered (one the Service has)"),
     title: str = typer.Option(..., help="a short title, e.g. 人口基础信息查询"),
     description: str = typer.Option("", help="what it is and how to use it"),
     data: list[str] = typer.Option([], help="a data item it carries; repeat for several"),
@@ -243,17 +294,22 @@ def offer(
                                   help="decide on each consumer (default) or let the offer be the consent"),
     output: Output = OutputOpt,
 ) -> None:
-    """Publish an offer in the catalogue (a provider department's owners)."""
+    """Publish an offer in the catalogue (a provider department's owners). The Service and its port
+    are checked before anything is written."""
     from pydantic import ValidationError
 
+    _checked(agreement.OfferName, name, "NAME")
+    names = {**TARGET_OPTIONS, "title": "--title", "description": "--description", "data": "--data",
+             "classification": "--classification", "maxDays": "--max-days"}
     try:
         spec = agreement.OfferSpec.model_validate({
             "provider": provider, "service": {"namespace": namespace, "name": service, "port": port},
             "title": title, "description": description, "data": data, "classification": classification,
             "maxDays": max_days, "approvalRequired": approval})
     except ValidationError as e:
-        raise UserError(api.validation_message(e)) from None
-    created = _call(_agreements(ctx).publish, name, spec)
+        _provider_first(ctx, e, provider, names)
+        refuse(e, names)
+    created = _call(_agreements(ctx).publish, name, spec, _names=names)
     if output == Output.json:
         emit_json(created)
         return

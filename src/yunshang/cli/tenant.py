@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-from .common import Output, OutputOpt, UserError, emit_json, out
+from .common import Output, OutputOpt, UsageProblem, UserError, emit_json, out, read_manifest, refuse
 
 # The models, the Kubernetes client and rich's tables are imported by the commands that use
 # them: `yunshang --help` and `tenant list` need none of them (bench/cli_latency.py).
@@ -23,18 +23,51 @@ def _client(ctx: typer.Context):
 
     obj = ctx.find_root().obj or {}
     try:
-        return Tenants(obj.get("kubeconfig"), obj.get("context"))
+        return Tenants(obj.get("kubeconfig"), obj.get("context"), named=obj.get("kubeconfig_named"))
     except ClientError as e:
         raise UserError(str(e)) from None
 
 
-def _call(fn, *args, **kwargs):
+def _call(fn, *args, _names: dict[str, str] | None = None, _prefix: str = "", _where: str = "", **kwargs):
+    """A client call; its refusals one line each, a field named by the option that gave it (``_names``,
+    field path -> option), else as ``_prefix`` + its path after ``_where`` (e.g. the file)."""
     from ..client import ClientError
 
     try:
         return fn(*args, **kwargs)
     except ClientError as e:
+        if getattr(e, "problems", None) and _names is not None:
+            refuse(e.problems, _names, prefix=_prefix, where=_where, usage=False)
         raise UserError(str(e)) from None
+
+
+def _name_problem(name: str) -> str | None:
+    """Which rule a new tenant's name breaks, exactly (check_tenant_name then says the rest)."""
+    from ..models.tenant import TENANT_NAME_MAX
+
+    rule = (f"a tenant name is 2-{TENANT_NAME_MAX} lower-case letters, digits and '-', starting and ending with a "
+            "letter or digit (e.g. gz-health)")
+    if not 2 <= len(name) <= TENANT_NAME_MAX:
+        return f"is {len(name)} characters long; {rule}"
+    if upper := sorted({c for c in name if c.isupper()}):
+        return f"has upper-case letters ({', '.join(upper)}); {rule}"
+    if other := sorted({c for c in name if not ("a" <= c <= "z" or "0" <= c <= "9" or c == "-")}):
+        return f"has {', '.join(repr(c) for c in other)}, which a tenant name may not hold; {rule}"
+    for end, at in ((name[0], "starts"), (name[-1], "ends")):
+        if end == "-":
+            return f"{at} with '-'; {rule}"
+    return None
+
+
+# the options of `tenant request`, by the field of the request each gives
+REQUEST_OPTIONS = {
+    "department": "--department-code and --department-name", "department.code": "--department-code",
+    "department.name": "--department-name", "level": "--level",
+    "parent": "--parent", "owners": "--owner", "purpose": "--purpose", "project": "--project",
+    "classification": "--classification", "namespaces": "--namespace", "quota.cpu": "--cpu",
+    "quota.memory": "--memory", "quota.storage": "--storage", "quota.pods": "--pods",
+}
+ABOVE = {"city": "province", "county": "city"}
 
 
 def _summary(t: dict[str, Any]) -> dict[str, Any]:
@@ -63,17 +96,20 @@ def request(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="a Tenant manifest, e.g. tenants/gz-bigdata.yaml"),
     department_code: Optional[str] = typer.Option(None, help="official department code, e.g. 520000-DSJ"),
     department_name: Optional[str] = typer.Option(None, help="department name, e.g. 贵州省大数据发展管理局"),
-    level: Optional[str] = typer.Option(None, help="province, city or county"),
-    parent: Optional[str] = typer.Option(None, help="parent tenant (for city and county)"),
+    level: Optional[str] = typer.Option(None, help="province, city or county: a city tenant sits under a province "
+                                                   "tenant (--parent), a county under a city"),
+    parent: Optional[str] = typer.Option(None, help="the tenant one level up whose quota this one is carved out of "
+                                                    "(city and county only)"),
     owner: list[str] = typer.Option([], help="owner user (or group:NAME); repeat for several"),
     purpose: Optional[str] = typer.Option(None, help="what the tenant is for"),
     project: Optional[str] = typer.Option(None, help="approved IT project reference"),
     classification: Optional[str] = typer.Option(None, help="public, internal, sensitive or secret"),
-    namespace: list[str] = typer.Option([], help="namespace suffix; repeat for several (default: main)"),
-    cpu: Optional[str] = typer.Option(None, help="CPU quota, e.g. 4 or 500m"),
-    memory: Optional[str] = typer.Option(None, help="memory quota, e.g. 8Gi"),
-    storage: Optional[str] = typer.Option(None, help="storage quota, e.g. 100Gi"),
-    pods: Optional[int] = typer.Option(None, help="pod count quota"),
+    namespace: list[str] = typer.Option([], help="namespace suffix, lower-case letters and digits; repeat for several, "
+                                                 "each once (default: main)"),
+    cpu: Optional[str] = typer.Option(None, help="CPU quota, e.g. 4 or 500m (more than 0; split over the namespaces)"),
+    memory: Optional[str] = typer.Option(None, help="memory quota, e.g. 8Gi (more than 0)"),
+    storage: Optional[str] = typer.Option(None, help="storage quota, e.g. 100Gi (0: no persistent volumes)"),
+    pods: Optional[int] = typer.Option(None, help="how many pods may run at once (more than 0)"),
     output: Output = OutputOpt,
 ) -> None:
     """Ask for a tenant (it stays Pending until the platform bureau approves it).
@@ -83,26 +119,51 @@ def request(
     From flags:  yunshang tenant request gz-health --department-code 520000-WJW
     --department-name 贵州省卫生健康委员会 --level province --owner wang.fang
     --purpose "hospital records" --project GZ-IT-2026-0107 --cpu 4 --memory 8Gi
+
+    Every value is checked before anything is written: a wrong one is named with what is allowed
+    (exit 2 for the command line, 1 for the file or what the cluster says, e.g. a parent of the
+    wrong level).
     """
     from pydantic import ValidationError
 
-    from ..client import load_request_file, validation_message
-    from ..models.tenant import TenantRequest, check_tenant_name
+    from ..client import Tenants
+    from ..models.tenant import TenantRequest, check_tenant_name, suffix_problem
 
+    # the command line alone first
+    values = {"department.code": department_code, "department.name": department_name, "level": level,
+              "parent": parent, "owners": owner, "purpose": purpose, "project": project,
+              "classification": classification, "namespaces": namespace, "quota.cpu": cpu, "quota.memory": memory,
+              "quota.storage": storage, "quota.pods": pods}
+    given = {k: REQUEST_OPTIONS[k] for k, v in values.items() if v not in (None, [])}
+    if name is not None and (problem := _name_problem(name)):
+        raise UsageProblem(f"tenant name {name!r} {problem}")
+    if twice := sorted({n for n in namespace if namespace.count(n) > 1}):
+        raise UsageProblem(f"--namespace {twice[0]!r} is given twice: each suffix names one namespace "
+                           "(<tenant>-<suffix>), give it once")
+    if level == "province" and parent:
+        raise UsageProblem(f"--parent {parent!r}: a province tenant has no parent; leave out --parent, or ask for "
+                           "--level city (under a province) or --level county (under a city)")
+    if level in ABOVE and not parent and not file:
+        raise UsageProblem(f"--level {level} needs --parent: the {ABOVE[level]} tenant it is carved out of")
     data: dict[str, Any] = {}
+    where = ""
     if file:
-        file_name, req = _call(load_request_file, file)
-        data = req.model_dump(by_alias=True, exclude_none=True)
-        name = name or file_name
+        doc = read_manifest(file, "Tenant")
+        data, where = dict(doc["spec"]), str(file)
+        if name is None:
+            name = str(doc["metadata"]["name"])
+            if problem := _name_problem(name):
+                raise UserError(f"{file}: metadata.name {name!r} {problem}")
     if not name:
-        raise UserError("give a tenant name or --file")
+        raise UsageProblem("give the tenant's NAME or --file; see `yunshang tenant request --help`")
+    names = given if file else REQUEST_OPTIONS  # without a file every field is an option's
     flags = {
         "level": level, "parent": parent, "purpose": purpose, "project": project,
         "classification": classification,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
     if department_code or department_name:
-        data["department"] = {**data.get("department", {}),
+        data["department"] = {**(data.get("department") if isinstance(data.get("department"), dict) else {}),
                               **({"code": department_code} if department_code else {}),
                               **({"name": department_name} if department_name else {})}
     if owner:
@@ -112,15 +173,22 @@ def request(
         data["namespaces"] = namespace
     quota = {k: v for k, v in {"cpu": cpu, "memory": memory, "storage": storage, "pods": pods}.items() if v is not None}
     if quota:
-        data["quota"] = {**data.get("quota", {}), **quota}
+        data["quota"] = {**(data.get("quota") if isinstance(data.get("quota"), dict) else {}), **quota}
     try:
         req = TenantRequest.model_validate(data)
-        check_tenant_name(name, req)
     except ValidationError as e:
-        raise UserError(validation_message(e)) from None
+        refuse(e, names, prefix="spec.", where=where)
+    suffixes = [Tenants.problem(("namespaces", i), n, problem.removeprefix(f"tenant {name}: namespace suffix {n!r} "))
+                for i, n in enumerate(req.namespaces) if (problem := suffix_problem(name, n))]
+    if suffixes:
+        refuse(suffixes, names, prefix="spec.", where=where)
+    try:
+        check_tenant_name(name, req)
     except ValueError as e:
-        raise UserError(str(e)) from None
-    created = _call(_client(ctx).request, name, req)
+        raise (UserError(f"{file}: {e}") if file else UsageProblem(str(e))) from None
+    if problems := Tenants.quota_problems(req):
+        refuse(problems, names, prefix="spec.", where=where)
+    created = _call(_client(ctx).request, name, req, _names=names, _prefix="spec.", _where=where)
     if output == Output.json:
         emit_json(created)
         return
@@ -267,20 +335,32 @@ def resume(ctx: typer.Context, name: str) -> None:
 def quota(
     ctx: typer.Context,
     name: str,
-    cpu: Optional[str] = typer.Option(None, help="e.g. 6 or 1500m"),
-    memory: Optional[str] = typer.Option(None, help="e.g. 12Gi"),
-    storage: Optional[str] = typer.Option(None, help="e.g. 200Gi"),
-    pods: Optional[int] = typer.Option(None),
-    services: Optional[int] = typer.Option(None),
+    cpu: Optional[str] = typer.Option(None, help="e.g. 6 or 1500m (more than 0; split over the namespaces)"),
+    memory: Optional[str] = typer.Option(None, help="e.g. 12Gi (more than 0)"),
+    storage: Optional[str] = typer.Option(None, help="e.g. 200Gi (0: no persistent volumes)"),
+    pods: Optional[int] = typer.Option(None, help="how many pods may run at once (more than 0)"),
+    services: Optional[int] = typer.Option(None, help="how many Services (0: none)"),
 ) -> None:
     """Change a tenant's quota. The platform bureau adjusts it within the approved floor and ceiling;
     more than approved (or a department's change once reviewers have decided) is a new request that
     every reviewer role signs off again, the approved quota staying until then."""
+    from pydantic import ValidationError
+
+    from ..client import Tenants
+    from ..models.tenant import Quota
+
     changes = {k: v for k, v in {"cpu": cpu, "memory": memory, "storage": storage, "pods": pods,
                                  "services": services}.items() if v is not None}
     if not changes:
-        raise UserError("nothing to change: pass --cpu, --memory, --storage, --pods or --services")
-    t, rnd = _call(_client(ctx).set_quota, name, changes)
+        raise UsageProblem("nothing to change: pass --cpu, --memory, --storage, --pods or --services")
+    names = {**{k: f"--{k}" for k in changes}, **{f"quota.{k}": f"--{k}" for k in changes}}
+    try:  # the values alone first; split over the tenant's namespaces once it is read
+        asked = Quota.model_validate(changes)
+    except ValidationError as e:
+        refuse(e, names)
+    if problems := [p for p in Tenants.quota_problems(asked) if p["loc"][-1] in changes]:
+        refuse(problems, names)
+    t, rnd = _call(_client(ctx).set_quota, name, changes, _names=names)
     asked = ", ".join(f"{k}={v}" for k, v in t["spec"]["quota"].items())
     if rnd is None:
         out.print(f"tenant [bold]{name}[/] quota: {asked}")

@@ -8,7 +8,8 @@ import datetime as dt
 import enum
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .tenant import SUFFIX, Approval, Classification, DnsLabel, Model, TenantName
 
@@ -27,6 +28,15 @@ class ServiceRef(Model):
 # an offer or agreement name: DNS labels joined by dots, e.g. gz-bigdata.population
 DnsLabelOrDotted = Annotated[str, Field(min_length=1, max_length=253,
                                         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+# an offer's name is also the value of the label platform.yunshang.io/offer on its agreements: 63 at most
+OfferName = Annotated[str, Field(min_length=1, max_length=63,
+                                 pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+
+
+def _invalid(model: str, loc: tuple, value: object, message: str) -> ValidationError:
+    """A model-level check's error at the field it is about (so that it names that field and value)."""
+    return ValidationError.from_exception_data(model, [InitErrorDetails(
+        type=PydanticCustomError("value_error", message), loc=loc, input=value)])
 
 
 class Rating(Model):
@@ -53,6 +63,7 @@ class Revocation(Model):
 
 OFFER_LABEL = "platform.yunshang.io/offer"  # on an agreement made from an offer: the offer's name
 OFFER_MAX_DAYS = 366
+AGREEMENT_MAX_DAYS = 366  # the longest an agreement runs from its request (an offer may grant less)
 
 
 class ExistingAgreements(str, enum.Enum):
@@ -97,19 +108,38 @@ class OfferSpec(Model):
 
     @model_validator(mode="after")
     def _service_of_provider(self) -> "OfferSpec":
-        if problem := provider_namespace_problem(self.provider, self.service.namespace):
-            raise ValueError(problem)
+        if problem := _namespace_not_providers(self.provider, self.service.namespace):
+            raise _invalid("OfferSpec", ("service", "namespace"), self.service.namespace, problem)
         return self
 
 
 def provider_namespace_problem(provider: str, namespace: str) -> str | None:
     """Why ``namespace`` cannot be one of ``provider``'s: it must be <provider>-<suffix> with a suffix
     of letters and digits (x-b-main is tenant x-b's namespace, not tenant x's)."""
+    problem = _namespace_not_providers(provider, namespace)
+    return f"service.namespace {namespace!r} {problem}" if problem else None
+
+
+def _namespace_not_providers(provider: str, namespace: str) -> str | None:
     suffix = namespace.removeprefix(provider + "-")
-    if namespace.startswith(provider + "-") and SUFFIX.match(suffix):
+    if namespace.startswith(provider + "-") and SUFFIX.fullmatch(suffix):
         return None
-    return (f"service.namespace {namespace!r} is not one of provider {provider}'s namespaces "
+    return (f"is not one of provider {provider}'s namespaces "
             f"({provider}-<suffix>, the suffix letters and digits only)")
+
+
+def expiry_problem(expires: dt.datetime, now: dt.datetime, max_days: int = AGREEMENT_MAX_DAYS) -> str | None:
+    """Why an agreement requested at ``now`` cannot end at ``expires``: it must be later, and at most
+    ``max_days`` after."""
+    until = expires if expires.tzinfo else expires.replace(tzinfo=dt.timezone.utc)
+    latest = now + dt.timedelta(days=max_days)
+    if until <= now:
+        return (f"is not in the future (now {now.strftime('%Y-%m-%dT%H:%M:%SZ')}): choose a date up to "
+                f"{max_days} days from now, before {latest.date().isoformat()}")
+    if until > latest:
+        return (f"is {(until - now).days} days from now: an agreement runs at most {max_days} days, "
+                f"so choose a date before {latest.date().isoformat()}")
+    return None
 
 
 class AgreementRequest(Model):
@@ -129,11 +159,17 @@ class AgreementRequest(Model):
     """The catalogue offer applied for, if any: its terms bound the agreement (the API server checks)."""
 
     @model_validator(mode="after")
-    def _sides(self) -> "AgreementRequest":
+    def _sides(self, info: ValidationInfo) -> "AgreementRequest":
         if self.consumer == self.provider:
-            raise ValueError("consumer and provider must be different tenants")
-        if problem := provider_namespace_problem(self.provider, self.service.namespace):
-            raise ValueError(problem)
+            raise _invalid("AgreementRequest", ("provider",), self.provider,
+                           "is the consumer too: consumer and provider must be different tenants")
+        if problem := _namespace_not_providers(self.provider, self.service.namespace):
+            raise _invalid("AgreementRequest", ("service", "namespace"), self.service.namespace, problem)
+        # a new request (validated with context {"now": ...}) must end in the future and within the
+        # limit; a stored agreement (no context) may well have expired
+        now = (info.context or {}).get("now") if info is not None else None
+        if now is not None and (problem := expiry_problem(self.expires, now)):
+            raise _invalid("AgreementRequest", ("expires",), self.expires, problem)
         return self
 
 

@@ -45,7 +45,7 @@ class Model(BaseModel):
 
 
 def _dns_label(v: str) -> str:
-    if not DNS_LABEL.match(v):
+    if not DNS_LABEL.fullmatch(v):
         raise ValueError(
             f"{v!r} must be lower-case letters, digits and '-', starting and ending with a letter or digit"
         )
@@ -80,7 +80,7 @@ def reserved_problem(name: str) -> str | None:
 
 def suffix_problem(tenant: str, suffix: str) -> str | None:
     """Why ``suffix`` may not be one of ``tenant``'s namespace suffixes (it could name another tenant's)."""
-    if SUFFIX.match(suffix):
+    if SUFFIX.fullmatch(suffix):
         return None
     head, _, tail = suffix.rpartition("-")
     return (f"tenant {tenant}: namespace suffix {suffix!r} may contain only lower-case letters and digits: "
@@ -475,7 +475,7 @@ def namespace_names(tenant: str, spec: TenantRequest) -> list[str]:
 def check_tenant_name(name: str, spec: TenantRequest | None = None) -> str:
     """Validate a new tenant's name: its shape, not reserved, its namespaces its own alone and
     within 63 characters."""
-    if not 2 <= len(name) <= TENANT_NAME_MAX or not DNS_LABEL.match(name):
+    if not 2 <= len(name) <= TENANT_NAME_MAX or not DNS_LABEL.fullmatch(name):
         raise ValueError(
             f"tenant name {name!r} must be 2-{TENANT_NAME_MAX} lower-case letters, digits or '-', "
             "starting and ending with a letter or digit"
