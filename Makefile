@@ -21,5 +21,8 @@ up: setup
 down:
 	$(VENV)/bin/yunshang dev down
 
+# tests stand alone: modules and the tests in each run in a shuffled order, the seed printed in the
+# header (`make test SEED=<n>` repeats an order; SEED=none runs them in file order)
+SEED ?= 1818
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(if $(filter none,$(SEED)),,-p random_order --random-order-bucket=module --random-order-seed=$(SEED))

@@ -38,13 +38,71 @@ def control_plane(tmp_path_factory) -> controlplane.ControlPlane:
     cp.down()
 
 
+@pytest.fixture(autouse=True)
+def _an_event_loop():
+    """Every test starts with a current event loop (asyncio.run in one test leaves the thread without
+    one, and Pulumi's mocks ask for it): tests pass in any order."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    yield
+
+
+SESSION: dict[str, object] = {}  # the session's control plane and admin client, once a test started them
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _own_tenants(request):
+    """Each module's tenants are its own: those it created on the session's platform are deleted
+    (with their namespaces) when the module ends, so that modules pass alone and in any order."""
+    api = SESSION.get("api")
+    before = _tenant_names(api) if api is not None else set()
+    yield
+    api = SESSION.get("api")
+    if api is None:
+        return
+    from kubernetes import client
+
+    from helpers import wait_for
+
+    co = client.CustomObjectsApi(api)
+    mine = _tenant_names(api) - before
+    for name in mine:
+        try:  # Delete: the namespaces and their data go too (a test platform's)
+            co.patch_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", name,
+                                           {"spec": {"deletionPolicy": "Delete"}})
+            co.delete_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", name)
+        except client.ApiException as e:
+            if e.status != 404:
+                raise
+    if mine and SESSION.get("operator"):
+        wait_for(f"{len(mine)} tenants of {request.module.__name__} gone",
+                 lambda: not (_tenant_names(api) & mine), timeout=120, interval=1)
+
+
+def _tenant_names(api) -> set[str]:
+    from kubernetes import client
+
+    try:
+        items = client.CustomObjectsApi(api).list_cluster_custom_object("platform.yunshang.io", "v1alpha1",
+                                                                        "tenants")["items"]
+    except client.ApiException:  # the CRD is not installed yet
+        return set()
+    return {t["metadata"]["name"] for t in items}
+
+
 @pytest.fixture(scope="session")
 def kube_api(control_plane):
     """An admin ApiClient for the test control plane."""
     from kubernetes import config
 
     api = config.new_client_from_config(str(control_plane.kubeconfig))
+    SESSION["api"] = api
     yield api
+    SESSION.pop("api", None)
     api.close()
 
 
@@ -154,7 +212,9 @@ def operator(platform, tmp_path_factory):
                          extra_env={**platform.operator_env(), "YUNSHANG_AUDIT_ANCHOR_SECONDS": "1",
                                     "YUNSHANG_ALERTING_SECONDS": "1"},
                          metrics_port=platform.ports["operator-metrics"]).start()
+    SESSION["operator"] = op
     yield op
+    SESSION.pop("operator", None)
     op.stop()
 
 

@@ -91,11 +91,15 @@ def test_an_ephemeral_container_is_held_to_the_allowed_registries(owned, kube_ap
     assert code == 201, resp
 
     def debug(who, image):
-        pod = who.request("GET", f"/api/v1/namespaces/{ns}/pods/p")[1]
-        pod["spec"]["ephemeralContainers"] = [*pod["spec"].get("ephemeralContainers", []), {
-            "name": f"dbg{uuid.uuid4().hex[:4]}", "image": image,
-            "securityContext": pod["spec"]["containers"][0]["securityContext"]}]
-        return who.request("PUT", f"/api/v1/namespaces/{ns}/pods/p/ephemeralcontainers", pod)
+        for _ in range(10):  # the pod's status moves under us (409): read it again
+            pod = who.request("GET", f"/api/v1/namespaces/{ns}/pods/p")[1]
+            pod["spec"]["ephemeralContainers"] = [*pod["spec"].get("ephemeralContainers", []), {
+                "name": f"dbg{uuid.uuid4().hex[:4]}", "image": image,
+                "securityContext": pod["spec"]["containers"][0]["securityContext"]}]
+            code, resp = who.request("PUT", f"/api/v1/namespaces/{ns}/pods/p/ephemeralcontainers", pod)
+            if code != 409:
+                return code, resp
+        return code, resp
     code, resp = debug(owner, GOOD)
     assert code == 403 and 'cannot update resource "pods/ephemeralcontainers"' in resp["message"], resp
     code, resp = debug(masters, EVIL)
