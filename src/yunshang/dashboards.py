@@ -71,8 +71,8 @@ DASHBOARDS = (
             ("yunshang:tenant_denied_requests:increase5m", "{{tenant}} {{reason}}"),)),
         Panel("Pod Security denials (API server)", (
             ("yunshang:apiserver_pod_security_denials:rate5m", "denials/s"),), unit="ops"),
-        Panel("Authorization denials (API server)", (
-            ("yunshang:apiserver_authorization_denials:rate5m", "denials/s"),), unit="ops"),
+        Panel("RBAC denials, all departments (writes and reads)", (
+            ("yunshang:authorization_denials:rate5m", "denials/s"),), unit="ops"),
         Panel("Quarantines", (("sum by (tenant, alert) (increase(yunshang_quarantines_total[1h]))", "{{tenant}} {{alert}}"),)),
         Panel("Quarantined now", (("yunshang_tenant_quarantined == 1", "{{tenant}}"),), kind="table", width=24),
     )),

@@ -50,20 +50,51 @@ def test_token_kubeconfig_takes_the_light_path(tmp_path):
     assert t.rest is not None and t._api is None  # the kubernetes client is not even built
 
 
-@pytest.mark.parametrize("user,cluster", [
-    ({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "get-token"}}, None),
-    ({"auth-provider": {"name": "oidc"}}, None),
-    ({"token": "abc"}, {"server": "https://127.0.0.1:1", "proxy-url": "http://proxy:3128"}),
-])
-def test_what_the_light_path_does_not_understand_goes_to_the_kubernetes_client(tmp_path, user, cluster):
+def _jwt(claims: dict) -> str:
+    import base64
+
+    part = lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).decode().rstrip("=")  # noqa: E731
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
+
+
+EXEC_CREDENTIAL = json.dumps({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                              "status": {"token": "from-exec"}})
+ID_TOKEN = _jwt({"iss": "https://idp.gz.gov.local", "exp": 4102444800})  # 2100-01-01
+
+
+@pytest.mark.parametrize("user,cluster,authorization,proxy", [
+    # an exec plugin (here one that answers at once): the client runs it and sends its token
+    ({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
+               "args": ["-c", f"print({EXEC_CREDENTIAL!r})"], "interactiveMode": "Never"}},
+     None, "Bearer from-exec", None),
+    ({"auth-provider": {"name": "oidc", "config": {"id-token": ID_TOKEN, "client-id": "yunshang",
+                                                    "idp-issuer-url": "https://idp.gz.gov.local"}}},
+     None, f"Bearer {ID_TOKEN}", None),
+    ({"token": "abc"}, {"server": "https://127.0.0.1:1", "proxy-url": "http://proxy:3128"}, "Bearer abc",
+     "http://proxy:3128"),
+], ids=["exec", "oidc", "proxy-url"])
+def test_what_the_light_path_does_not_understand_goes_to_the_kubernetes_client(tmp_path, user, cluster,
+                                                                                authorization, proxy):
     path = kubeconfig(tmp_path, user, cluster)
     with pytest.raises(rest.Unsupported):
         rest.Endpoint(path)
-    try:
-        t = Tenants(path)
-    except ClientError:
-        return  # the kubernetes client refused it, in one line
+    t = Tenants(path)  # no ClientError: the kubernetes client takes these kubeconfigs
     assert t.rest is None and t._api is not None
+    # ... and it is configured from this kubeconfig: its server, its credentials, its proxy
+    conf = t._api.configuration
+    assert conf.host == "https://127.0.0.1:1"
+    assert conf.api_key == {"BearerToken": authorization}
+    assert conf.proxy == proxy
+
+
+def test_what_neither_path_can_use_fails_in_one_line(tmp_path):
+    path = kubeconfig(tmp_path, {"client-certificate": str(tmp_path / "gone.crt"),
+                                 "client-key": str(tmp_path / "gone.key")})
+    with pytest.raises(OSError):  # the light path cannot read the certificate ...
+        rest.Endpoint(path)
+    with pytest.raises(ClientError) as e:  # ... nor can the kubernetes client: one line naming the file
+        Tenants(path)
+    assert "gone.crt" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_missing_kubeconfig_is_one_line(tmp_path):

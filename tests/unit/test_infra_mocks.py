@@ -148,9 +148,47 @@ def test_catalog_parent_must_be_in_catalog(tmp_path):
         load(tmp_path)
 
 
-def test_stack_files_parse():
+def _as_read(raw, typed) -> list[str]:
+    """Where the typed settings differ from what the stack file says (nested keys as written;
+    "true"/"false" and numbers compared as the values they stand for)."""
+    if isinstance(raw, dict):
+        if not isinstance(typed, dict):
+            return [f": {raw!r} read as {typed!r}"]
+        return [f".{k}{d}" for k, v in raw.items()
+                for d in (_as_read(v, typed[k]) if k in typed else [f": {v!r} was dropped"])]
+    if isinstance(raw, list):
+        if not isinstance(typed, list) or len(raw) != len(typed):
+            return [f": {raw!r} read as {typed!r}"]
+        return [f"[{i}]{d}" for i, (r, t) in enumerate(zip(raw, typed)) for d in _as_read(r, t)]
+    if isinstance(typed, bool):
+        same = str(raw).lower() == str(typed).lower()
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        same = float(raw) == float(typed)
+    else:
+        same = raw == typed
+    return [] if same else [f": {raw!r} read as {typed!r}"]
+
+
+def test_stack_files_parse_to_what_they_say():
     import yaml
 
-    for f in (ROOT / "stacks").glob("Pulumi.*.yaml"):
-        raw = {k.split(":", 1)[1]: v for k, v in yaml.safe_load(f.read_text())["config"].items()}
-        parse(raw)
+    from yunshang.infra.config import KEYS, NAMESPACE, from_stack_file
+
+    stacks = {f.name.split(".")[1]: f for f in (ROOT / "stacks").glob("Pulumi.*.yaml")}
+    assert set(stacks) == {"local", "prod"}
+    typed = {}
+    for stack, f in stacks.items():
+        raw = yaml.safe_load(f.read_text())["config"]
+        # every key is the program's (a key in another namespace would be ignored, silently)
+        assert all(k.startswith(f"{NAMESPACE}:") for k in raw), f"{f.name}: {sorted(raw)}"
+        cfg = typed[stack] = from_stack_file(stack, ROOT)  # what `yunshang report` and `dev` read
+        dumped = cfg.model_dump(mode="json", by_alias=True)
+        # every setting the file makes arrives as written (none dropped, defaulted or misread)
+        wrong = [f"{k}{d}" for k, v in raw.items() for d in _as_read(v, dumped[KEYS[k.split(":", 1)[1]]])]
+        assert not wrong, f"{f.name}: {wrong}"
+    local, prod = typed["local"], typed["prod"]
+    assert (local.environment, local.operator.mode.value, local.approve_catalog) == ("local", "process", True)
+    assert (prod.environment, prod.operator.mode.value, prod.approve_catalog) == ("production", "deployment", False)
+    # a real cluster runs the image that was built and pushed, by name, not the placeholder default
+    assert prod.operator.image == "registry.gz.gov.local/yunshang/operator:0.1.0" and prod.operator.replicas == 2
+    assert prod.context == "gov-cloud-prod" and [c.name for c in prod.alerting.ops] == ["platform-oncall"]
