@@ -173,13 +173,14 @@ def setup() -> None:
 
 @dev_app.command()
 def tools(output: Output = OutputOpt) -> None:
-    """Show where each tool comes from and its version."""
+    """Show the binary each tool resolves to (YUNSHANG_<TOOL>, then YUNSHANG_BIN_DIR, then the pinned
+    toolchain cache) and, where it says, its version."""
     v = toolchain.versions()
     if output == Output.json:
         emit_json(v)
     else:
         for k, s in v.items():
-            out.print(f"{k:15} {s}")
+            out.print(f"{k:27} {s['path'] or '-':60} {s['version']}", markup=False, highlight=False)
 
 
 def _merge_user_kubeconfig(cp) -> tuple[Path, str | None]:

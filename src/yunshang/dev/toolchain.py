@@ -393,21 +393,29 @@ def install(progress: Callable[[str], None] = print) -> dict[str, float]:
     return timings
 
 
-def versions() -> dict[str, str]:
-    out = {}
-    for tool, args in {
-        "etcd": ["--version"],
-        "kube-apiserver": ["--version"],
-        "kwok": ["--version"],
-        "pulumi": ["version"],
-        "prometheus": ["--version"],
-        "alertmanager": ["--version"],
-    }.items():
+VERSION_ARGS = {"etcd": ["--version"], "kube-apiserver": ["--version"], "kube-controller-manager": ["--version"],
+                "kube-scheduler": ["--version"], "kwok": ["--version"], "pulumi": ["version"],
+                "prometheus": ["--version"], "alertmanager": ["--version"], "promtool": ["--version"]}
+
+
+def versions() -> dict[str, dict[str, str]]:
+    """Every tool: the binary it resolves to (YUNSHANG_<TOOL>, YUNSHANG_BIN_DIR, the cache, PATH) and,
+    where the tool says it, its version."""
+    out: dict[str, dict[str, str]] = {}
+    for tool in ALL_TOOLS:
         try:
-            r = subprocess.run([str(find(tool)), *args], capture_output=True, text=True, timeout=20)
-            out[tool] = (r.stdout or r.stderr).strip().splitlines()[0]
-        except (ToolMissing, IndexError, subprocess.TimeoutExpired) as e:
-            out[tool] = f"missing ({e})"
+            path = str(find(tool))
+        except ToolMissing as e:
+            out[tool] = {"path": "", "version": f"missing ({e})"}
+            continue
+        version = ""
+        if tool in VERSION_ARGS:
+            try:
+                r = subprocess.run([path, *VERSION_ARGS[tool]], capture_output=True, text=True, timeout=20)
+                version = ((r.stdout or r.stderr).strip().splitlines() or [""])[0]
+            except (OSError, subprocess.TimeoutExpired) as e:
+                version = f"does not run ({e})"
+        out[tool] = {"path": path, "version": version}
     return out
 
 
