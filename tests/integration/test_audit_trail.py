@@ -1,19 +1,31 @@
 """The audit trail on the real platform: CLI actions become hash-chained records (with the
-authenticated user), the API server refuses edits and deletes, `audit verify` names any
-tampering that gets past it, and the chain continues across an operator restart."""
+authenticated user), the append-only policy refuses edits and deletes to everyone and appends to
+all but the operator, `audit verify` names any tampering that gets past it, and the chain
+continues across an operator restart.
+
+The control plane (and its one audit chain) is shared by every integration module: a test that
+tampers with it puts it back before it ends, so every later `audit verify` must exit 0."""
 from __future__ import annotations
 
 import uuid
 
+import pytest
 from kubernetes import client
 
 from factories import dept_groups, reviewer_groups
 from helpers import Impersonated, wait_for
 from yunshang.cli import app
 from yunshang.cli.common import run_app
+from yunshang.models import audit as chain
 from yunshang.models.tenant import ADMIN_GROUP
+from yunshang.policies import OPERATOR_USER
 
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
+RECORDS = f"/apis/{GROUP}/{VERSION}/auditrecords"
+BINDING = "yunshang-audit-append-only"
+BY_POLICY = f"ValidatingAdmissionPolicy '{BINDING}' with binding '{BINDING}' denied request: "
+APPEND_ONLY = "the audit trail is append-only: records cannot be changed or removed"
+ONLY_THE_OPERATOR = "only the operator appends to the audit trail"
 
 
 def cli(monkeypatch, capsys, kubeconfig, *args):
@@ -51,48 +63,134 @@ def test_actions_are_recorded_verified_and_tampering_is_named(platform, operator
     assert code == 0 and json.loads(o)["intact"]
 
     co = client.CustomObjectsApi(kube_api)
-    records = co.list_cluster_custom_object(GROUP, VERSION, "auditrecords")["items"]
-    victim = sorted(records, key=lambda r: r["spec"]["seq"])[1]["metadata"]["name"]
-    # the API server refuses edits and deletes, to everyone (admins and system:masters included)
-    for who in (Impersonated(kube_api, "bureau.chen", [ADMIN_GROUP]),):
-        code, body = who.merge_patch(f"/apis/{GROUP}/{VERSION}/auditrecords/{victim}", {"spec": {"actor": "x"}})
-        assert code == 403
-    try:
-        co.delete_cluster_custom_object(GROUP, VERSION, "auditrecords", victim)
-        raise AssertionError("delete of an audit record was allowed")
-    except client.ApiException as e:
-        assert e.status == 403 and "append-only" in e.body
-    # someone removes the policy binding and edits a record: verify names it
+    victim = sorted(records(co), key=lambda r: r["spec"]["seq"])[1]
+    # someone removes the policy binding and edits a record: verify names it; then it is put back
     adm = client.AdmissionregistrationV1Api(kube_api)
-    binding = adm.read_validating_admission_policy_binding("yunshang-audit-append-only")
-    adm.delete_validating_admission_policy_binding("yunshang-audit-append-only")
+    binding = adm.read_validating_admission_policy_binding(BINDING)
+    adm.delete_validating_admission_policy_binding(BINDING)
     try:
-        def edit():
-            co.patch_cluster_custom_object(GROUP, VERSION, "auditrecords", victim, {"spec": {"actor": "mallory"}})
+        def edit(actor):
+            co.patch_cluster_custom_object(GROUP, VERSION, "auditrecords", victim["metadata"]["name"],
+                                           {"spec": {"actor": actor}})
             return True
 
-        wait_for("edit allowed once the binding is gone", edit, timeout=20)
+        wait_for("edit allowed once the binding is gone", lambda: edit("mallory"), timeout=20)
         code, o, _ = cli(monkeypatch, capsys, admin, "audit", "verify")
-        assert code == 1 and "was edited" in o and "TAMPERED" in o
+        assert code == 1 and f"record {victim['spec']['seq']} was edited" in o and "TAMPERED" in o, o
     finally:
-        binding.metadata = client.V1ObjectMeta(name="yunshang-audit-append-only")
-        adm.create_validating_admission_policy_binding(binding)
+        edit(victim["spec"]["actor"])  # the record as it was: the chain is whole again
+        restore_binding(kube_api, binding)
+    code, o, _ = cli(monkeypatch, capsys, admin, "audit", "verify", "-o", "json")
+    assert code == 0 and json.loads(o)["intact"], o
+
+
+def records(co) -> list[dict]:
+    return co.list_cluster_custom_object(GROUP, VERSION, "auditrecords")["items"]
+
+
+def restore_binding(kube_api, binding) -> None:
+    """The append-only binding back, and enforced again (a dry-run edit by system:masters refused)."""
+    binding.metadata = client.V1ObjectMeta(name=BINDING)
+    client.AdmissionregistrationV1Api(kube_api).create_validating_admission_policy_binding(binding)
+    co = client.CustomObjectsApi(kube_api)
+    name = records(co)[0]["metadata"]["name"]
+    root = Impersonated(kube_api, "root.admin", ["system:masters"])
+    wait_for("the append-only policy enforced again", lambda: APPEND_ONLY in root.merge_patch(
+        f"{RECORDS}/{name}?dryRun=All", {"spec": {"actor": "x"}})[1].get("message", ""), timeout=20)
+
+
+@pytest.fixture
+def may_write_records(kube_api):
+    """RBAC write on audit records granted to the departments, the reviewers and the platform admins
+    (a careless grant), so that what refuses them below is the policy and not RBAC."""
+    rbac, authz = client.RbacAuthorizationV1Api(kube_api), client.AuthorizationV1Api(kube_api)
+    name = f"test:audit-writers-{uuid.uuid4().hex[:5]}"
+    groups = ["yunshang:departments", "yunshang:reviewer:security", ADMIN_GROUP]
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": [{
+        "apiGroups": [GROUP], "resources": ["auditrecords"], "verbs": ["create", "update", "patch", "delete"]}]})
+    rbac.create_cluster_role_binding({"metadata": {"name": name}, "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "subjects": [
+        {"kind": "Group", "name": g, "apiGroup": "rbac.authorization.k8s.io"} for g in groups]})
+
+    def granted(group):
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+            "user": "probe", "groups": [group], "resourceAttributes": {
+                "verb": "delete", "group": GROUP, "resource": "auditrecords"}}}
+        return authz.create_subject_access_review(review).status.allowed
+    wait_for("RBAC grants the writes", lambda: all(granted(g) for g in groups), timeout=30)
+    yield
+    rbac.delete_cluster_role_binding(name)
+    rbac.delete_cluster_role(name)
+
+
+@pytest.mark.control("yunshang-audit-append-only")
+def test_the_policy_refuses_edits_and_deletes_to_everyone_and_appends_to_all_but_the_operator(
+        platform, operator, kube_api, may_write_records, monkeypatch, capsys):
+    """Control: the yunshang-audit-append-only admission policy, its own message each time, for a
+    department, a reviewer, a platform admin (each with RBAC write on records, so RBAC refuses
+    nothing) and system:masters; beside it the operator's append is admitted."""
+    import json
+
+    name = f"ap-{uuid.uuid4().hex[:6]}"
+    dept = platform.identity_kubeconfig(f"clerk-{name}", dept_groups(name))
+    assert cli(monkeypatch, capsys, dept, *flags(name))[0] == 0  # a record of this test's own
+    co = client.CustomObjectsApi(kube_api)
+    mine = wait_for("the request recorded", lambda: [r for r in records(co) if name in r["spec"]["tenants"]])[0]
+    path = f"{RECORDS}/{mine['metadata']['name']}?dryRun=All"
+    head = max(records(co), key=lambda r: r["spec"]["seq"])
+    appended = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AuditRecord",
+                "metadata": {"name": f"probe-{uuid.uuid4().hex[:8]}"},
+                "spec": {**json.loads(json.dumps(head["spec"])), "seq": head["spec"]["seq"] + 1,
+                         "prevHash": head["spec"]["hash"]}}
+    who = {"department": Impersonated(kube_api, f"clerk-{name}", dept_groups(name)),
+           "reviewer": Impersonated(kube_api, "security.reviewer", reviewer_groups("security")),
+           "platform admin": Impersonated(kube_api, "bureau.chen", [ADMIN_GROUP]),
+           "system:masters": Impersonated(kube_api, "root.admin", ["system:masters"])}
+    for identity, caller in who.items():
+        for verb, (code, body) in (("edit", caller.merge_patch(path, {"spec": {"actor": "mallory"}})),
+                                   ("delete", caller.delete(path))):
+            msg = body.get("message", "")
+            assert code == 403 and BY_POLICY in msg and APPEND_ONLY in msg, (identity, verb, code, msg)
+        if identity != "system:masters":  # the policy lets system:masters append (break-glass)
+            code, body = caller.create(f"{RECORDS}?dryRun=All", appended)
+            msg = body.get("message", "")
+            assert code == 403 and BY_POLICY in msg and ONLY_THE_OPERATOR in msg, (identity, code, msg)
+    # control: the operator appends
+    the_operator = Impersonated(kube_api, OPERATOR_USER, ["system:serviceaccounts",
+                                                          "system:serviceaccounts:yunshang-system",
+                                                          "system:authenticated"])
+    code, body = the_operator.create(f"{RECORDS}?dryRun=All", appended)
+    assert code == 201, body
 
 
 def test_chain_continues_across_an_operator_restart(platform, operator, kube_api, monkeypatch, capsys):
+    """The operator keeps no state: restarted, it reads the chain's head back and links the next
+    record to it by hash."""
     import json
 
+    co = client.CustomObjectsApi(kube_api)
     admin = platform.identity_kubeconfig("bureau.chen", [ADMIN_GROUP, *reviewer_groups()])
     name = f"ar-{uuid.uuid4().hex[:6]}"
     assert cli(monkeypatch, capsys, admin, *flags(name))[0] == 0
-    wait_for("first record", lambda: json.loads(cli(monkeypatch, capsys, admin, "audit", "--tenant", name, "-o", "json")[1]))
+    wait_for("first record", lambda: [r for r in records(co) if name in r["spec"]["tenants"]])
+    before = {r["spec"]["seq"]: r["spec"]["hash"] for r in records(co)}
     operator.kill()
     operator.start()
     assert cli(monkeypatch, capsys, admin, "tenant", "approve", name, "--all-roles")[0] == 0
-    wait_for("second record", lambda: len(json.loads(cli(monkeypatch, capsys, admin, "audit", "--tenant", name,
-                                                             "-o", "json")[1])) >= 2, timeout=30)
-    seqs = [r["seq"] for r in json.loads(cli(monkeypatch, capsys, admin, "audit", "--limit", "0", "-o", "json")[1])]
-    assert seqs == list(range(1, len(seqs) + 1))
+    wait_for("records after the restart", lambda: len([r for r in records(co) if name in r["spec"]["tenants"]]) >= 2,
+             timeout=30)
+    after = sorted(records(co), key=lambda r: r["spec"]["seq"])
+    by_seq = {r["spec"]["seq"]: r["spec"] for r in after}
+    head = max(before)
+    assert {s: by_seq[s]["hash"] for s in before} == before  # nothing before the restart changed
+    assert by_seq[head + 1]["prevHash"] == before[head]  # the first record after it links to the head by hash
+    specs = [chain.AuditRecordSpec.model_validate(r["spec"]) for r in after]
+    assert chain.verify(specs) == []  # every hash recomputed, every link checked
+    for s in specs:
+        assert s.hash == chain.make(s.seq, s.time, s.actor, s.action, s.object, s.tenants, s.details,
+                                    s.prev_hash).hash
+    code, o, _ = cli(monkeypatch, capsys, admin, "audit", "verify", "-o", "json")
+    assert code == 0 and json.loads(o)["intact"], o
 
 
 def test_a_shortened_or_vanished_trail_is_caught_by_its_anchor(platform, operator, kube_api, monkeypatch, capsys):
@@ -118,17 +216,17 @@ def test_a_shortened_or_vanished_trail_is_caught_by_its_anchor(platform, operato
     wait_for("anchored", lambda: int(core.read_namespaced_config_map(cm, ns).data["seq"]) >= head_seq, timeout=30)
     anchor = core.read_namespaced_config_map(cm, ns).data
     assert anchor["hash"] == records()[-1]["spec"]["hash"] and head["spec"]["seq"] <= int(anchor["seq"])
-    def verified():  # (exit code, problems); an earlier test left an edited record behind on purpose
+    def verified():  # (exit code, problems)
         code, o, _ = cli(monkeypatch, capsys, admin, "audit", "verify", "-o", "json")
         return code, json.loads(o)
 
     code, result = verified()
-    assert result["anchor"]["seq"] == anchor["seq"] and not [p for p in result["problems"] if "anchor" in p]
+    assert code == 0 and result["anchor"]["seq"] == anchor["seq"] and result["problems"] == [], result
 
     saved = records()
     adm = client.AdmissionregistrationV1Api(kube_api)
-    binding = adm.read_validating_admission_policy_binding("yunshang-audit-append-only")
-    adm.delete_validating_admission_policy_binding("yunshang-audit-append-only")
+    binding = adm.read_validating_admission_policy_binding(BINDING)
+    adm.delete_validating_admission_policy_binding(BINDING)
 
     def delete(items) -> None:
         for r in items:
@@ -160,7 +258,6 @@ def test_a_shortened_or_vanished_trail_is_caught_by_its_anchor(platform, operato
     finally:
         present = {r["metadata"]["name"] for r in records()}
         restore([r for r in saved if r["metadata"]["name"] not in present])
-        binding.metadata = client.V1ObjectMeta(name="yunshang-audit-append-only")
-        adm.create_validating_admission_policy_binding(binding)
+        restore_binding(kube_api, binding)
     code, result = verified()
-    assert not [p for p in result["problems"] if "anchor" in p or "removed" in p], result
+    assert code == 0 and result["problems"] == [], result

@@ -113,15 +113,30 @@ def test_expiry_closes_the_path(pair, kube_api):
 
 
 def test_classification_forbids_secret_to_internal(operator, kube_api):
+    """The operator's classification check: a secret provider's Service, existing and approved
+    for both, opens for a consumer cleared for secret (the control) and not for an internal one —
+    the agreements differ in the consumer's classification only."""
     co = client.CustomObjectsApi(kube_api)
-    a, b = f"ca-{uuid.uuid4().hex[:5]}", f"pb-{uuid.uuid4().hex[:5]}"
+    a, b, c = f"ca-{uuid.uuid4().hex[:5]}", f"pb-{uuid.uuid4().hex[:5]}", f"cc-{uuid.uuid4().hex[:5]}"
     ready_tenant(co, a, classification="internal")
     ready_tenant(co, b, classification="secret", namespaces=["exchange"])
-    body = agreement(a, b)
-    body["spec"]["decision"] = approval()
-    co.create_cluster_custom_object(GROUP, VERSION, "shareagreements", body)
-    wait_for("Refused", lambda: phase(co, f"{a}.{b}.api") == "Refused")
-    assert not policies(kube_api, f"{a}.{b}.api")
+    ready_tenant(co, c, classification="secret")
+    client.CoreV1Api(kube_api).create_namespaced_service(f"{b}-exchange", {
+        "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    for consumer in (c, a):
+        body = agreement(consumer, b)
+        body["spec"]["decision"] = approval()
+        co.create_cluster_custom_object(GROUP, VERSION, "shareagreements", body)
+    # control: the cleared consumer's agreement opens the path to the very same Service
+    wait_for("the cleared consumer's agreement Active", lambda: phase(co, f"{c}.{b}.api") == "Active")
+    wait_for("its path open", lambda: set(policies(kube_api, f"{c}.{b}.api")) ==
+             {(f"{b}-exchange", f"share-{c}.{b}.api"), (f"{c}-main", f"share-{c}.{b}.api")})
+    wait_for("the internal consumer's agreement Refused", lambda: phase(co, f"{a}.{b}.api") == "Refused")
+    st = co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", f"{a}.{b}.api")["status"]
+    assert st["message"] == ("the platform forbids sharing secret data with a internal tenant "
+                             "(the consumer's classification must be at least the provider's)"), st
+    assert not policies(kube_api, f"{a}.{b}.api") and not st.get("policies"), st
 
 
 def test_deleting_a_tenant_ends_its_agreements(pair, kube_api):
