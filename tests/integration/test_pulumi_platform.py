@@ -161,13 +161,14 @@ def test_a_catalog_file_removed_keeps_its_department(project, own_api):
     f.unlink()
     try:
         up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
-        assert changes(up) == {"delete": 1}, changes(up)
+        # (an earlier test may leave the provider to update, e.g. the context renamed and back)
+        assert changes(up).get("delete") == 1 and not {"create", "replace"} & set(changes(up)), changes(up)
         assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"] == before
         client.CoreV1Api(own_api).read_namespace("xf-health-clinics")
     finally:
         f.write_text(original)
     up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
-    assert changes(up) == {"create": 1}, changes(up)
+    assert changes(up).get("create") == 1 and not {"delete", "replace"} & set(changes(up)), changes(up)
     assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"] == before
 
 
