@@ -40,9 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTROLS = ["tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provider-namespace",
             "yunshang-tenant-signoff", "yunshang-tenant-controls", "yunshang-platform-objects",
             "yunshang-audit-append-only", "pod-security-restricted", "apiserver-allow-privileged",
-            "networkpolicy-tenant-isolation", "rbac-builtin-admin", "rbac-tenant-owners", "rbac-department"]
+            "networkpolicy-tenant-isolation", "rbac-builtin-admin", "rbac-tenant-owners", "rbac-department",
+            "yunshang-tenant-governance", "yunshang-offer-governance", "yunshang-sharing-consent",
+            "yunshang-agreement-rating"]
 SUITES = ["tests/integration/test_boundary_attacks.py", "tests/integration/test_conformance.py",
-          "tests/integration/test_audit_trail.py", "tests/integration/test_features.py"]
+          "tests/integration/test_audit_trail.py", "tests/integration/test_features.py",
+          "tests/integration/test_need_to_know.py", "tests/integration/test_offers.py",
+          "tests/integration/test_signoff.py", "tests/integration/test_tenant_admission.py",
+          "tests/integration/test_controlplane.py"]
 
 TENANT_LABEL = "platform.yunshang.io/tenant"
 MANAGED = "app.kubernetes.io/managed-by=yunshang"
@@ -281,7 +286,13 @@ def _department_holds_everything(api) -> None:
 
     role = _send(api, "GET", f"{RBAC}/clusterroles/yunshang:department")
     _send(api, "PATCH", f"{RBAC}/clusterroles/yunshang:department", {"rules": [*role["rules"], *EVERYTHING]})
+    # and bound to every authenticated identity, not only to the departments' group
+    binding = _send(api, "GET", f"{RBAC}/clusterrolebindings/yunshang:departments")
+    _send(api, "PATCH", f"{RBAC}/clusterrolebindings/yunshang:departments", {"subjects": [
+        *binding["subjects"], {"kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io"}]})
     wait_for("a department may list nodes", lambda: _allowed(api, PROBE_USER, [DEPARTMENTS_GROUP], "list", "nodes"),
+             timeout=30)
+    wait_for("anyone may list nodes", lambda: _allowed(api, "mallory", ["system:authenticated"], "list", "nodes"),
              timeout=30)
 
 

@@ -85,9 +85,20 @@ def test_department_requests_reviewers_sign_in_parallel_operator_provisions(plat
     assert "Ready" in out and f"{name}-main" in out and "security   Approved by security.li" in out
 
 
-def test_catalog_file_request(admin, platform):
-    code, out, err = admin("tenant", "request", "-f", str(ROOT / "tenants" / "gz-bigdata.yaml"), ok=False)
-    assert code == 0 or "already exists" in err
+def test_catalog_file_request(admin, platform, kube_api, tmp_path):
+    """A catalogue file is requested as it is (under a name of this test's, so that nothing else decides
+    whether it exists); the same request again is refused in one line."""
+    from kubernetes import client
+
+    name = f"cat-{uuid.uuid4().hex[:6]}"
+    f = tmp_path / f"{name}.yaml"
+    f.write_text((ROOT / "tenants" / "gz-bigdata.yaml").read_text().replace("name: gz-bigdata", f"name: {name}", 1))
+    code, out, err = admin("tenant", "request", "-f", str(f), ok=False)
+    assert code == 0, err
+    body = client.CustomObjectsApi(kube_api).get_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", name)
+    assert body["spec"]["department"]["code"] == "520000-DSJ"
+    code, _, err = admin("tenant", "request", "-f", str(f), ok=False)
+    assert code == 1 and "already exists" in err and err.count("\n") == 1, err
 
 
 def test_errors_are_one_clear_line(admin):

@@ -1,4 +1,10 @@
-"""The local control plane is a real one: admission, controllers, scheduling, kwok nodes."""
+"""The local control plane is a real one: admission, controllers, scheduling, kwok nodes.
+
+Its refusals are Kubernetes' own, made by the local API server's flags, and the tests that prove
+them name them so (``@pytest.mark.control``), in the manner of ``apiserver-allow-privileged``:
+``apiserver-admission-resourcequota`` and ``apiserver-admission-podsecurity`` (plugins of
+``--enable-admission-plugins``), ``apiserver-authorization-rbac`` (``--authorization-mode=RBAC``).
+Each refusal asserts the words only that control writes, beside a request that is admitted."""
 from __future__ import annotations
 
 import os
@@ -9,6 +15,13 @@ import pytest
 from kubernetes import client
 
 from helpers import wait_for
+
+
+def message(exc) -> str:
+    """The API server's message of a refused request (the Status in the ApiException's body)."""
+    import json
+
+    return json.loads(exc.value.body).get("message", "")
 
 
 @pytest.fixture
@@ -56,6 +69,7 @@ def test_deployment_pods_get_scheduled_and_run(kube_api, ns):
     assert all(p.spec.node_name.startswith("kwok-node-") for p in pods)
 
 
+@pytest.mark.control("apiserver-admission-resourcequota")
 def test_resource_quota_is_enforced_and_counted(kube_api, ns):
     core = client.CoreV1Api(kube_api)
     wait_for("kube-root-ca.crt published", lambda: core.read_namespaced_config_map("kube-root-ca.crt", ns))
@@ -66,19 +80,30 @@ def test_resource_quota_is_enforced_and_counted(kube_api, ns):
         for i in range(10):
             core.create_namespaced_config_map(ns, {"metadata": {"name": f"c{i}"}})
             created += 1
-    assert exc.value.status == 403 and "exceeded quota" in exc.value.body
-    assert created == 2  # kube-root-ca.crt is the third
+    assert exc.value.status == 403 and f'configmaps "c{created}" is forbidden: exceeded quota: q, requested: ' \
+        "configmaps=1, used: configmaps=3, limited: configmaps=3" in message(exc), exc.value.body
+    assert created == 2  # control: two admitted (kube-root-ca.crt is the third)
 
 
+@pytest.mark.control("apiserver-admission-podsecurity")
 def test_pod_security_restricted_is_enforced(kube_api, ns):
     core = client.CoreV1Api(kube_api)
+    wait_for("default SA", lambda: core.read_namespaced_service_account("default", ns))
     core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
     with pytest.raises(client.ApiException) as exc:
         core.create_namespaced_pod(ns, {"metadata": {"name": "p"},
                                         "spec": {"containers": [{"name": "c", "image": "x"}]}})
-    assert exc.value.status == 403 and "violates PodSecurity" in exc.value.body
+    assert exc.value.status == 403 and \
+        'pods "p" is forbidden: violates PodSecurity "restricted:latest": ' in message(exc), exc.value.body
+    # control: the same pod, as the restricted profile asks, is admitted
+    restricted = {"metadata": {"name": "p"}, "spec": {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "c", "image": "x", "securityContext": {
+            "allowPrivilegeEscalation": False, "runAsUser": 10001, "capabilities": {"drop": ["ALL"]}}}]}}
+    assert core.create_namespaced_pod(ns, restricted, dry_run="All").metadata.name == "p"
 
 
+@pytest.mark.control("apiserver-authorization-rbac")
 def test_rbac_and_impersonation(control_plane, kube_api, ns):
     from kubernetes import config
 
@@ -86,13 +111,15 @@ def test_rbac_and_impersonation(control_plane, kube_api, ns):
     api.default_headers["Impersonate-User"] = "alice"
     with pytest.raises(client.ApiException) as exc:
         client.CoreV1Api(api).list_namespaced_config_map(ns)
-    assert exc.value.status == 403
+    assert exc.value.status == 403 and ('configmaps is forbidden: User "alice" cannot list resource "configmaps" '
+                                        f'in API group "" in the namespace "{ns}"') in message(exc), exc.value.body
     rbac = client.RbacAuthorizationV1Api(kube_api)
     rbac.create_namespaced_role_binding(ns, {
         "metadata": {"name": "alice-view"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
         "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}],
     })
+    # control: the same request once a RoleBinding grants it
     wait_for("alice can list", lambda: client.CoreV1Api(api).list_namespaced_config_map(ns) is not None)
 
 

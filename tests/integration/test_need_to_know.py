@@ -1,7 +1,15 @@
 """Need-to-know on the real API server: a department reads its own tenant, the agreements it is
 a party to, the catalogue and the audit records that concern it, and nothing else of other
 departments'; platform admins read everything. Every attempt is the department's own request
-(impersonated), each beside the control that is allowed."""
+(impersonated), each beside the control that is allowed.
+
+Each security test names the control it proves (``@pytest.mark.control``) and every refusal
+asserts who refused, in RBAC's own words (``is forbidden: User … cannot …``):
+- ``rbac-need-to-know``: the per-department ClusterRole ``yunshang:dept:<tenant>`` the operator
+  keeps, naming exactly its tenant and its agreements, and the Role ``dept-<tenant>`` in
+  ``yunshang-views`` naming exactly its view;
+- ``rbac-department``: the departments' cluster-wide ClusterRole ``yunshang:department``, which
+  creates tenants and agreements and reads the catalogue, and lists nothing else."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,12 +20,21 @@ import pytest
 from kubernetes import client
 
 from factories import ADMIN_GROUPS, approval, dept_groups
-from helpers import Impersonated, ready_tenant, wait_for
+from helpers import Impersonated, granted, ready_tenant, wait_for
 
 from yunshang.models.tenant import GROUP, VERSION
+from yunshang.views import VIEWS_NAMESPACE
 
 API = f"/apis/{GROUP}/{VERSION}"
-VIEWS = "/api/v1/namespaces/yunshang-views/configmaps"
+VIEWS = f"/api/v1/namespaces/{VIEWS_NAMESPACE}/configmaps"
+
+
+def rbac_refused(resp, who: Impersonated, verb: str, resource: str, group: str = GROUP, namespace: str = "") -> None:
+    """Refused by RBAC (not by an admission policy, not a 404): its own words, naming the caller."""
+    code, body = resp
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    words = f'is forbidden: User "{who.user}" cannot {verb} resource "{resource}" in API group "{group}" {where}'
+    assert code == 403 and words in body.get("message", ""), (words, code, body)
 
 
 @pytest.fixture
@@ -41,32 +58,74 @@ def three(operator, kube_api):
         Impersonated(kube_api, f"clerk-{c}", dept_groups(c))
 
 
-def test_a_department_reads_what_concerns_it_and_nothing_else(three, kube_api):
+@pytest.mark.control("rbac-need-to-know")
+def test_a_department_reads_its_own_tenant_and_not_anothers(three):
+    """Control: the per-department ClusterRole yunshang:dept:<tenant> (operator-kept), naming exactly
+    its own tenant: a get by name of another's is refused by RBAC, the same get of its own admitted."""
     a, b, c, name, da, db, dc = three
-    # tenants: its own by name (once the operator granted it), neither the list nor another's
-    wait_for("its own tenant", lambda: da.request("GET", f"{API}/tenants/{a}")[0] == 200, timeout=20)
-    assert da.request("GET", f"{API}/tenants/{b}")[0] == 403
-    assert da.request("GET", f"{API}/tenants")[0] == 403
-    # agreements: the parties read it (once the operator named it in their roles), a stranger does not
-    wait_for("parties may read", lambda: da.request("GET", f"{API}/shareagreements/{name}")[0] == 200
-             and db.request("GET", f"{API}/shareagreements/{name}")[0] == 200, timeout=20)
-    assert dc.request("GET", f"{API}/shareagreements/{name}")[0] == 403
-    assert da.request("GET", f"{API}/shareagreements")[0] == 403
-    # the provider still decides (patch by name), the stranger cannot even see it
-    assert db.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"decision": approval(by=f"clerk-{b}")}})[0] == 200
-    assert dc.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"revoked": {"by": "x"}}})[0] == 403
-    # views: its own, with its agreement and its audit records; not another's
-    code, view = da.request("GET", f"{VIEWS}/dept-{a}")
-    assert code == 200 and [x["metadata"]["name"] for x in json.loads(view["data"]["agreements.json"])] == [name]
-    assert dc.request("GET", f"{VIEWS}/dept-{a}")[0] == 403
+    granted(da, f"{API}/tenants/{a}")  # control: its own, by name (once the operator named it in its role)
+    rbac_refused(da.request("GET", f"{API}/tenants/{b}"), da, "get", "tenants")
+    rbac_refused(da.merge_patch(f"{API}/tenants/{b}", {"spec": {"purpose": "hijack"}}), da, "patch", "tenants")
+    granted(db, f"{API}/tenants/{b}")  # control: the same get by b's own department
+
+
+@pytest.mark.control("rbac-need-to-know")
+def test_only_the_parties_read_and_decide_an_agreement(three):
+    """Control: the per-department ClusterRoles yunshang:dept:<tenant> (operator-kept), naming exactly
+    the agreements the department is a party to: the stranger can neither read nor patch it (RBAC
+    refuses before any admission policy is asked), while the parties read it and the provider decides."""
+    a, b, c, name, da, db, dc = three
+    path = f"{API}/shareagreements/{name}"
+    granted(da, path)  # control: the parties read it, once the operator named it in their roles
+    granted(db, path)
+    rbac_refused(dc.request("GET", path), dc, "get", "shareagreements")
+    rbac_refused(dc.merge_patch(path, {"spec": {"revoked": {"by": f"clerk-{c}"}}}), dc, "patch", "shareagreements")
+    # control: the same patch by name from the provider, deciding
+    code, body = db.merge_patch(path, {"spec": {"decision": approval(by=f"clerk-{b}")}})
+    assert code == 200, body
+
+
+@pytest.mark.control("rbac-need-to-know")
+def test_a_department_reads_its_own_view_and_not_anothers(three):
+    """Control: the per-department Role dept-<tenant> in yunshang-views (operator-kept, beside the
+    ClusterRole), naming exactly the department's own view."""
+    a, b, c, name, da, db, dc = three
+    granted(da, f"{VIEWS}/dept-{a}")
+    granted(dc, f"{VIEWS}/dept-{c}")
+    # control: its own view, with its agreement (and its audit records); the stranger's own, empty
+    wait_for("a's view names its agreement", lambda: [x["metadata"]["name"] for x in json.loads(
+        da.request("GET", f"{VIEWS}/dept-{a}")[1]["data"]["agreements.json"])] == [name], timeout=20, interval=0.5)
     code, view = dc.request("GET", f"{VIEWS}/dept-{c}")
-    assert code == 200 and json.loads(view["data"]["agreements.json"]) == []
-    # the audit trail itself only through the view; the catalogue for everyone
-    assert da.request("GET", f"{API}/auditrecords")[0] == 403
-    assert dc.request("GET", f"{API}/shareoffers")[0] == 200
-    # platform admins see all
+    assert code == 200 and json.loads(view["data"]["agreements.json"]) == [], view
+    rbac_refused(dc.request("GET", f"{VIEWS}/dept-{a}"), dc, "get", "configmaps", group="",
+                 namespace=VIEWS_NAMESPACE)
+    rbac_refused(da.request("GET", f"{VIEWS}/dept-{c}"), da, "get", "configmaps", group="",
+                 namespace=VIEWS_NAMESPACE)
+
+
+@pytest.fixture
+def one(operator, kube_api):
+    name = f"nkd-{uuid.uuid4().hex[:4]}"
+    ready_tenant(client.CustomObjectsApi(kube_api), name, namespaces=["main"])
+    return name, Impersonated(kube_api, f"clerk-{name}", dept_groups(name))
+
+
+@pytest.mark.control("rbac-department")
+@pytest.mark.parametrize("resource", ["tenants", "shareagreements", "auditrecords"])
+def test_a_department_lists_none_of_the_cluster_scoped_kinds(one, kube_api, resource):
+    """Control: ClusterRole yunshang:department (bound to yunshang:departments), which lets a department
+    create tenants and agreements but list none of them (RBAC cannot filter a cluster-scoped list by
+    name: a list would show every department's); the audit trail only through its view."""
+    t, dept = one
+    granted(dept, f"{API}/tenants/{t}")  # its own tenant by name, as the operator grants it
+    rbac_refused(dept.request("GET", f"{API}/{resource}"), dept, "list", resource)
+    # control: the same list of the catalogue, which the department role grants (offers are meant to be found)
+    code, offers = dept.request("GET", f"{API}/shareoffers")
+    assert code == 200 and "items" in offers, offers
+    # control: the same list by the platform bureau
     admin = Impersonated(kube_api, "bureau.chen", ADMIN_GROUPS)
-    assert admin.request("GET", f"{API}/tenants")[0] == 200 and admin.request("GET", f"{API}/shareagreements")[0] == 200
+    code, listed = admin.request("GET", f"{API}/{resource}")
+    assert code == 200 and "items" in listed, listed
 
 
 def test_the_cli_shows_a_department_its_own(three, platform, capsys, monkeypatch):

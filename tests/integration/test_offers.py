@@ -1,6 +1,12 @@
 """The catalogue (目录): providers publish offers, consumers apply from them, and the API server
 holds every agreement to its offer's terms; withdrawal and rating (好差评). Every attempt is
-made as the department would, through impersonation, beside the control that is admitted."""
+made as the department would, through impersonation, beside the control that is admitted.
+
+Each security test names the admission policy it proves (``@pytest.mark.control``), and every
+refusal asserts that policy's name and binding in the API server's words
+(``ValidatingAdmissionPolicy '<policy>' with binding '<binding>' denied request: …``) and the
+policy's own message. The CLI's refusals (the last test) are the CLI's own checks, before it sends
+anything."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,6 +23,11 @@ from yunshang.models.tenant import GROUP, VERSION
 
 API = f"/apis/{GROUP}/{VERSION}"
 LABEL = OFFER_LABEL
+# the admission policies these tests prove, by the names the API server reports
+OFFER_GOVERNANCE = "yunshang-offer-governance"
+OFFER_TERMS = "yunshang-offer-terms"  # bound once per offer by the operator: yunshang-offer-terms.<offer>
+AGREEMENT_POLICY = "yunshang-sharing-consent"
+RATING_POLICY = "yunshang-agreement-rating"
 
 
 @pytest.fixture
@@ -47,43 +58,82 @@ def request_body(a, b, offer, days=10, label=True, port=80, name=None):
                      "expires": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")}}
 
 
+def policy_refused(resp, policy: str, *words: str, code: int = 403, binding: str | None = None) -> None:
+    """Refused by the admission policy ``policy`` (through ``binding``, by default its own): the API
+    server's own words naming it, the status its reason gives, and the policy's words."""
+    status, body = resp
+    msg = body.get("message", "")
+    marker = f"ValidatingAdmissionPolicy '{policy}' with binding '{binding or policy}' denied request: "
+    assert status == code and marker in msg, (policy, status, msg or body)
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def terms_binding(offer: str) -> str:
+    return f"{OFFER_TERMS}.{offer}"
+
+
 def bound(kube_api, offer, consumer, a, b):
     """The operator's binding for the offer exists and the API server enforces it (a dry-run
-    request beyond the terms is refused)."""
+    request beyond the terms is refused, by that binding)."""
     adm = client.AdmissionregistrationV1Api(kube_api)
-    wait_for("offer binding", lambda: adm.read_validating_admission_policy_binding(f"yunshang-offer-terms.{offer}"))
-    wait_for("binding in force", lambda: consumer.create(f"{API}/shareagreements?dryRun=All",
-                                                         request_body(a, b, offer, days=400))[0] == 422, timeout=30)
+    wait_for("offer binding", lambda: adm.read_validating_admission_policy_binding(terms_binding(offer)))
+
+    def enforced():
+        code, body = consumer.create(f"{API}/shareagreements?dryRun=All", request_body(a, b, offer, days=400))
+        return code == 422 and f"with binding '{terms_binding(offer)}' denied request" in body.get("message", "")
+    wait_for("binding in force", enforced, timeout=30)
 
 
 def phase(co, name):
     return (co.get_cluster_custom_object(GROUP, VERSION, "shareagreements", name).get("status") or {}).get("phase")
 
 
-def test_only_the_provider_offers_and_the_api_server_holds_requests_to_the_terms(pair, kube_api):
+@pytest.mark.control("yunshang-offer-governance")
+def test_only_the_provider_publishes_and_withdraws_its_offer(pair, kube_api):
+    """Control: the yunshang-offer-governance admission policy: only the provider's department
+    publishes, provider and service are fixed, a consumer cannot withdraw, a withdrawal is final."""
     co, a, b, consumer, provider = pair
     offer = f"{b}.population"
-    code, body = consumer.create(f"{API}/shareoffers", offer_body(offer, b))
-    assert code == 403 and f"yunshang:dept:{b}" in body["message"]
+    policy_refused(consumer.create(f"{API}/shareoffers", offer_body(offer, b)), OFFER_GOVERNANCE,
+                   f"only members of yunshang:dept:{b} may offer its services")
+    code, body = provider.create(f"{API}/shareoffers", offer_body(offer, b))  # control: the provider
+    assert code == 201, body
+    # the provider cannot change what the offer is; its description it can
+    policy_refused(provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"service": {"port": 443}}}),
+                   OFFER_GOVERNANCE, "an offer's provider and service are fixed")
+    code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"description": "lookups, v1"}})
+    assert code == 200, body  # control: the same patch shape by the provider, on what it may change
+    # a consumer cannot withdraw it (RBAC lets every department write offers: the policy decides)
+    withdraw = {"spec": {"withdrawn": {"by": f"owner-{b}", "reason": "moving to v2", "existing": "RunToEnd"}}}
+    policy_refused(consumer.merge_patch(f"{API}/shareoffers/{offer}", withdraw), OFFER_GOVERNANCE,
+                   f"only members of yunshang:dept:{b} may offer its services")
+    code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", withdraw)  # control: the provider withdraws
+    assert code == 200, body
+    policy_refused(provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": None}}),
+                   OFFER_GOVERNANCE, "a withdrawn offer is final")
+
+
+@pytest.mark.control("yunshang-offer-terms")
+def test_the_api_server_holds_requests_to_the_offers_terms(pair, kube_api):
+    """Control: the yunshang-offer-terms admission policy, through the binding the operator keeps for
+    the offer (yunshang-offer-terms.<offer>, the offer as its parameter): not beyond the longest term,
+    exactly its service, and no new request once it is withdrawn."""
+    co, a, b, consumer, provider = pair
+    offer = f"{b}.population"
     code, body = provider.create(f"{API}/shareoffers", offer_body(offer, b))
     assert code == 201, body
     bound(kube_api, offer, consumer, a, b)
-    # beyond the longest term, another port, or without the label that binds it: refused
-    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, days=45))
-    assert code == 422 and "grants at most 30 days" in body["message"]
-    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, port=22))
-    assert code == 422 and "exactly its service" in body["message"]
-    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, label=False))
-    assert code == 422 and LABEL in body["message"]
-    # within the terms: admitted, and pending the provider's decision (approval per consumer)
+    # beyond the longest term, or another port: refused
+    policy_refused(consumer.create(f"{API}/shareagreements", request_body(a, b, offer, days=45)), OFFER_TERMS,
+                   f"offer {offer} grants at most 30 days", code=422, binding=terms_binding(offer))
+    policy_refused(consumer.create(f"{API}/shareagreements", request_body(a, b, offer, port=22)), OFFER_TERMS,
+                   f"an agreement from offer {offer} is for exactly its service: {b}-exchange/api:80",
+                   code=422, binding=terms_binding(offer))
+    # control: within the terms: admitted, and pending the provider's decision (approval per consumer)
     code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer, days=29, name=f"{a}.{b}.ok"))
     assert code == 201, body
     wait_for("Pending", lambda: phase(co, f"{a}.{b}.ok") == "Pending")
-    # the provider cannot change what the offer is; a consumer cannot withdraw it
-    code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"service": {"port": 443}}})
-    assert code == 403 and "fixed" in body["message"]
-    code, body = consumer.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": {"by": "x"}}})
-    assert code == 403
     # withdrawn (running to their end): no new request; the existing one is untouched
     code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": {
         "by": f"owner-{b}", "reason": "moving to v2", "existing": "RunToEnd"}}})
@@ -91,14 +141,31 @@ def test_only_the_provider_offers_and_the_api_server_holds_requests_to_the_terms
     # the API server sees the withdrawal through its parameter cache (within a second or so)
     wait_for("withdrawal in force", lambda: consumer.create(f"{API}/shareagreements?dryRun=All",
                                                             request_body(a, b, offer))[0] == 403, timeout=30)
-    code, body = consumer.create(f"{API}/shareagreements", request_body(a, b, offer))
-    assert code == 403 and "withdrawn" in body["message"]
+    policy_refused(consumer.create(f"{API}/shareagreements", request_body(a, b, offer)), OFFER_TERMS,
+                   f"offer {offer} was withdrawn: it takes no new requests", binding=terms_binding(offer))
     assert phase(co, f"{a}.{b}.ok") == "Pending"
-    code, body = provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": None}})
-    assert code == 403 and "final" in body["message"]
 
 
+@pytest.mark.control("yunshang-sharing-consent")
+def test_an_agreement_from_an_offer_carries_its_label(pair, kube_api):
+    """Control: the yunshang-sharing-consent admission policy: an agreement that names an offer
+    carries the offer's label, so that it cannot slip past the offer's binding."""
+    co, a, b, consumer, provider = pair
+    offer = f"{b}.population"
+    assert provider.create(f"{API}/shareoffers", offer_body(offer, b))[0] == 201
+    bound(kube_api, offer, consumer, a, b)
+    policy_refused(consumer.create(f"{API}/shareagreements", request_body(a, b, offer, label=False)),
+                   AGREEMENT_POLICY, f"an agreement made from an offer carries the label {LABEL}=<offer>", code=422)
+    # control: the same request with the label
+    code, body = consumer.create(f"{API}/shareagreements?dryRun=All", request_body(a, b, offer))
+    assert code == 201, body
+
+
+@pytest.mark.control("yunshang-agreement-rating")
 def test_an_offer_without_approval_opens_at_once_and_withdrawal_can_revoke(pair, kube_api):
+    """Control (the refusals): the yunshang-agreement-rating admission policy: the consumer's owners
+    rate, as themselves, once, after the agreement ended. The rest is the operator's: an offer
+    without approval opens the path at once; a withdrawal with Revoke ends its agreements."""
     co, a, b, consumer, provider = pair
     offer = f"{b}.open-data"
     assert provider.create(f"{API}/shareoffers", offer_body(offer, b, approvalRequired=False,
@@ -108,24 +175,22 @@ def test_an_offer_without_approval_opens_at_once_and_withdrawal_can_revoke(pair,
     assert consumer.create(f"{API}/shareagreements", request_body(a, b, offer, name=name))[0] == 201
     wait_for("Active without a decision", lambda: phase(co, name) == "Active", timeout=20)
     granted(consumer, f"{API}/shareagreements/{name}")
+    granted(provider, f"{API}/shareagreements/{name}")  # both may patch it by name: RBAC is not what refuses
     # rating only once it ended, by the consumer, as itself, once
     rate = {"spec": {"rating": {"score": 4, "comment": "fast", "by": f"clerk-{a}"}}}
-    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}", rate)
-    assert code == 403 and "after it expired or was revoked" in body["message"]
+    rule = "only the consumer's owners rate an agreement, as themselves, once, after it expired or was revoked"
+    policy_refused(consumer.merge_patch(f"{API}/shareagreements/{name}", rate), RATING_POLICY, rule)
     assert provider.merge_patch(f"{API}/shareoffers/{offer}", {"spec": {"withdrawn": {
         "by": f"owner-{b}", "reason": "closing", "existing": "Revoke"}}})[0] == 200
     wait_for("revoked by the withdrawal", lambda: phase(co, name) == "Revoked", timeout=20)
-    code, body = provider.merge_patch(f"{API}/shareagreements/{name}",
-                                      {"spec": {"rating": {"score": 5, "by": f"owner-{b}"}}})
-    assert code == 403
-    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}",
-                                      {"spec": {"rating": {"score": 4, "by": "someone-else"}}})
-    assert code == 403
-    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}", rate)
+    policy_refused(provider.merge_patch(f"{API}/shareagreements/{name}",
+                                        {"spec": {"rating": {"score": 5, "by": f"owner-{b}"}}}), RATING_POLICY, rule)
+    policy_refused(consumer.merge_patch(f"{API}/shareagreements/{name}",
+                                        {"spec": {"rating": {"score": 4, "by": "someone-else"}}}), RATING_POLICY, rule)
+    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}", rate)  # control: the consumer, as itself
     assert code == 200, body
-    code, body = consumer.merge_patch(f"{API}/shareagreements/{name}",
-                                      {"spec": {"rating": {"score": 1, "by": f"clerk-{a}"}}})
-    assert code == 403
+    policy_refused(consumer.merge_patch(f"{API}/shareagreements/{name}",
+                                        {"spec": {"rating": {"score": 1, "by": f"clerk-{a}"}}}), RATING_POLICY, rule)
 
 
 def test_performance_report_and_rating_metrics(pair, kube_api, operator, platform, capsys, monkeypatch):

@@ -143,16 +143,35 @@ def test_idle_resync_writes_nothing(operator, co, kube_api):
     department's refusals are counted): a window in which that happened is measured again."""
     name = create(co, new_name())
     wait_phase(co, name, "Ready")
-    time.sleep(2)  # let the quota controller's usage update settle into status
+    core = client.CoreV1Api(kube_api)  # the quota controller's usage has reached the status
+    wait_for("quota usage computed", lambda: core.read_namespaced_resource_quota("tenant-quota", f"{name}-main")
+             .status.used is not None)
     for _ in range(3):
+        _quiet(operator)  # the tenant's follow-ups are done: audit records, the views, the anchor
         before, writes, others = _versions(kube_api, co, name), operator.writes(), _elsewhere(operator)
         assert len(before) == 1 + 8, before  # the tenant and its eight objects
-        time.sleep(operator.resync * 3)  # three resync periods for every tenant
+        # three resyncs of every tenant: the operator's reconcile counter says they happened
+        n = len(co.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"])
+        seen = operator.reconciles()
+        wait_for("three resyncs", lambda: operator.reconciles() >= seen + 3 * n, timeout=operator.resync * 10 + 30,
+                 interval=0.5)
         assert _versions(kube_api, co, name) == before
         if operator.writes() == writes:
             return
         assert _elsewhere(operator) != others, f"{operator.writes() - writes} writes in an idle window"
     raise AssertionError("no idle window: other tenants kept being quarantined")
+
+
+def _quiet(operator, seconds: float = 2.0) -> None:
+    """Until the operator has written nothing for ``seconds``."""
+    last = [operator.writes(), time.monotonic()]
+
+    def still() -> bool:
+        w = operator.writes()
+        if w != last[0]:
+            last[:] = [w, time.monotonic()]
+        return time.monotonic() - last[1] >= seconds
+    wait_for("the operator quiet", still, timeout=60, interval=0.5)
 
 
 def _elsewhere(operator) -> float:

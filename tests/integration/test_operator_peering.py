@@ -46,7 +46,10 @@ def test_only_the_leader_acts_and_the_standby_takes_over(platform, kube_api, tmp
     try:
         hi.start()
         lo.start()
-        time.sleep(3)  # both have announced themselves
+        # both have announced themselves in the peering object
+        wait_for("both peers announced", lambda: len([p for p in ((co.get_cluster_custom_object(
+            "kopf.dev", "v1", "clusterkopfpeerings", "yunshang").get("status") or {}).values())
+            if isinstance(p, dict)]) >= 2, timeout=30)
         first = _approved(co, f"peer-{uuid.uuid4().hex[:6]}")
         wait_for("leader provisions", lambda: _ready(co, first), timeout=60)
         assert hi.writes() > 0

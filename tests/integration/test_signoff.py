@@ -2,6 +2,8 @@
 
 Each attempt is made as the attacker would: an impersonated reviewer, department or admin
 against the real API server, beside the control request that shows the allowed case works.
+Each security test names the control it proves (``@pytest.mark.control``), and every refusal
+asserts who refused: the policy's name in the API server's words and the rule's own message.
 """
 from __future__ import annotations
 
@@ -18,6 +20,18 @@ from helpers import Impersonated, grant, granted, wait_for
 from yunshang.models.tenant import GROUP, VERSION
 
 TENANTS = f"/apis/{GROUP}/{VERSION}/tenants"
+SIGNOFF = "yunshang-tenant-signoff"
+
+
+def signoff_refused(resp, *words: str, code: int = 403) -> None:
+    """Refused by the yunshang-tenant-signoff admission policy: the API server's words naming it,
+    the status its rule's reason gives (Forbidden 403, Invalid 422), and the rule's own words."""
+    status, body = resp
+    msg = body.get("message", "")
+    marker = f"ValidatingAdmissionPolicy '{SIGNOFF}' with binding '{SIGNOFF}' denied request: "
+    assert status == code and marker in msg, (status, msg or body)
+    for w in words:
+        assert w in msg, (w, msg)
 
 
 @pytest.fixture
@@ -47,61 +61,77 @@ def add(who, name, *decisions, base=None):
                                                                         *decisions]}})
 
 
+@pytest.mark.control("yunshang-tenant-signoff")
 def test_each_role_records_only_its_own_decision_as_itself(kube_api, dept, name):
+    """Control: the yunshang-tenant-signoff admission policy (a reviewer is held by it alone: the
+    governance policy leaves reviewers who are not the department to it)."""
     assert dept.create(TENANTS, tenant(name))[0] == 201
     grant(kube_api, name)
     spec = get(dept, name)["spec"]
     sec = reviewer(kube_api, "security")
-    code, body = add(sec, name, signoff(spec, "finance", by="security.reviewer"))
-    assert code == 403 and "yunshang:reviewer:<role>" in body["message"]
-    code, body = add(sec, name, signoff(spec, "security", by="finance.reviewer"))  # in someone else's name
-    assert code == 403 and "as themselves" in body["message"]
+    signoff_refused(add(sec, name, signoff(spec, "finance", by="security.reviewer")),
+                    "only members of yunshang:reviewer:<role> may record the decision of that role",
+                    "(you are security.reviewer)")
+    signoff_refused(add(sec, name, signoff(spec, "security", by="finance.reviewer")),  # in someone else's name
+                    "as themselves (you are security.reviewer)")
     code, body = add(sec, name, signoff(spec, "security"))  # control: its own role, as itself
     assert code == 200, body
-    code, body = add(sec, name, signoff(spec, "security", decision="Rejected", reason="changed my mind"))
-    assert code == 422 and "once per round" in body["message"]
+    signoff_refused(add(sec, name, signoff(spec, "security", decision="Rejected", reason="changed my mind")),
+                    "each role decides once per round", code=422)
     # nobody alters or removes a recorded decision: not the reviewer, not a platform admin
     admin = Impersonated(kube_api, "bureau.chen", ADMIN_GROUPS)
     altered = copy.deepcopy(get(sec, name)["spec"]["signoffs"])
     altered[0]["decision"], altered[0]["reason"] = "Rejected", "forged"
     for who in (sec, admin):
-        code, body = who.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": altered}})
-        assert code == 403 and "neither changed nor removed" in body["message"]
-        code, body = who.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": []}})
-        assert code == 403 and "neither changed nor removed" in body["message"]
+        signoff_refused(who.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": altered}}),
+                        "a recorded sign-off can be neither changed nor removed")
+        signoff_refused(who.merge_patch(f"{TENANTS}/{name}", {"spec": {"signoffs": []}}),
+                        "a recorded sign-off can be neither changed nor removed")
+    # control: the list grows: another role appends its decision, keeping the recorded one
+    code, body = add(reviewer(kube_api, "platform"), name, signoff(spec, "platform"))
+    assert code == 200, body
+    assert [s["role"] for s in get(sec, name)["spec"]["signoffs"]] == ["security", "platform"]
 
 
+@pytest.mark.control("yunshang-tenant-signoff")
 def test_admins_and_departments_decide_for_no_role(kube_api, dept, name):
+    """Control: the yunshang-tenant-signoff admission policy (platform admins are held by it, not by
+    the governance policy; a department's sign-off is refused by it alone: governance lets a pending
+    department edit its request)."""
     assert dept.create(TENANTS, tenant(name))[0] == 201
     grant(kube_api, name)
     spec = get(dept, name)["spec"]
     admin = Impersonated(kube_api, "bureau.chen", ADMIN_GROUPS)
-    code, body = add(admin, name, signoff(spec, "platform", by="bureau.chen"))
-    assert code == 403 and "yunshang:reviewer:<role>" in body["message"]
-    code, body = admin.merge_patch(f"{TENANTS}/{name}", {"spec": {"approval": approval(by="bureau.chen")}})
-    assert code == 403 and "parallel sign-off" in body["message"]
-    code, body = add(dept, name, signoff(spec, "platform", by=f"user-of-{name}"))
-    assert code == 403
-    # an admin who also holds the platform role signs for it (control)
+    signoff_refused(add(admin, name, signoff(spec, "platform", by="bureau.chen")),
+                    "only members of yunshang:reviewer:<role> may record the decision of that role",
+                    "(you are bureau.chen)")
+    signoff_refused(admin.merge_patch(f"{TENANTS}/{name}", {"spec": {"approval": approval(by="bureau.chen")}}),
+                    "a tenant is approved by parallel sign-off now", "spec.approval can no longer be added or changed")
+    signoff_refused(add(dept, name, signoff(spec, "platform", by=f"user-of-{name}")),
+                    "only members of yunshang:reviewer:<role> may record the decision of that role",
+                    f"(you are user-of-{name})")
+    # control: an admin who also holds the platform role signs for it
     both = Impersonated(kube_api, "bureau.chen", [*ADMIN_GROUPS, *reviewer_groups("platform")])
     code, body = add(both, name, signoff(spec, "platform", by="bureau.chen"))
     assert code == 200, body
 
 
+@pytest.mark.control("yunshang-tenant-signoff")
 def test_a_reviewer_changes_nothing_else_and_answers_the_current_round(kube_api, dept, name):
+    """Control: the yunshang-tenant-signoff admission policy."""
     assert dept.create(TENANTS, tenant(name))[0] == 201
     grant(kube_api, name)
     body = get(dept, name)
     fin = reviewer(kube_api, "finance")
-    code, resp = fin.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "1"}}})
-    assert code == 403 and "changes nothing else" in resp["message"]
-    code, resp = add(fin, name, signoff(body["spec"], "finance", round=2))
-    assert code == 422 and "current round" in resp["message"]
+    signoff_refused(fin.merge_patch(f"{TENANTS}/{name}", {"spec": {"quota": {"cpu": "1"}}}),
+                    "a reviewer records sign-offs and changes nothing else of a department's tenant")
+    signoff_refused(add(fin, name, signoff(body["spec"], "finance", round=2)),
+                    "a sign-off answers the current round (spec.requestRound) and the quota asked in it", code=422)
     stale = copy.deepcopy(body["spec"])
     stale["quota"]["cpu"] = "1"  # a decision about a quota that is not the one asked
-    code, resp = add(fin, name, signoff(stale, "finance"))
-    assert code == 422 and "current round" in resp["message"]
-    code, resp = add(fin, name, signoff(body["spec"], "finance"))
+    signoff_refused(add(fin, name, signoff(stale, "finance")),
+                    "a sign-off answers the current round (spec.requestRound) and the quota asked in it", code=422)
+    code, resp = add(fin, name, signoff(body["spec"], "finance"))  # control: the current round and quota
     assert code == 200, resp
 
 
