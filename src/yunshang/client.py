@@ -60,22 +60,55 @@ def api_message(e, what: str, listing: str = "yunshang tenant list") -> str:
     return f"{what}: API server said {e.status}: {msg}"
 
 
-def load_request_file(path: Path) -> tuple[str, tm.TenantRequest]:
-    """A catalog file (a Tenant manifest without approval) -> (name, validated request)."""
+def read_manifest(path: Path, kind: str, flag: str = "--file") -> dict[str, Any]:
+    """One manifest of ``kind`` from a YAML file (``flag``: how the user named it), or one line that
+    says what the file is instead: missing, not UTF-8, not YAML, empty, several, a list, another kind."""
     try:
         raw = path.read_bytes()
-        doc = yaml.safe_load(raw.decode("utf-8"))
+    except FileNotFoundError:
+        raise ClientError(f"{flag} {path}: no such file") from None
+    except IsADirectoryError:
+        raise ClientError(f"{flag} {path}: a directory; give one {kind} manifest file") from None
     except OSError as e:
-        raise ClientError(f"cannot read {path}: {e.strerror}") from None
+        raise ClientError(f"{flag} {path}: cannot be read ({(e.strerror or 'I/O error').lower()})") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ClientError(f"{path} is not UTF-8 (byte 0x{raw[e.start]:02x} at {e.start}); save it as UTF-8") from None
-    except yaml.YAMLError as e:
-        raise ClientError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != "Tenant":
-        raise ClientError(f"{path}: expected a Tenant manifest (kind: Tenant, metadata.name, spec)")
-    name = (doc.get("metadata") or {}).get("name", "")
     try:
-        req = tm.TenantRequest.model_validate(doc.get("spec") or {})
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ClientError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or 'cannot be parsed'}") from None
+    wanted = f"one {kind} manifest (apiVersion, kind: {kind}, metadata.name, spec)"
+    if not docs:
+        raise ClientError(f"{path} is empty: it should hold {wanted}")
+    if len(docs) > 1:
+        raise ClientError(f"{path} holds {len(docs)} YAML documents: it should hold {wanted}, one per file")
+    doc = docs[0]
+    if isinstance(doc, list):
+        raise ClientError(f"{path} holds a list of {len(doc)}: it should hold {wanted}, one per file")
+    if not isinstance(doc, dict):
+        raise ClientError(f"{path} holds a single value, not a mapping: it should hold {wanted}")
+    if doc.get("kind") != kind:
+        got = f"kind {doc['kind']!r}" if doc.get("kind") else "no kind"
+        raise ClientError(f"{path}: {got}; it should hold {wanted}")
+    if doc.get("apiVersion", API_VERSION) != API_VERSION:
+        raise ClientError(f"{path}: apiVersion {doc['apiVersion']!r}; a {kind} is {API_VERSION}")
+    if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
+        raise ClientError(f"{path}: no metadata.name: the {kind}'s name goes there")
+    if not isinstance(doc.get("spec"), dict):
+        raise ClientError(f"{path}: spec is missing or not a mapping")
+    return doc
+
+
+def load_request_file(path: Path) -> tuple[str, tm.TenantRequest]:
+    """A catalog file (a Tenant manifest without approval) -> (name, validated request)."""
+    doc = read_manifest(path, "Tenant", "catalog file")
+    name = doc["metadata"]["name"]
+    try:
+        req = tm.TenantRequest.model_validate(doc["spec"])
         tm.check_tenant_name(name, req)
     except pydantic.ValidationError as e:
         raise ClientError(f"{path}: " + validation_message(e, "spec.")) from None
@@ -203,8 +236,7 @@ class Tenants:
         except rest.RestError as e:
             raise ClientError(api_message(e, what, listing)) from None
         except rest.Unreachable as e:
-            raise ClientError(f"cannot reach the API server at {self.rest.host} ({_short(e)}); "
-                              "is it running (`yunshang dev status`)?") from None
+            raise self._unreachable(e, self.rest.host) from None
 
     def get(self, name: str) -> dict[str, Any]:
         return self.read(f"tenant {name!r}", f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}",
@@ -249,8 +281,9 @@ class Tenants:
         except Exception as e:
             raise self._unreachable(e) from None
 
-    def _unreachable(self, e: Exception) -> ClientError:
-        return ClientError(f"cannot reach the API server at {self.api.configuration.host} ({_short(e)}); "
+    def _unreachable(self, e: Exception, host: str | None = None) -> ClientError:
+        """The API server did not answer (``host``: the light path's, else the client's)."""
+        return ClientError(f"cannot reach the API server at {host or self.api.configuration.host} ({_short(e)}); "
                            "is it running (`yunshang dev status`)?")
 
     def whoami(self) -> str:
@@ -367,12 +400,9 @@ class Tenants:
     # storage, persistentvolumeclaims, services and secrets may be 0: a stateless tenant, one that
     # serves nothing as a Service or keeps no Secret says so with 0.  (Negative amounts the model
     # refuses already.)
-    NOT_ZERO = {
-        "cpu": "a tenant that can start no pod is of no use (stopping one is `yunshang tenant suspend`)",
-        "memory": "a tenant that can start no pod is of no use (stopping one is `yunshang tenant suspend`)",
-        "pods": "a tenant that can start no pod is of no use (stopping one is `yunshang tenant suspend`)",
-        "configmaps": "every namespace holds the ConfigMap kube-root-ca.crt that Kubernetes puts there",
-    }
+    _NO_POD = "a tenant that can start no pod is of no use (stopping one is `yunshang tenant suspend`)"
+    NOT_ZERO = {"cpu": _NO_POD, "memory": _NO_POD, "pods": _NO_POD,
+                "configmaps": "every namespace holds the ConfigMap kube-root-ca.crt that Kubernetes puts there"}
 
     @classmethod
     def quota_problems(cls, spec: "tm.TenantRequest | tm.Quota", namespaces: int | None = None) -> list[dict]:
@@ -432,8 +462,7 @@ class Tenants:
             except rest.RestError:
                 return False
             except rest.Unreachable as e:
-                raise ClientError(f"cannot reach the API server at {self.rest.host} ({_short(e)}); "
-                                  "is it running (`yunshang dev status`)?") from None
+                raise self._unreachable(e, self.rest.host) from None
         else:
             review = self.call("an access review", lambda: self.api.sanitize_for_serialization(
                 client.AuthorizationV1Api(self.api).create_self_subject_access_review(body)))
@@ -449,8 +478,7 @@ class Tenants:
                     return None
                 raise ClientError(api_message(e, what)) from None
             except rest.Unreachable as e:
-                raise ClientError(f"cannot reach the API server at {self.rest.host} ({_short(e)}); "
-                                  "is it running (`yunshang dev status`)?") from None
+                raise self._unreachable(e, self.rest.host) from None
         try:
             return self.api.sanitize_for_serialization(fn())
         except client.ApiException as e:
@@ -468,8 +496,7 @@ class Tenants:
                     self._identity = self.rest.identity()
                     return self._identity
                 except rest.Unreachable as e:
-                    raise ClientError(f"cannot reach the API server at {self.rest.host} ({_short(e)}); "
-                                      "is it running (`yunshang dev status`)?") from None
+                    raise self._unreachable(e, self.rest.host) from None
                 except rest.RestError:
                     pass  # the kubernetes client says what is wrong
             review = client.AuthenticationV1Api(self.api).create_self_subject_review(

@@ -18,16 +18,12 @@ from factories import dept_groups
 from helpers import Impersonated, granted, ready_tenant, wait_for
 from test_cli_tenant import Cli
 
-from yunshang.models.tenant import ADMIN_GROUP, GROUP, VERSION
+from yunshang.models.tenant import ADMIN_GROUP
 
-API = f"/apis/{GROUP}/{VERSION}"
-DRY = "?dryRun=All"
+from test_boundary_attacks import API, DRY, uid
+
 EVIL = "docker.io/evil/miner:1"
 GOOD = "registry.gz.gov.local/app:1"
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:5]}"
 
 
 @pytest.fixture

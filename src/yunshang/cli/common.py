@@ -191,49 +191,15 @@ def refuse(errors: Any, names: Mapping[str, str] | None = None, prefix: str = ""
 
 
 def read_manifest(path: Path, kind: str, flag: str = "--file") -> dict[str, Any]:
-    """One manifest of ``kind`` from a YAML file, or one line that says what the file is instead."""
-    import yaml
+    """One manifest of ``kind`` from a YAML file, or one line that says what the file is instead
+    (yunshang.client.read_manifest, which the catalogue reads its files with too)."""
+    from ..client import ClientError
+    from ..client import read_manifest as read
 
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{flag} {path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{flag} {path}: a directory; give one {kind} manifest file") from None
-    except OSError as e:
-        raise UserError(f"{flag} {path}: cannot be read ({(e.strerror or 'I/O error').lower()})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 (byte 0x{raw[e.start]:02x} at {e.start}); save it as UTF-8") from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise UserError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or 'cannot be parsed'}") from None
-    wanted = f"one {kind} manifest (apiVersion, kind: {kind}, metadata.name, spec)"
-    if not docs:
-        raise UserError(f"{path} is empty: it should hold {wanted}")
-    if len(docs) > 1:
-        raise UserError(f"{path} holds {len(docs)} YAML documents: it should hold {wanted}, one per file")
-    doc = docs[0]
-    if isinstance(doc, list):
-        raise UserError(f"{path} holds a list of {len(doc)}: it should hold {wanted}, one per file")
-    if not isinstance(doc, dict):
-        raise UserError(f"{path} holds a single value, not a mapping: it should hold {wanted}")
-    if doc.get("kind") != kind:
-        got = f"kind {doc['kind']!r}" if doc.get("kind") else "no kind"
-        raise UserError(f"{path}: {got}; it should hold {wanted}")
-    from ..models.names import API_VERSION
-
-    if doc.get("apiVersion", API_VERSION) != API_VERSION:
-        raise UserError(f"{path}: apiVersion {doc['apiVersion']!r}; a {kind} is {API_VERSION}")
-    if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
-        raise UserError(f"{path}: no metadata.name: the {kind}'s name goes there")
-    if not isinstance(doc.get("spec"), dict):
-        raise UserError(f"{path}: spec is missing or not a mapping")
-    return doc
+        return read(path, kind, flag)
+    except ClientError as e:
+        raise UserError(str(e)) from None
 
 
 def emit_json(data: Any) -> None:

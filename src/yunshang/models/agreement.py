@@ -26,11 +26,10 @@ class ServiceRef(Model):
 
 
 # an offer or agreement name: DNS labels joined by dots, e.g. gz-bigdata.population
-DnsLabelOrDotted = Annotated[str, Field(min_length=1, max_length=253,
-                                        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+DOTTED = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DnsLabelOrDotted = Annotated[str, Field(min_length=1, max_length=253, pattern=DOTTED)]
 # an offer's name is also the value of the label platform.yunshang.io/offer on its agreements: 63 at most
-OfferName = Annotated[str, Field(min_length=1, max_length=63,
-                                 pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+OfferName = Annotated[str, Field(min_length=1, max_length=63, pattern=DOTTED)]
 
 
 def _invalid(model: str, loc: tuple, value: object, message: str) -> ValidationError:
