@@ -157,3 +157,24 @@ def ready_tenant(co: client.CustomObjectsApi, name: str, **changes: Any) -> None
     co.create_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", body)
     wait_for(f"{name} Ready", lambda: (co.get_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", name)
                                        .get("status") or {}).get("phase") == "Ready")
+
+
+def policy_refused(resp, policy: str, *words: str, code: int = 403, binding: str | None = None) -> None:
+    """Refused by the admission policy ``policy`` (through ``binding``, by default its own): the API
+    server's words naming it, the status its rule's reason gives (Forbidden 403, Invalid 422), and the
+    rule's own words."""
+    status, body = resp
+    msg = body.get("message", "")
+    marker = f"ValidatingAdmissionPolicy '{policy}' with binding '{binding or policy}' denied request: "
+    assert status == code and marker in msg, (policy, status, msg or body)
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def rbac_refused(resp, who: "Impersonated", verb: str, resource: str = "tenants", group: str = "platform.yunshang.io",
+                 namespace: str = "") -> None:
+    """Refused by RBAC (not by an admission policy, not a 404): its own words, naming the caller."""
+    code, body = resp
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    words = f'is forbidden: User "{who.user}" cannot {verb} resource "{resource}" in API group "{group}" {where}'
+    assert code == 403 and words in body.get("message", ""), (words, code, body)

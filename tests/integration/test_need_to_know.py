@@ -20,21 +20,13 @@ import pytest
 from kubernetes import client
 
 from factories import ADMIN_GROUPS, approval, dept_groups
-from helpers import Impersonated, granted, ready_tenant, wait_for
+from helpers import Impersonated, granted, rbac_refused, ready_tenant, wait_for
 
 from yunshang.models.tenant import GROUP, VERSION
 from yunshang.views import VIEWS_NAMESPACE
 
 API = f"/apis/{GROUP}/{VERSION}"
 VIEWS = f"/api/v1/namespaces/{VIEWS_NAMESPACE}/configmaps"
-
-
-def rbac_refused(resp, who: Impersonated, verb: str, resource: str, group: str = GROUP, namespace: str = "") -> None:
-    """Refused by RBAC (not by an admission policy, not a 404): its own words, naming the caller."""
-    code, body = resp
-    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-    words = f'is forbidden: User "{who.user}" cannot {verb} resource "{resource}" in API group "{group}" {where}'
-    assert code == 403 and words in body.get("message", ""), (words, code, body)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from factories import approval, dept_groups
-from helpers import Impersonated, granted, ready_tenant, wait_for
+from helpers import Impersonated, granted, policy_refused, ready_tenant, wait_for
 
 from yunshang.models.agreement import OFFER_LABEL
 from yunshang.models.tenant import GROUP, VERSION
@@ -56,17 +56,6 @@ def request_body(a, b, offer, days=10, label=True, port=80, name=None):
             "spec": {"consumer": a, "provider": b, "purpose": "case lookups", "offer": offer,
                      "service": {"namespace": f"{b}-exchange", "name": "api", "port": port},
                      "expires": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")}}
-
-
-def policy_refused(resp, policy: str, *words: str, code: int = 403, binding: str | None = None) -> None:
-    """Refused by the admission policy ``policy`` (through ``binding``, by default its own): the API
-    server's own words naming it, the status its reason gives, and the policy's words."""
-    status, body = resp
-    msg = body.get("message", "")
-    marker = f"ValidatingAdmissionPolicy '{policy}' with binding '{binding or policy}' denied request: "
-    assert status == code and marker in msg, (policy, status, msg or body)
-    for w in words:
-        assert w in msg, (w, msg)
 
 
 def terms_binding(offer: str) -> str:

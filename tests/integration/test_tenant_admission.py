@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from factories import ADMIN_GROUPS, approval, dept_groups, reviewer_groups, signed, signoff, tenant
-from helpers import Impersonated, grant
+from helpers import Impersonated, grant, policy_refused, rbac_refused
 
 from yunshang.policies import OPERATOR_USER
 
@@ -40,17 +40,6 @@ SKIPPED_ROUND = {GOVERNANCE: MORE_QUOTA[GOVERNANCE],
                  SIGNOFF: (422, "spec.requestRound starts at 1 and goes up by one for each new request")}
 
 
-def policy_refused(resp, policy: str, *words: str, code: int = 403) -> None:
-    """Refused by the admission policy ``policy``: the API server's words naming it and its binding,
-    the status its rule's reason gives (Forbidden 403, Invalid 422), and the rule's own words."""
-    status, body = resp
-    msg = body.get("message", "")
-    marker = f"ValidatingAdmissionPolicy '{policy}' with binding '{policy}' denied request: "
-    assert status == code and marker in msg, (policy, status, msg or body)
-    for w in words:
-        assert w in msg, (w, msg)
-
-
 def refused_by_one_of(resp, alternatives: dict[str, tuple[int, str]]) -> str:
     """Refused by each policy of ``alternatives`` (policy -> (status, words)) at once: the API server
     names the one it evaluated first; that one, exactly, with its status and its words."""
@@ -61,14 +50,6 @@ def refused_by_one_of(resp, alternatives: dict[str, tuple[int, str]]) -> str:
             assert status == code and words in msg, (policy, status, msg)
             return policy
     raise AssertionError(f"refused by none of {sorted(alternatives)}: {status} {msg or body}")
-
-
-def rbac_refused(resp, who: Impersonated, verb: str, resource: str = "tenants") -> None:
-    """Refused by RBAC (before any admission policy is asked): its own words, naming the caller."""
-    code, body = resp
-    words = (f'is forbidden: User "{who.user}" cannot {verb} resource "{resource}" in API group "{GROUP}" '
-             "at the cluster scope")
-    assert code == 403 and words in body.get("message", ""), (words, code, body)
 
 
 def schema_refused(resp, name: str, *words: str) -> None:
