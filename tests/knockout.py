@@ -17,6 +17,18 @@ Controls it can remove, and how (each waits until the API server no longer enfor
   MutatingAdmissionPolicy), as good as deleted — a deleted one the operator would put back;
 - `apiserver-allow-privileged` (the local control plane's kube-apiserver --allow-privileged=false):
   the API server is restarted with --allow-privileged=true;
+- `apiserver-admission-resourcequota`, `apiserver-admission-podsecurity` (admission plugins the
+  local kube-apiserver enables): it is restarted with the plugin taken out of
+  --enable-admission-plugins and named in --disable-admission-plugins (both are on by default);
+- `apiserver-authorization-rbac` (RBAC in --authorization-mode=Node,RBAC): it is restarted with
+  --authorization-mode=AlwaysAllow;
+- `yunshang-offer-terms` (one binding per offer, made and kept by the operator, the offer as its
+  parameter): the policy itself is deleted, so that the bindings the operator makes name nothing;
+- `rbac-need-to-know` (the per-department ClusterRole yunshang:dept:<tenant> and Role dept-<tenant>
+  in yunshang-views, naming exactly the department's tenant, agreements and view): every write of
+  one loses its resourceNames and every ClusterRole gains the agreements (a MutatingAdmissionPolicy),
+  so each grants every tenant, agreement and view — the operator re-applies them, and the policy
+  rewrites each again;
 - `rbac-builtin-admin` (what Kubernetes' built-in `admin` ClusterRole, the owners' role, holds):
   a ClusterRole of every permission is aggregated into `admin`;
 - `rbac-tenant-owners` (the owners bound to `admin` by a RoleBinding inside their namespaces
@@ -42,7 +54,8 @@ CONTROLS = ["tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provid
             "yunshang-audit-append-only", "pod-security-restricted", "apiserver-allow-privileged",
             "networkpolicy-tenant-isolation", "rbac-builtin-admin", "rbac-tenant-owners", "rbac-department",
             "yunshang-tenant-governance", "yunshang-offer-governance", "yunshang-sharing-consent",
-            "yunshang-agreement-rating"]
+            "yunshang-agreement-rating", "yunshang-offer-terms", "rbac-need-to-know",
+            "apiserver-admission-resourcequota", "apiserver-admission-podsecurity", "apiserver-authorization-rbac"]
 SUITES = ["tests/integration/test_boundary_attacks.py", "tests/integration/test_conformance.py",
           "tests/integration/test_audit_trail.py", "tests/integration/test_features.py",
           "tests/integration/test_need_to_know.py", "tests/integration/test_offers.py",
@@ -77,7 +90,21 @@ def knock_out(api, control: str) -> None:
     elif control == "networkpolicy-tenant-isolation":
         _network_policies_select_nothing(api)
     elif control == "apiserver-allow-privileged":
-        _restart_apiserver(api, "--allow-privileged", "true")
+        _restart_apiserver(api, _flag("--allow-privileged", "true"), "--allow-privileged=true",
+                           lambda: _privileged_admitted(api))
+    elif control == "apiserver-admission-resourcequota":
+        _restart_apiserver(api, _without_plugin("ResourceQuota"), "no ResourceQuota admission",
+                           lambda: _over_quota_admitted(api))
+    elif control == "apiserver-admission-podsecurity":
+        _restart_apiserver(api, _without_plugin("PodSecurity"), "no PodSecurity admission",
+                           lambda: _unrestricted_pod_admitted(api))
+    elif control == "apiserver-authorization-rbac":
+        _restart_apiserver(api, _flag("--authorization-mode", "AlwaysAllow"), "--authorization-mode=AlwaysAllow",
+                           lambda: _allowed(api, "mallory", [], "list", "secrets", "kube-system"))
+    elif control == "rbac-need-to-know":
+        _need_to_know_names_everything(api)
+    elif control == "yunshang-offer-terms":
+        _offer_terms_policy_gone(api)
     elif control == "rbac-builtin-admin":
         _admin_holds_everything(api)
     elif control == "rbac-tenant-owners":
@@ -192,9 +219,30 @@ def _network_policies_select_nothing(api) -> None:
 
 # ---------------------------------------------------------------------------- the API server's flags
 
-def _restart_apiserver(api, flag: str, value: str) -> None:
+def _flag(flag: str, value: str):
+    """An edit of kube-apiserver's arguments: ``flag=value`` instead of what it was."""
+    return lambda argv: [a for a in argv if not a.startswith(flag + "=")] + [f"{flag}={value}"]
+
+
+def _without_plugin(plugin: str):
+    """An edit of kube-apiserver's arguments: the admission plugin off (taken out of the enabled
+    ones and named among the disabled: it is on by default)."""
+    def edit(argv: list[str]) -> list[str]:
+        out = []
+        for a in argv:
+            if a.startswith("--enable-admission-plugins="):
+                kept = [p for p in a.split("=", 1)[1].split(",") if p != plugin]
+                a = "--enable-admission-plugins=" + ",".join(kept)
+            if not a.startswith("--disable-admission-plugins="):
+                out.append(a)
+        return out + [f"--disable-admission-plugins={plugin}"]
+    return edit
+
+
+def _restart_apiserver(api, edit, what: str, in_force) -> None:
     """Restart this session's kube-apiserver (a child of this process: the control_plane fixture
-    started it) with ``flag=value``; the new one ends with this process."""
+    started it) with its arguments ``edit``-ed, and wait until ``in_force()`` says the change
+    holds; the new one ends with this process."""
     import os
     import signal
     import urllib.parse
@@ -226,7 +274,7 @@ def _restart_apiserver(api, flag: str, value: str) -> None:
             os.waitpid(pid, 0)
             break
         time.sleep(0.1)
-    argv = [a for a in argv if not a.startswith(flag + "=")] + [f"{flag}={value}"]
+    argv = edit(argv)
     state = Path(next(a for a in argv if a.startswith("--cert-dir=")).split("=", 1)[1]).parent
     with (state / "logs" / "kube-apiserver.log").open("ab") as log:
         log.write(f"\n=== {time.strftime('%F %T')} knock-out restart: {' '.join(argv)}\n".encode())
@@ -234,8 +282,6 @@ def _restart_apiserver(api, flag: str, value: str) -> None:
         subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                          start_new_session=True, preexec_fn=_die_with_parent)
     core = client.CoreV1Api(api)
-    privileged = {"metadata": {"name": "knockout-probe"}, "spec": {"containers": [{
-        "name": "c", "image": "registry.gz.gov.local/knockout:1", "securityContext": {"privileged": True}}]}}
 
     def back() -> bool:
         try:
@@ -243,8 +289,114 @@ def _restart_apiserver(api, flag: str, value: str) -> None:
         except Exception:  # noqa: BLE001 — refused connections, while it starts
             return False
     wait_for("the API server back", back, timeout=90, interval=0.5)
-    wait_for(f"the API server with {flag}={value}",
-             lambda: core.create_namespaced_pod("default", privileged, dry_run="All") is not None, timeout=60)
+    wait_for(f"the API server with {what}", in_force, timeout=60)
+
+
+def _probe_namespace(api, labels: dict[str, str]) -> str:
+    """A namespace of the knock-out's own to check its work in (kept: the platform is thrown away)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespace({"metadata": {"name": "knockout-probe", "labels": labels}})
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+        core.patch_namespace("knockout-probe", {"metadata": {"labels": labels}})
+    return "knockout-probe"
+
+
+def _privileged_admitted(api) -> bool:
+    from kubernetes import client
+
+    privileged = {"metadata": {"name": "knockout-probe"}, "spec": {"containers": [{
+        "name": "c", "image": "registry.gz.gov.local/knockout:1", "securityContext": {"privileged": True}}]}}
+    return client.CoreV1Api(api).create_namespaced_pod("default", privileged, dry_run="All") is not None
+
+
+def _over_quota_admitted(api) -> bool:
+    """A ConfigMap beyond a quota of none is admitted."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    ns = _probe_namespace(api, {})
+    try:
+        core.create_namespaced_resource_quota(ns, {"metadata": {"name": "none"}, "spec": {"hard": {"configmaps": "0"}}})
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+    return core.create_namespaced_config_map(ns, {"metadata": {"name": "over"}}, dry_run="All") is not None
+
+
+def _unrestricted_pod_admitted(api) -> bool:
+    """A pod the restricted profile refuses is admitted in a namespace that enforces it."""
+    from kubernetes import client
+
+    ns = _probe_namespace(api, {"pod-security.kubernetes.io/enforce": "restricted"})
+    pod = {"metadata": {"name": "knockout-probe"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    return client.CoreV1Api(api).create_namespaced_pod(ns, pod, dry_run="All") is not None
+
+
+# ---------------------------------------------------------------------------- the operator's own grants
+
+def _need_to_know_names_everything(api) -> None:
+    """Every per-department ClusterRole and view Role, as written, loses its resourceNames."""
+    from kubernetes import client
+
+    from helpers import wait_for
+    from yunshang.views import LABEL_VIEW
+
+    _mutating_policy(api, "knockout-need-to-know", {
+        "matchConstraints": {"resourceRules": [{"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["v1"],
+                                                "operations": ["CREATE", "UPDATE"],
+                                                "resources": ["clusterroles", "roles"]}]},
+        "matchConditions": [{"name": "a-departments-view", "expression":
+                             f"has(object.metadata.labels) && '{LABEL_VIEW}' in object.metadata.labels"}],
+        # one remove per rule that names (a replace of /rules by a list of typed rules panics v1.36.3's
+        # API server: cel-go cannot convert it); the operator's roles hold at most two rules
+        "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression":
+                       "[0, 1, 2, 3, 4, 5, 6, 7].filter(i, i < size(object.rules) && "
+                       "has(object.rules[i].resourceNames)).map(i, "
+                       'JSONPatch{op: "remove", path: "/rules/" + string(i) + "/resourceNames"}) + '
+                       # and a department party to no agreement is given them all the same
+                       '(object.kind == "ClusterRole" ? [JSONPatch{op: "add", path: "/rules/-", value: '
+                       'Object.rules{apiGroups: ["platform.yunshang.io"], resources: ["shareagreements"], '
+                       'verbs: ["get", "watch", "update", "patch"]}}] : [])'}}]})
+    rbac = client.RbacAuthorizationV1Api(api)
+
+    def widened() -> bool:
+        role = rbac.create_cluster_role({"metadata": {"name": "yunshang:dept:knockout-probe",
+                                                      "labels": {LABEL_VIEW: "knockout-probe"}},
+                                         "rules": [{"apiGroups": ["platform.yunshang.io"], "resources": ["tenants"],
+                                                    "resourceNames": ["knockout-probe"], "verbs": ["get"]}]},
+                                        dry_run="All")
+        return all(not r.resource_names for r in role.rules)
+    wait_for("the departments' own roles name everything", widened, timeout=30)
+    touch = {"metadata": {"annotations": {"knockout.yunshang.io/touched": "yes"}}}
+    for role in rbac.list_cluster_role(label_selector=LABEL_VIEW).items:
+        rbac.patch_cluster_role(role.metadata.name, touch)
+    for role in rbac.list_role_for_all_namespaces(label_selector=LABEL_VIEW).items:
+        rbac.patch_namespaced_role(role.metadata.name, role.metadata.namespace, touch)
+
+
+def _offer_terms_policy_gone(api) -> None:
+    """The policy yunshang-offer-terms deleted: the operator's per-offer bindings name nothing."""
+    from kubernetes import client
+
+    from helpers import wait_for
+    from yunshang.policies import OFFER_TERMS_POLICY
+
+    adm = client.AdmissionregistrationV1Api(api)
+    adm.delete_validating_admission_policy(OFFER_TERMS_POLICY)
+
+    def gone() -> bool:
+        try:
+            adm.read_validating_admission_policy(OFFER_TERMS_POLICY)
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+    wait_for(f"{OFFER_TERMS_POLICY} gone", gone, timeout=30)
+    time.sleep(3)  # the API server's admission cache follows within about a second
 
 
 def _die_with_parent() -> None:

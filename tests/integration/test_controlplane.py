@@ -3,8 +3,10 @@
 Its refusals are Kubernetes' own, made by the local API server's flags, and the tests that prove
 them name them so (``@pytest.mark.control``), in the manner of ``apiserver-allow-privileged``:
 ``apiserver-admission-resourcequota`` and ``apiserver-admission-podsecurity`` (plugins of
-``--enable-admission-plugins``), ``apiserver-authorization-rbac`` (``--authorization-mode=RBAC``).
-Each refusal asserts the words only that control writes, beside a request that is admitted."""
+``--enable-admission-plugins``), ``apiserver-authorization-rbac`` (RBAC in ``--authorization-mode=Node,RBAC``).
+Each refusal asserts the words only that control writes, beside a request that is admitted; the
+three ask for ``platform`` (the installed platform), which is where a knock-out run (tests/knockout.py)
+takes their control away first."""
 from __future__ import annotations
 
 import os
@@ -70,7 +72,7 @@ def test_deployment_pods_get_scheduled_and_run(kube_api, ns):
 
 
 @pytest.mark.control("apiserver-admission-resourcequota")
-def test_resource_quota_is_enforced_and_counted(kube_api, ns):
+def test_resource_quota_is_enforced_and_counted(platform, kube_api, ns):
     core = client.CoreV1Api(kube_api)
     wait_for("kube-root-ca.crt published", lambda: core.read_namespaced_config_map("kube-root-ca.crt", ns))
     core.create_namespaced_resource_quota(ns, {"metadata": {"name": "q"}, "spec": {"hard": {"configmaps": "3"}}})
@@ -86,7 +88,7 @@ def test_resource_quota_is_enforced_and_counted(kube_api, ns):
 
 
 @pytest.mark.control("apiserver-admission-podsecurity")
-def test_pod_security_restricted_is_enforced(kube_api, ns):
+def test_pod_security_restricted_is_enforced(platform, kube_api, ns):
     core = client.CoreV1Api(kube_api)
     wait_for("default SA", lambda: core.read_namespaced_service_account("default", ns))
     core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
@@ -104,10 +106,10 @@ def test_pod_security_restricted_is_enforced(kube_api, ns):
 
 
 @pytest.mark.control("apiserver-authorization-rbac")
-def test_rbac_and_impersonation(control_plane, kube_api, ns):
+def test_rbac_and_impersonation(platform, kube_api, ns):
     from kubernetes import config
 
-    api = config.new_client_from_config(str(control_plane.kubeconfig))
+    api = config.new_client_from_config(str(platform.kubeconfig))
     api.default_headers["Impersonate-User"] = "alice"
     with pytest.raises(client.ApiException) as exc:
         client.CoreV1Api(api).list_namespaced_config_map(ns)
