@@ -42,6 +42,11 @@ def up(
         True, "--catalog/--no-catalog",
         help="then run `pulumi up` of the local stack: the platform as code and the example departments",
     ),
+    real_node: bool = typer.Option(
+        True, "--real-node/--fake-nodes-only",
+        help="also run one real node (kubelet, containerd, a CNI bridge: pods really run) beside kwok's fake "
+             "ones; needs root and cgroups, else it says why and runs fake nodes only",
+    ),
     output: Output = OutputOpt,
 ) -> None:
     """Start the local platform and wait until it is ready.
@@ -49,6 +54,7 @@ def up(
     Example: `yunshang dev up && yunshang tenant list`
     """
     cp = cp_mod.ControlPlane.load(_state(state_dir))
+    cp.real_node = real_node
     with out.status("starting the local platform") as status:
         cp.up(progress=lambda m: status.update(m))
         if with_platform:
@@ -73,6 +79,8 @@ def up(
         "merged_into": str(merged) if merged else None,
         "state_dir": str(cp.state),
         "nodes": list(cp.nodes),
+        "real_node": cp.real_node_name(),
+        "real_node_note": cp.node_note,
     }
     if output == Output.json:
         emit_json(info)
@@ -82,6 +90,11 @@ def up(
     for line in lines:
         out.print(line, highlight=False)
     out.print(f"  logs       : {cp.logs}")
+    if cp.real_node_name():
+        out.print(f"  real node  : {cp.real_node_name()} (pods that tolerate its taint "
+                  f"{cp_mod.node_mod.TAINT['key']} run there; the rest on kwok's fake nodes)", highlight=False)
+    elif real_node:
+        out.print(f"  real node  : none — {cp.node_note}", highlight=False)
     if with_platform:
         if catalog:
             out.print(f"  pulumi up  : stack local, {changes}; departments from tenants/ are being provisioned")

@@ -23,6 +23,7 @@ from typing import Callable
 
 import yaml
 
+from . import node as node_mod
 from . import pki, toolchain
 
 SERVICE_CIDR = "10.96.0.0/16"  # allocated addresses only; nothing is ever sent there
@@ -59,6 +60,9 @@ class ControlPlane:
     """Users whose every request is written to logs/audit.log (Metadata level); empty: no audit log."""
     audit_webhook: bool = True
     """Send audit events to the operator's /audit endpoint (denials per tenant)."""
+    real_node: bool = False
+    """Also run a real node (dev/node.py) where the machine can; ``node_note`` says why not otherwise."""
+    node_note: str = ""
 
     # ------------------------------------------------------------------ paths
     @property
@@ -80,6 +84,15 @@ class ControlPlane:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    @property
+    def node_state(self) -> Path:
+        return self.state / "node"
+
+    def real_node_name(self) -> str:
+        """The running real node's name, or empty."""
+        real = node_mod.RealNode.load(self.node_state)
+        return real.name if real is not None and real.pids else ""
 
     def _record(self) -> Path:
         return self.state / "processes.json"
@@ -304,9 +317,31 @@ class ControlPlane:
         self.write_kubeconfig(self.kubeconfig, "admin")
         try:
             self._start_all(bins, progress, timeout)
+            if self.real_node:
+                self.node_note = node_mod.why_not()
+                if self.node_note:
+                    progress(self.node_note)
+                else:
+                    self._start_node(progress, timeout)
         except BaseException:
             self.down()
             raise
+
+    def _start_node(self, progress, timeout: float) -> None:
+        from kubernetes import client, config
+
+        real = node_mod.RealNode(state=self.node_state, service_cidr=SERVICE_CIDR)
+        real.up(self.server, self.pki, self._spawn, self._wait, free_port, progress, timeout)
+        api = config.new_client_from_config(str(self.kubeconfig))
+        core = client.CoreV1Api(api)
+
+        def ready() -> bool:
+            n = core.read_node(real.name)
+            return any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+        try:
+            self._wait("kubelet", ready, timeout, None)
+        finally:
+            api.close()
 
     def _start_all(self, bins: dict[str, Path], progress, timeout: float) -> None:
         p = self.ports
@@ -359,9 +394,9 @@ class ControlPlane:
                 f"--service-account-signing-key-file={k / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=Node,RBAC",
                 "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
-                "DefaultTolerationSeconds,PodSecurity,ResourceQuota,ValidatingAdmissionPolicy",
+                "DefaultTolerationSeconds,NodeRestriction,PodSecurity,ResourceQuota,ValidatingAdmissionPolicy",
                 "--endpoint-reconciler-type=none",  # a loopback address is not a valid endpoint
                 "--allow-privileged=false",
                 "--profiling=false",
@@ -486,28 +521,40 @@ class ControlPlane:
 
         self._wait("operator", metrics, timeout, proc)
 
-    def down(self, timeout: float = 20) -> list[str]:
-        """Stop every recorded process (reverse start order); return the names stopped."""
-        stopped = []
-        for name in reversed(list(self.pids)):
-            pid = self.pids[name]
-            if not self.alive(name):
-                continue
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            deadline = time.monotonic() + timeout
-            while self.alive(name) and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.1)
-            if self.alive(name):
-                os.killpg(pid, signal.SIGKILL)
-                while self.alive(name):
-                    _reap(pid)
-                    time.sleep(0.05)
+    def _stop(self, name: str, timeout: float = 20) -> bool:
+        """Stop one recorded process (SIGTERM to its group, SIGKILL after ``timeout``); True if it ran."""
+        pid = self.pids.get(name)
+        if not pid or not self.alive(name):
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + timeout
+        while self.alive(name) and time.monotonic() < deadline:
             _reap(pid)
-            stopped.append(name)
+            time.sleep(0.1)
+        if self.alive(name):
+            os.killpg(pid, signal.SIGKILL)
+            while self.alive(name):
+                _reap(pid)
+                time.sleep(0.05)
+        _reap(pid)
+        return True
+
+    def down(self, timeout: float = 20) -> list[str]:
+        """Stop every recorded process (reverse start order), the real node's first with what it left
+        on the host; return the names stopped."""
+        stopped = []
+        real = node_mod.RealNode.load(self.node_state)
+        if real is not None:
+            stopped += [n for n in ("kubelet", "containerd") if self.alive(n)]
+            real.down(stop=lambda name, _pid: self._stop(name, timeout))
+            for n in ("kubelet", "containerd"):
+                self.pids.pop(n, None)
+        for name in reversed(list(self.pids)):
+            if self._stop(name, timeout):
+                stopped.append(name)
         self.pids = {}
         if self.state.exists():
             self.save()

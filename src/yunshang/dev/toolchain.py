@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import langhost
+from . import images, langhost
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"  # the etcd release k8s.io/kubernetes v1.36.3 itself requires
@@ -50,6 +50,12 @@ DEBIAN_PACKAGES = {
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
     "chromium": "chromium",  # headless, for the dashboard test and screenshots
+    # the local real node's runtime (dev/node.py): Debian's containerd 1.6, runc 1.1, CNI plugins 1.1
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "runc": "runc",
+    "cni-bridge": "containernetworking-plugins",
+    "nft": "nftables",  # to remove the empty tables iptables-nft leaves behind
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
@@ -57,6 +63,11 @@ DEBIAN_PATHS = {
     "alertmanager": "/usr/bin/prometheus-alertmanager",
     "amtool": "/usr/bin/amtool",
     "chromium": "/usr/bin/chromium",
+    "containerd": "/usr/bin/containerd",
+    "ctr": "/usr/bin/ctr",
+    "runc": "/usr/sbin/runc",
+    "cni-bridge": "/usr/lib/cni/bridge",
+    "nft": "/usr/sbin/nft",
 }
 # installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots
 DEBIAN_EXTRAS = ["fonts-wqy-microhei"]
@@ -290,6 +301,7 @@ GROUPS = [
             "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
             "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
             "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+            "kubelet": "k8s.io/kubernetes/cmd/kubelet",  # the local real node (dev/node.py)
         },
         ldflags=_k8s_version_ldflags(),
         replaces=_k8s_replaces,
@@ -349,6 +361,13 @@ ALL_TOOLS = [*(b for g in GROUPS for b in g.binaries), *LANGUAGE_HOST, *DEBIAN_P
 CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 
 
+def find_or_none(tool: str) -> Path | None:
+    try:
+        return find(tool)
+    except ToolMissing:
+        return None
+
+
 def missing(tools: list[str] | None = None) -> list[str]:
     """Names of the tools (default: all of them) that cannot be found."""
     out = []
@@ -387,6 +406,10 @@ def install(progress: Callable[[str], None] = print) -> dict[str, float]:
     sdk = _module_dir(f"github.com/pulumi/pulumi/sdk/v3@{PULUMI_VERSION}")
     langhost.install(dest, sdk / "python" / "cmd" / langhost.EXEC_SCRIPT)
     timings["language-host"] = time.monotonic() - t0
+    # the real node's images (dev/images.py): built from Debian's packages, never pulled
+    t0 = time.monotonic()
+    images.build(toolchain_dir() / "images", progress)
+    timings["images"] = time.monotonic() - t0
     still = missing()
     if still:
         raise ToolMissing(f"still missing after install: {', '.join(still)}; log: {log}")
@@ -394,7 +417,8 @@ def install(progress: Callable[[str], None] = print) -> dict[str, float]:
 
 
 VERSION_ARGS = {"etcd": ["--version"], "kube-apiserver": ["--version"], "kube-controller-manager": ["--version"],
-                "kube-scheduler": ["--version"], "kwok": ["--version"], "pulumi": ["version"],
+                "kube-scheduler": ["--version"], "kubelet": ["--version"], "containerd": ["--version"],
+                "runc": ["--version"], "kwok": ["--version"], "pulumi": ["version"],
                 "prometheus": ["--version"], "alertmanager": ["--version"], "promtool": ["--version"]}
 
 

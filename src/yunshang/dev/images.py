@@ -1,0 +1,177 @@
+"""Images without a registry: the local node's pods run images this project builds itself.
+
+Each image is an OCI image layout written as one tar (``oci-layout``, ``index.json``, blobs), made
+from Debian's packages and a C compiler, never pulled:
+
+- ``yunshang.local/pause:1``: the pod sandbox — a static C program that waits for signals and
+  reaps children (what the upstream pause does), compiled here with gcc -static;
+- ``yunshang.local/toolbox:1``: Debian's busybox-static (``nc``, ``httpd``, ``sh``) for the demo
+  exchange API, the tests' servers and clients.
+
+Builds are deterministic (fixed mtimes and owners), cached by content under the toolchain, and
+imported into containerd with ``ctr images import``; pods use them with ``imagePullPolicy: Never``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+REGISTRY = "yunshang.local"
+PAUSE = f"{REGISTRY}/pause:1"
+TOOLBOX = f"{REGISTRY}/toolbox:1"
+NOBODY = 65534  # the images' default user: pods in restricted namespaces run as non-root anyway
+
+PAUSE_C = r"""
+/* yunshang's pod sandbox: hold the pod's namespaces, reap orphans, exit on SIGINT/SIGTERM. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void quit(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) { (void)sig; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+
+int main(void) {
+    struct sigaction q = {.sa_handler = quit}, r = {.sa_handler = reap, .sa_flags = SA_NOCLDSTOP};
+    sigaction(SIGINT, &q, NULL);
+    sigaction(SIGTERM, &q, NULL);
+    sigaction(SIGCHLD, &r, NULL);
+    for (;;) pause();
+}
+"""
+
+# the busybox applets the toolbox links (what tests and the demo use; busybox has them all)
+APPLETS = ["sh", "nc", "httpd", "sleep", "cat", "echo", "ls", "nslookup", "printf", "timeout", "true", "false",
+           "env", "id", "hostname", "ps", "kill", "mkdir", "head", "wc", "dd", "seq", "yes"]
+
+
+@dataclasses.dataclass(frozen=True)
+class File:
+    path: str  # inside the image, without the leading slash
+    data: bytes = b""
+    mode: int = 0o644
+    link: str = ""  # a symlink's target
+    directory: bool = False
+
+
+def layer(files: Iterable[File]) -> bytes:
+    """One uncompressed layer: a tar of ``files`` with fixed owners and times (same files, same bytes)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for f in sorted(files, key=lambda f: f.path):
+            info = tarfile.TarInfo(f.path)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = f.mode
+            if f.directory:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif f.link:
+                info.type, info.linkname = tarfile.SYMTYPE, f.link
+                tar.addfile(info)
+            else:
+                info.size = len(f.data)
+                tar.addfile(info, io.BytesIO(f.data))
+    return buf.getvalue()
+
+
+def _blob(blobs: dict[str, bytes], data: bytes, media_type: str) -> dict:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+
+def oci_archive(name: str, layers: list[bytes], entrypoint: list[str], cmd: list[str] | None = None,
+                user: int = NOBODY) -> bytes:
+    """An OCI image layout as a tar: what ``ctr images import`` takes, named ``name``."""
+    blobs: dict[str, bytes] = {}
+    layer_descs = [_blob(blobs, data, "application/vnd.oci.image.layer.v1.tar") for data in layers]
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Entrypoint": entrypoint, "Cmd": cmd or [], "User": str(user),
+                         "Env": ["PATH=/bin"], "WorkingDir": "/"},
+              "rootfs": {"type": "layers",
+                         "diff_ids": [d["digest"] for d in layer_descs]}}  # uncompressed: digest == diff_id
+    config_desc = _blob(blobs, json.dumps(config, sort_keys=True).encode(), "application/vnd.oci.image.config.v1+json")
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config_desc, "layers": layer_descs}
+    manifest_desc = _blob(blobs, json.dumps(manifest, sort_keys=True).encode(),
+                          "application/vnd.oci.image.manifest.v1+json")
+    manifest_desc["annotations"] = {"io.containerd.image.name": name,
+                                    "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1]}
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [manifest_desc]}
+    files = [File("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
+             File("index.json", json.dumps(index, sort_keys=True).encode()),
+             File("blobs", directory=True, mode=0o755), File("blobs/sha256", directory=True, mode=0o755),
+             *(File(f"blobs/sha256/{d.split(':', 1)[1]}", data) for d, data in blobs.items())]
+    return layer(files)
+
+
+def _base() -> list[File]:
+    """What every image has: a root with /tmp, /etc/passwd naming nobody, and /etc/hosts' place."""
+    return [File("etc", directory=True, mode=0o755), File("tmp", directory=True, mode=0o1777),
+            File("etc/passwd", f"root:x:0:0:root:/:/bin/sh\nnobody:x:{NOBODY}:{NOBODY}:nobody:/:/bin/sh\n".encode()),
+            File("etc/group", f"root:x:0:\nnogroup:x:{NOBODY}:\n".encode())]
+
+
+def pause_archive(work: Path, run: Callable[[list[str], Path], None]) -> bytes:
+    src = work / "pause.c"
+    src.write_text(PAUSE_C)
+    run(["gcc", "-static", "-Os", "-s", "-o", str(work / "pause"), str(src)], work)
+    files = [*_base(), File("pause", (work / "pause").read_bytes(), 0o755)]
+    return oci_archive(PAUSE, [layer(files)], ["/pause"])
+
+
+def toolbox_archive(busybox: bytes) -> bytes:
+    files = [*_base(), File("bin", directory=True, mode=0o755), File("bin/busybox", busybox, 0o755),
+             *(File(f"bin/{a}", link="busybox") for a in APPLETS), File("www", directory=True, mode=0o755),
+             File("www/index.html", b"yunshang toolbox\n")]
+    return oci_archive(TOOLBOX, [layer(files)], ["/bin/sh"], ["-c", "sleep 2147483647"])
+
+
+def busybox_static(work: Path, run: Callable[[list[str], Path], None]) -> bytes:
+    """Debian's busybox-static binary, taken from its package (downloaded, not installed on the host)."""
+    try:
+        run(["apt-get", "download", "-qq", "busybox-static"], work)
+    except RuntimeError:  # no package lists yet on a fresh machine
+        run(["apt-get", "update", "-qq"], work)
+        run(["apt-get", "download", "-qq", "busybox-static"], work)
+    deb = next(work.glob("busybox-static_*.deb"))
+    run(["dpkg-deb", "-x", str(deb), str(work / "root")], work)
+    return (work / "root" / "bin" / "busybox").read_bytes()
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-400:]}")
+
+
+def build(dest: Path, progress: Callable[[str], None] = print) -> dict[str, Path]:
+    """The images as OCI archives under ``dest`` (kept: built once per toolchain)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {PAUSE: dest / "pause.oci.tar", TOOLBOX: dest / "toolbox.oci.tar"}
+    if all(p.exists() for p in out.values()):
+        return out
+    for tool in ("gcc", "apt-get", "dpkg-deb"):
+        if not shutil.which(tool):
+            raise RuntimeError(f"{tool} not found: the local node's images are built with it (Debian: apt-get install {tool})")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        progress("images: building the pause image (gcc -static)")
+        _write(out[PAUSE], pause_archive(work, _run))
+        progress("images: building the toolbox image (Debian's busybox-static)")
+        _write(out[TOOLBOX], toolbox_archive(busybox_static(work, _run)))
+    return out
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.rename(path)

@@ -1,0 +1,571 @@
+"""A real node beside the local control plane: kubelet, containerd + runc, a CNI bridge.
+
+Pods on it really run (the images of ``images.py``, imported into its containerd).  Everything it
+writes lives under its state dir where a setting allows; what the kubelet, containerd and the CNI
+plugins put on the host regardless (a bridge, cgroups under the node's own cgroup root, netns
+mounts, a few fixed directories) ``down`` removes, and ``host.snapshot`` lets a test compare the
+machine before and after.
+
+Each node has an index (chosen free at start, recorded in its state) from which its bridge
+(``ysbr<k>``), pod range (``10.244.<k>.0/24``), cgroup root (``/yunshang-<k>``) and ports derive:
+two platforms on one machine never share them.  The node is tainted so that only pods that ask
+for it (a toleration of ``TAINT``) land there; kwok's fake nodes keep everything else.
+
+Requires root and cgroups (v1 here: ``failCgroupV1: false``); ``why_not()`` says in one line
+why this machine cannot run one, and the caller falls back to fake nodes only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from . import images, pki, toolchain
+
+TAINT = {"key": "platform.yunshang.io/real-node", "value": "true", "effect": "NoSchedule"}
+TOLERATION = {"key": TAINT["key"], "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+NODE_LABEL = "platform.yunshang.io/real-node"
+CNI_BIN = Path("/usr/lib/cni")
+RUNC = Path("/usr/sbin/runc")
+CGROUP_FS = Path("/sys/fs/cgroup")
+# what the kubelet, containerd 1.6 and libcni write on the host whatever their settings: removed by the
+# last node of this machine to stop, where a node of yunshang's made them (host-paths.json in the claims)
+HOST_PATHS = [Path("/var/lib/kubelet"), Path("/var/log/containers"), Path("/var/log/pods"), Path("/run/containerd"),
+              Path("/var/lib/cni"), Path("/run/nri"), Path("/run/netns")]
+# iptables chains the kubelet makes in every table it touches (IPv4 and IPv6), removed likewise
+KUBELET_CHAINS = ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"]
+MAX_NODES = 64  # indexes 0..63: bridges ysbr0.., pod ranges 10.244.0.0/24..
+
+
+def why_not() -> str:
+    """Empty when this machine can run a real node; else one line saying why not."""
+    if os.geteuid() != 0:
+        return "a real node needs root (kubelet, containerd and the CNI bridge change the host): running fake nodes only"
+    if not (CGROUP_FS / "memory").is_dir() and not (CGROUP_FS / "cgroup.controllers").exists():
+        return "no cgroup memory controller on this machine: running fake nodes only"
+    for what, path in (("containerd", toolchain.find_or_none("containerd")), ("runc", RUNC),
+                       ("the CNI bridge plugin", CNI_BIN / "bridge"), ("kubelet", toolchain.find_or_none("kubelet"))):
+        if path is None or not Path(path).exists():
+            return f"{what} is not installed (run `make setup`): running fake nodes only"
+    return ""
+
+
+def pod_cidr(index: int) -> str:
+    return f"10.244.{index}.0/24"
+
+
+def bridge_name(index: int) -> str:
+    return f"ysbr{index}"
+
+
+def bridge_ip(index: int) -> str:
+    return str(next(ipaddress.ip_network(pod_cidr(index)).hosts()))
+
+
+def cgroup_root(index: int) -> str:
+    return f"/yunshang-{index}"
+
+
+def containerd_config(state: Path, sock: Path, cni_conf: Path) -> str:
+    """containerd's config (version 2, as 1.6 reads it): its own root, state and socket; the CRI with
+    the local pause image, cgroupfs, and what root without CAP_SYS_RESOURCE needs."""
+    return f"""version = 2
+root = "{state / 'root'}"
+state = "{state / 'state'}"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "{sock}"
+
+[ttrpc]
+  address = "{sock}.ttrpc"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{state / 'opt'}"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{images.PAUSE}"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "{RUNC}"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{CNI_BIN}"
+    conf_dir = "{cni_conf}"
+"""
+
+
+def cni_config(index: int, ipam_dir: Path) -> dict:
+    """The bridge network: a bridge of this node's own, its pod range, no masquerade."""
+    return {"cniVersion": "1.0.0", "name": f"yunshang-{index}", "plugins": [
+        {"type": "bridge", "bridge": bridge_name(index), "isGateway": True, "isDefaultGateway": True,
+         "hairpinMode": True, "ipMasq": False,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr(index), "gateway": bridge_ip(index)}]],
+                  "dataDir": str(ipam_dir)}}]}  # no portmap: hostPorts are refused by the platform anyway
+
+
+def kubelet_config(state: Path, index: int, sock: Path, ports: dict[str, int], ca: Path, cert: Path,
+                   key: Path) -> dict:
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "address": bridge_ip(index), "port": ports["kubelet"], "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1", "healthzPort": ports["kubelet-healthz"],
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": str(ca)}},
+        "authorization": {"mode": "Webhook"},
+        "tlsCertFile": str(cert), "tlsPrivateKeyFile": str(key),
+        "containerRuntimeEndpoint": f"unix://{sock}",
+        "cgroupDriver": "cgroupfs", "cgroupRoot": cgroup_root(index), "failCgroupV1": False, "failSwapOn": False,
+        "resolvConf": "", "podLogsDir": str(state / "pod-logs"), "clusterDomain": "cluster.local",
+        "podCIDR": pod_cidr(index), "maxPods": 110, "serializeImagePulls": False,
+        "registerWithTaints": [TAINT],
+        "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "protectKernelDefaults": False, "makeIPTablesUtilChains": False,
+        "localStorageCapacityIsolation": True, "logging": {"format": "text"},
+    }
+
+
+def guard_rules(index: int, service_cidr: str) -> list[list[str]]:
+    """iptables (mangle) rules that keep this node's pod traffic on the machine, whatever the CNI
+    plugin, kube-proxy or the policy engine put in filter: a packet from the bridge goes to a pod,
+    a Service address or the bridge's own address (the API server's door), and a forwarded packet
+    goes bridge to bridge — everything else is dropped before it is routed anywhere."""
+    br, cidr, chain_in, chain_fwd = bridge_name(index), pod_cidr(index), f"YS-NODE{index}-IN", f"YS-NODE{index}-FWD"
+    return [
+        ["-N", chain_in], ["-A", chain_in, "-d", cidr, "-j", "RETURN"],
+        ["-A", chain_in, "-d", service_cidr, "-j", "RETURN"],
+        ["-A", chain_in, "-d", f"{bridge_ip(index)}/32", "-j", "RETURN"],
+        ["-A", chain_in, "-j", "DROP"],
+        ["-N", chain_fwd], ["-A", chain_fwd, "-i", br, "-o", br, "-s", cidr, "-j", "RETURN"],
+        ["-A", chain_fwd, "-i", br, "-o", br, "-d", cidr, "-j", "RETURN"],
+        ["-A", chain_fwd, "-j", "DROP"],
+        ["-I", "PREROUTING", "-i", br, "-j", chain_in],
+        ["-I", "FORWARD", "-i", br, "-j", chain_fwd], ["-I", "FORWARD", "-o", br, "-j", chain_fwd],
+    ]
+
+
+def route_table(index: int) -> int:
+    return 7700 + index
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["iptables", "-w", "5", "-t", "mangle", *args], capture_output=True, text=True)
+
+
+def _guard(index: int, service_cidr: str) -> None:
+    """The guard rules, and an ip rule: traffic from the pod range looks up a table with only the
+    bridge's route and a blackhole default (so it routes nowhere but the bridge)."""
+    _unguard(index)
+    for rule in guard_rules(index, service_cidr):
+        r = _iptables(*rule)
+        if r.returncode != 0:
+            raise RuntimeError(f"`iptables -t mangle {' '.join(rule)}` failed: {r.stderr.strip()}")
+    table = str(route_table(index))
+    for cmd in (["ip", "route", "add", pod_cidr(index), "dev", bridge_name(index), "table", table],
+                ["ip", "route", "add", "blackhole", "default", "table", table],
+                ["ip", "rule", "add", "from", pod_cidr(index), "lookup", table, "priority", table]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}")
+
+
+def _unguard(index: int) -> list[str]:
+    out = []
+    br, chain_in, chain_fwd = bridge_name(index), f"YS-NODE{index}-IN", f"YS-NODE{index}-FWD"
+    for rule in (["PREROUTING", "-i", br, "-j", chain_in], ["FORWARD", "-i", br, "-j", chain_fwd],
+                 ["FORWARD", "-o", br, "-j", chain_fwd]):
+        while _iptables("-D", *rule).returncode == 0:
+            out.append(f"mangle {' '.join(rule)}")
+    for chain in (chain_in, chain_fwd):
+        if _iptables("-F", chain).returncode == 0:
+            _iptables("-X", chain)
+            out.append(f"mangle chain {chain}")
+    table = str(route_table(index))
+    while subprocess.run(["ip", "rule", "del", "priority", table], capture_output=True).returncode == 0:
+        out.append(f"ip rule {table}")
+    if subprocess.run(["ip", "route", "flush", "table", table], capture_output=True).returncode == 0:
+        out.append(f"route table {table}")
+    return out
+
+
+def _used_indexes() -> set[int]:
+    """Indexes whose bridge or cgroup root exists on this machine (another platform's node)."""
+    used = set()
+    for i in range(MAX_NODES):
+        if Path(f"/sys/class/net/{bridge_name(i)}").exists() or (CGROUP_FS / "memory" / cgroup_root(i).lstrip("/")).exists():
+            used.add(i)
+    return used
+
+
+def _claim_live(claim: Path) -> bool:
+    """A claim names its node's state dir: live while that node's processes run (or it is starting)."""
+    try:
+        state = Path(claim.read_text())
+        age = time.time() - claim.stat().st_mtime
+    except (OSError, ValueError):
+        return False
+    node = RealNode.load(state) if state.is_dir() else None
+    if node is None:
+        return age < 120  # starting: its record is not written yet
+    if not node.pids:
+        return age < 120
+    for pid in node.pids.values():
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            continue
+    return False
+
+
+def _claim_index(claims: Path, state: Path) -> int:
+    """A free index, claimed by a file naming ``state`` in a directory shared by this machine's nodes."""
+    claims.mkdir(parents=True, exist_ok=True)
+    used = _used_indexes()
+    for i in range(MAX_NODES):
+        claim = claims / f"{i}"
+        if i in used:
+            continue
+        if claim.exists():
+            if _claim_live(claim) and Path(claim.read_text()) != state:
+                continue
+            claim.unlink(missing_ok=True)  # stale, or our own from before
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        os.write(fd, str(state).encode())
+        os.close(fd)
+        return i
+    raise RuntimeError(f"no free node index (0..{MAX_NODES - 1}): stop another local platform first")
+
+
+@dataclasses.dataclass
+class RealNode:
+    """One real node of a local control plane (``cp``: anything with state, pki, server, ports, _spawn)."""
+
+    state: Path
+    name: str = "node-0"
+    index: int = -1
+    service_cidr: str = "10.96.0.0/16"
+    pids: dict[str, int] = dataclasses.field(default_factory=dict)
+    ports: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def sock(self) -> Path:
+        return self.state / "containerd" / "containerd.sock"
+
+    def _record(self) -> Path:
+        return self.state / "node.json"
+
+    def save(self) -> None:
+        self._record().write_text(json.dumps(dataclasses.asdict(self) | {"state": str(self.state)}, indent=2))
+
+    @classmethod
+    def load(cls, state: Path) -> "RealNode | None":
+        rec = state / "node.json"
+        if not rec.exists():
+            return None
+        data = json.loads(rec.read_text())
+        data["state"] = Path(data["state"])
+        return cls(**data)
+
+    # ------------------------------------------------------------------ up
+    def up(self, server: str, cluster_pki: Path, spawn: Callable, wait: Callable, free_port: Callable[[], int],
+           progress: Callable[[str], None] = lambda m: None, timeout: float = 60) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        claims = toolchain.cache_root() / "node-claims"
+        self.index = _claim_index(claims, self.state)
+        self.name = f"yunshang-node-{self.index}"
+        self.ports = {n: free_port() for n in ("kubelet", "kubelet-healthz")}
+        _remember_host_paths(claims)
+        self.save()
+        built = images.build(toolchain.toolchain_dir() / "images", progress)
+        cd = self.state / "containerd"
+        cni_conf = self.state / "cni" / "net.d"
+        cni_conf.mkdir(parents=True, exist_ok=True)
+        (cni_conf / "10-yunshang.conflist").write_text(json.dumps(cni_config(self.index, self.state / "cni" / "ipam")))
+        cd.mkdir(parents=True, exist_ok=True)
+        (cd / "config.toml").write_text(containerd_config(cd, self.sock, cni_conf))
+        # the node's bridge, made before the kubelet so that it can serve on (and report) its address;
+        # the CNI plugin finds it with its gateway address in place
+        br = bridge_name(self.index)
+        for cmd in (["ip", "link", "add", br, "type", "bridge"],
+                    ["ip", "addr", "add", f"{bridge_ip(self.index)}/24", "dev", br],
+                    ["ip", "link", "set", br, "up"]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}")
+        _guard(self.index, self.service_cidr)  # before any pod: the CNI plugin turns on ip_forward
+        progress(f"starting containerd for node {self.name}")
+        proc = spawn("containerd", [str(toolchain.find("containerd")), f"--config={cd / 'config.toml'}",
+                                    "--log-level=warn"])
+        self.pids["containerd"] = proc.pid
+        self.save()
+        wait("containerd", lambda: self.sock.exists() and self._ctr("version").returncode == 0, timeout, proc)
+        for ref, archive in built.items():
+            r = self._ctr("images", "import", "--all-platforms", str(archive))
+            if r.returncode != 0:
+                raise RuntimeError(f"importing {ref} into containerd failed: {r.stderr.strip()[-300:]}")
+        # the kubelet's identity and serving certificate, from the cluster's CA
+        pki.issue_client(cluster_pki, f"kubelet-{self.index}", f"system:node:{self.name}", ["system:nodes"])
+        pki.issue_server(cluster_pki, f"kubelet-serving-{self.index}", [bridge_ip(self.index), self.name])
+        kubeconfig = self.state / "kubelet.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(cluster_pki / "ca.crt")}}],
+            "users": [{"name": "kubelet", "user": {"client-certificate": str(cluster_pki / f"kubelet-{self.index}.crt"),
+                                                   "client-key": str(cluster_pki / f"kubelet-{self.index}.key")}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "kubelet"}}],
+            "current-context": "local"}))
+        kubeconfig.chmod(0o600)
+        config = kubelet_config(self.state, self.index, self.sock, self.ports, cluster_pki / "ca.crt",
+                                cluster_pki / f"kubelet-serving-{self.index}.crt",
+                                cluster_pki / f"kubelet-serving-{self.index}.key")
+        (self.state / "kubelet.yaml").write_text(yaml.safe_dump(config))
+        for hierarchy in CGROUP_FS.iterdir():  # the node's own cgroup root, in every hierarchy (v1)
+            if hierarchy.is_dir() and (hierarchy / "cgroup.procs").exists():
+                (hierarchy / cgroup_root(self.index).lstrip("/")).mkdir(exist_ok=True)
+        progress(f"starting kubelet for node {self.name}")
+        proc = spawn("kubelet", [
+            str(toolchain.find("kubelet")), f"--config={self.state / 'kubelet.yaml'}", f"--kubeconfig={kubeconfig}",
+            f"--root-dir={self.state / 'kubelet'}", f"--hostname-override={self.name}",
+            f"--node-ip={bridge_ip(self.index)}",
+            f"--node-labels={NODE_LABEL}=true", "--v=1"])
+        self.pids["kubelet"] = proc.pid
+        self.save()
+
+    # ------------------------------------------------------------------ down
+    def _ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([str(toolchain.find("ctr")), f"--address={self.sock}", "-n", "k8s.io", *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def down(self, stop: Callable[[str, int], None]) -> list[str]:
+        """Stop the kubelet, every pod's containers and containerd, and undo what they did to the host.
+        Returns what was left to clean (for the log); safe to call twice."""
+        notes: list[str] = []
+        if "kubelet" in self.pids:
+            stop("kubelet", self.pids.pop("kubelet"))
+        if "containerd" in self.pids:
+            if self.sock.exists():
+                for task in self._lines(self._ctr("tasks", "list", "-q")):
+                    self._ctr("tasks", "kill", "-s", "SIGKILL", task)
+                time.sleep(0.5)
+                for task in self._lines(self._ctr("tasks", "list", "-q")):
+                    self._ctr("tasks", "delete", "-f", task)
+                for c in self._lines(self._ctr("containers", "list", "-q")):
+                    self._ctr("containers", "delete", c)
+            stop("containerd", self.pids.pop("containerd"))
+        notes += self._kill_shims()
+        notes += self._unmount()
+        if self.index >= 0:
+            notes += _unguard(self.index)
+            if Path(f"/sys/class/net/{bridge_name(self.index)}").exists():
+                subprocess.run(["ip", "link", "delete", bridge_name(self.index)], capture_output=True)
+                notes.append(f"bridge {bridge_name(self.index)}")
+            notes += self._remove_cgroups()
+            claims = toolchain.cache_root() / "node-claims"
+            mine = claims / str(self.index)
+            if mine.exists() and mine.read_text() == str(self.state):
+                mine.unlink()
+            if not _live_claims(claims):  # the last node of this machine: what they all left on the host
+                notes += _remove_kubelet_chains()
+                notes += _forget_host_paths(claims)
+        self.save()
+        return notes
+
+    @staticmethod
+    def _lines(r: subprocess.CompletedProcess) -> list[str]:
+        return [ln.strip() for ln in r.stdout.splitlines() if ln.strip()] if r.returncode == 0 else []
+
+    def _kill_shims(self) -> list[str]:
+        """containerd's shims outlive it: those started for this node's containerd (its socket in argv)."""
+        out = []
+        for d in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                argv = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and str(self.sock).encode() in b" ".join(argv):
+                try:
+                    os.kill(int(d), signal.SIGKILL)
+                    out.append(f"shim {d}")
+                except ProcessLookupError:
+                    pass
+        return out
+
+    def _unmount(self) -> list[str]:
+        """Mounts under the state dir (rootfs, shm, netns), deepest first."""
+        out = []
+        for _ in range(3):
+            mounts = [ln.split()[1].replace("\\040", " ") for ln in Path("/proc/mounts").read_text().splitlines()]
+            ours = sorted((m for m in mounts if m.startswith(str(self.state) + "/")), key=len, reverse=True)
+            if not ours:
+                break
+            for m in ours:
+                subprocess.run(["umount", "-l", m], capture_output=True)
+                out.append(f"mount {m}")
+        # network namespaces containerd 1.6 keeps in /run/netns (named cni-<uuid>): those of this node's pods
+        for ns in Path("/run/netns").glob("cni-*") if Path("/run/netns").is_dir() else []:
+            if self._netns_ours(ns):
+                subprocess.run(["umount", "-l", str(ns)], capture_output=True)
+                ns.unlink(missing_ok=True)
+                out.append(f"netns {ns.name}")
+        return out
+
+    def _netns_ours(self, ns: Path) -> bool:
+        """A netns is this node's if its only link besides lo sits on this node's pod range or has none left."""
+        r = subprocess.run(["ip", "-n", ns.name, "-o", "-4", "addr"], capture_output=True, text=True)
+        if r.returncode != 0:
+            return False
+        addrs = [w for ln in r.stdout.splitlines() for w in ln.split() if "/" in w and w[0].isdigit()]
+        net = ipaddress.ip_network(pod_cidr(self.index))
+        others = [a for a in addrs if not a.startswith("127.")]
+        return bool(others) and all(ipaddress.ip_interface(a).ip in net for a in others)
+
+    def _remove_cgroups(self) -> list[str]:
+        out = []
+        root = cgroup_root(self.index).lstrip("/")
+        for hierarchy in CGROUP_FS.iterdir():
+            top = hierarchy / root
+            if not top.is_dir():
+                continue
+            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+            try:
+                top.rmdir()
+                out.append(f"cgroup {hierarchy.name}{cgroup_root(self.index)}")
+            except OSError as e:
+                out.append(f"cgroup {top} left: {e}")
+        return out
+
+
+def _live_claims(claims: Path) -> list[int]:
+    return [int(c.name) for c in claims.glob("[0-9]*") if _claim_live(c)]
+
+
+SYSCTLS = ["net/ipv4/ip_forward"]  # the CNI bridge plugin (isGateway) turns it on
+
+
+def _remember_host_paths(claims: Path) -> None:
+    """Note which of HOST_PATHS do not exist yet (the first node of this machine will make them), and
+    the sysctls as the first node found them."""
+    record = claims / "host-paths.json"
+    known = set(json.loads(record.read_text())) if record.exists() else set()
+    known |= {str(p) for p in HOST_PATHS if not p.exists()}
+    record.write_text(json.dumps(sorted(known)))
+    sysctls = claims / "host-sysctls.json"
+    if not sysctls.exists():
+        sysctls.write_text(json.dumps({k: Path("/proc/sys", k).read_text().strip() for k in SYSCTLS}))
+    tables = claims / "host-nftables.json"
+    if not tables.exists():
+        tables.write_text(json.dumps(_nft_tables()))
+
+
+def _nft_tables() -> list[str]:
+    r = subprocess.run([str(toolchain.find("nft")), "list", "tables"], capture_output=True, text=True)
+    return sorted(ln.removeprefix("table ").strip() for ln in r.stdout.splitlines() if ln.startswith("table "))
+
+
+def _forget_host_paths(claims: Path) -> list[str]:
+    out = []
+    sysctls = claims / "host-sysctls.json"
+    if sysctls.exists():
+        for k, v in json.loads(sysctls.read_text()).items():
+            if Path("/proc/sys", k).read_text().strip() != v:
+                Path("/proc/sys", k).write_text(v)
+                out.append(f"sysctl {k}={v}")
+        sysctls.unlink()
+    tables = claims / "host-nftables.json"
+    if tables.exists():  # tables iptables-nft made (the kubelet's, the guard's): gone if nothing is left in them
+        before = set(json.loads(tables.read_text()))
+        for t in _nft_tables():
+            if t not in before and _nft_table_empty(t):
+                subprocess.run([str(toolchain.find("nft")), "delete", "table", *t.split()], capture_output=True)
+                out.append(f"nft table {t}")
+        tables.unlink()
+    record = claims / "host-paths.json"
+    if not record.exists():
+        return out
+    for p in sorted((Path(x) for x in json.loads(record.read_text())), key=lambda p: len(p.parts), reverse=True):
+        if p.exists():
+            shutil.rmtree(p, ignore_errors=True)
+            out.append(str(p))
+    record.unlink()
+    return out
+
+
+def _nft_table_empty(table: str) -> bool:
+    """No rule in any of its chains (iptables-nft's base chains stay, empty, after the last -D)."""
+    r = subprocess.run([str(toolchain.find("nft")), "list", "table", *table.split()], capture_output=True, text=True)
+    body = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+    return r.returncode == 0 and all(ln.startswith(("table ", "chain ", "type ", "policy ", "}", "comment "))
+                                     for ln in body)
+
+
+def _remove_kubelet_chains() -> list[str]:
+    out = []
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            r = subprocess.run([tool, "-t", table, "-S"], capture_output=True, text=True)
+            if r.returncode != 0:
+                continue
+            chains = [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("-N ")]
+            for chain in (c for c in chains if c in KUBELET_CHAINS):
+                for ln in r.stdout.splitlines():  # the jumps to it first
+                    if ln.startswith("-A ") and f"-j {chain}" in ln:
+                        subprocess.run([tool, "-t", table, "-D", *ln.split()[1:]], capture_output=True)
+                subprocess.run([tool, "-t", table, "-F", chain], capture_output=True)
+                subprocess.run([tool, "-t", table, "-X", chain], capture_output=True)
+                out.append(f"{tool} {table} {chain}")
+    return out
+
+
+def host_snapshot() -> dict[str, list[str]]:
+    """What a node may change on this machine, as text: compare one taken before ``up`` with one
+    taken after ``down``."""
+    def run(*cmd: str) -> list[str]:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return sorted(ln for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#"))
+
+    def rules(tool: str) -> list[str]:  # chains without their counters
+        return [ln.split(" [")[0] if ln.startswith(":") else ln for ln in run(f"{tool}-save")]
+
+    cgroups = sorted(f"{h.name}/{d.name}" for h in CGROUP_FS.iterdir() if h.is_dir()
+                     for d in h.iterdir() if d.is_dir())
+    return {
+        "iptables": rules("iptables"), "ip6tables": rules("ip6tables"),
+        "links": [ln.split(":")[1].strip().split("@")[0] for ln in run("ip", "-o", "link")],
+        "addresses": [" ".join(ln.split()[1:4]) for ln in run("ip", "-o", "addr")],
+        "routes": run("ip", "route", "show", "table", "all"), "rules": run("ip", "rule"),
+        "mounts": sorted(ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()),
+        "cgroups": cgroups,
+        "sysctls": [f"{k}={Path('/proc/sys', k).read_text().strip()}" for k in
+                    ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables") if Path("/proc/sys", k).exists()],
+        "paths": [str(p) for p in HOST_PATHS if p.exists()],
+    }

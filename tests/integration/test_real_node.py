@@ -1,0 +1,122 @@
+"""A real node (dev/node.py): pods that really run, a real connection over the node's bridge, and a
+machine left as it was found.
+
+Its own control plane with a real node beside the fake ones (the session's platform keeps fake
+nodes only).  Where the machine cannot run a real node the module is skipped, saying why — except
+in CI, where that is a failure: CI's machine is root with cgroups, so a skip there would hide a
+broken set-up."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from kubernetes import client, config
+
+from helpers import wait_for
+
+from yunshang.dev import controlplane, images, node
+
+WHY_NOT = node.why_not()
+if WHY_NOT and os.environ.get("CI"):
+    pytest.fail(f"CI runs on a machine that can run a real node, but: {WHY_NOT}", pytrace=False)
+pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("real-node"), real_node=True, audit_webhook=False)
+    cp.up()
+    api = config.new_client_from_config(str(cp.kubeconfig))
+    yield cp, api
+    api.close()
+    cp.down()
+
+
+def on_the_node(name: str, command: str, labels: dict | None = None, restart: str = "Never") -> dict:
+    """A toolbox pod for the real node (its taint tolerated), running ``command`` in sh."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
+            "spec": {"restartPolicy": restart, "nodeSelector": {node.NODE_LABEL: "true"},
+                     "tolerations": [node.TOLERATION], "terminationGracePeriodSeconds": 0,
+                     "securityContext": {"runAsNonRoot": True, "runAsUser": images.NOBODY,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "c", "image": images.TOOLBOX, "imagePullPolicy": "Never",
+                                     "command": ["/bin/sh", "-c", command],
+                                     "terminationMessagePolicy": "FallbackToLogsOnError",
+                                     "securityContext": {"allowPrivilegeEscalation": False,
+                                                         "capabilities": {"drop": ["ALL"]}}}]}}
+
+
+def phase(core, ns: str, name: str) -> str:
+    return core.read_namespaced_pod(name, ns).status.phase
+
+
+def test_the_node_registers_ready_with_its_taint_and_bridge_address(real):
+    cp, api = real
+    nodes = [n for n in client.CoreV1Api(api).list_node().items if (n.metadata.labels or {}).get(node.NODE_LABEL)]
+    assert len(nodes) == 1, [n.metadata.name for n in nodes]
+    n = nodes[0]
+    assert any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+    assert [t.key for t in n.spec.taints or []] == [node.TAINT["key"]]  # nothing lands there unasked
+    internal = [a.address for a in n.status.addresses if a.type == "InternalIP"]
+    index = int(n.metadata.name.rsplit("-", 1)[1])
+    assert internal == [node.bridge_ip(index)]  # the node's own bridge address, nothing outside
+
+
+def test_a_pod_serves_and_another_connects_over_the_bridge(real):
+    """Two real pods: a server (busybox httpd) and a client that fetches its page with nc; the
+    client's exit code is its verdict (Succeeded only if the page came back)."""
+    cp, api = real
+    core = client.CoreV1Api(api)
+    ns = f"rn-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_pod(ns, on_the_node("web", "exec httpd -f -p 8080 -h /www", {"app": "web"}, "Always"))
+    wait_for("the server Running", lambda: phase(core, ns, "web") == "Running", timeout=60)
+    ip = core.read_namespaced_pod("web", ns).status.pod_ip
+    index = int(core.read_namespaced_pod("web", ns).spec.node_name.rsplit("-", 1)[1])
+    assert ip and ip.startswith(node.pod_cidr(index).rsplit(".", 2)[0] + ".")  # an address of the node's range
+    fetch = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 8080 | grep -q 'yunshang toolbox'"
+    core.create_namespaced_pod(ns, on_the_node("client", fetch))
+    wait_for("the client done", lambda: phase(core, ns, "client") in ("Succeeded", "Failed"), timeout=60)
+    st = core.read_namespaced_pod("client", ns).status.container_statuses[0].state.terminated
+    assert phase(core, ns, "client") == "Succeeded", (st.exit_code, st.message)
+    # control: the same client against a port nobody serves fails (the verdict can say no)
+    core.create_namespaced_pod(ns, on_the_node("nobody", fetch.replace("8080", "8081")))
+    wait_for("the second client done", lambda: phase(core, ns, "nobody") in ("Succeeded", "Failed"), timeout=60)
+    assert phase(core, ns, "nobody") == "Failed"
+
+
+def listening(pids) -> list[str]:
+    """The addresses (as /proc/net/tcp writes them) of the TCP sockets ``pids`` listen on."""
+    from pathlib import Path
+
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:
+                out.append(f[1].split(":")[0])
+    return out
+
+
+def test_the_node_listens_on_loopback_and_its_bridge_address_only(real):
+    """kubelet and containerd serve on 127.0.0.1 and the node's bridge address, nowhere else."""
+    import socket
+    import struct
+
+    cp, api = real
+    rn = node.RealNode.load(cp.node_state)
+    addrs = listening(rn.pids.values())
+    assert addrs, "found no listening sockets at all"
+    as_proc = {"%08X" % struct.unpack("<I", socket.inet_aton(ip))[0] for ip in ("127.0.0.1", node.bridge_ip(rn.index))}
+    assert set(addrs) <= as_proc, (addrs, as_proc)
+    assert "%08X" % struct.unpack("<I", socket.inet_aton(node.bridge_ip(rn.index)))[0] in addrs  # the kubelet's
