@@ -112,10 +112,9 @@ def platform(control_plane, kube_api):
     from yunshang import platform as plat
 
     plat.install(kube_api)
-    if os.environ.get("YUNSHANG_KNOCK_OUT"):  # tests/knockout.py: the platform without one control
-        from knockout import knock_out
+    from helpers import knock_out_if_asked
 
-        knock_out(kube_api, os.environ["YUNSHANG_KNOCK_OUT"])
+    knock_out_if_asked(kube_api)  # tests/knockout.py: the platform without one control
     return control_plane
 
 

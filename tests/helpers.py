@@ -178,3 +178,14 @@ def rbac_refused(resp, who: "Impersonated", verb: str, resource: str = "tenants"
     where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
     words = f'is forbidden: User "{who.user}" cannot {verb} resource "{resource}" in API group "{group}" {where}'
     assert code == 403 and words in body.get("message", ""), (words, code, body)
+
+
+def knock_out_if_asked(api) -> None:
+    """In a knock-out run (tests/knockout.py sets YUNSHANG_KNOCK_OUT), take that control away from
+    the platform ``api`` talks to: the session's platform, or a module's own."""
+    import os
+
+    if os.environ.get("YUNSHANG_KNOCK_OUT"):
+        from knockout import knock_out
+
+        knock_out(api, os.environ["YUNSHANG_KNOCK_OUT"])

@@ -15,6 +15,10 @@ Controls it can remove, and how (each waits until the API server no longer enfor
 - `networkpolicy-tenant-isolation` (the operator's NetworkPolicies in tenant namespaces:
   default-deny and its allow-lists): every write of one is made to select no pod (a
   MutatingAdmissionPolicy), as good as deleted — a deleted one the operator would put back;
+- `networkpolicy-sharing` (an Active agreement's two NetworkPolicies: exactly the service's port):
+  every write of one loses its ports (a MutatingAdmissionPolicy), opening every port;
+- `node-traffic-guard` (the real node's mangle chains and ip rule that keep pod traffic on its
+  bridge): removed from the host;
 - `apiserver-allow-privileged` (the local control plane's kube-apiserver --allow-privileged=false):
   the API server is restarted with --allow-privileged=true;
 - `apiserver-admission-resourcequota`, `apiserver-admission-podsecurity` (admission plugins the
@@ -55,12 +59,14 @@ CONTROLS = ["tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provid
             "networkpolicy-tenant-isolation", "rbac-builtin-admin", "rbac-tenant-owners", "rbac-department",
             "yunshang-tenant-governance", "yunshang-offer-governance", "yunshang-sharing-consent",
             "yunshang-agreement-rating", "yunshang-offer-terms", "rbac-need-to-know",
-            "apiserver-admission-resourcequota", "apiserver-admission-podsecurity", "apiserver-authorization-rbac"]
+            "apiserver-admission-resourcequota", "apiserver-admission-podsecurity", "apiserver-authorization-rbac",
+            "networkpolicy-sharing", "node-traffic-guard"]
 SUITES = ["tests/integration/test_boundary_attacks.py", "tests/integration/test_conformance.py",
           "tests/integration/test_audit_trail.py", "tests/integration/test_features.py",
           "tests/integration/test_need_to_know.py", "tests/integration/test_offers.py",
           "tests/integration/test_signoff.py", "tests/integration/test_tenant_admission.py",
-          "tests/integration/test_controlplane.py"]
+          "tests/integration/test_controlplane.py", "tests/integration/test_packets.py",
+          "tests/integration/test_real_node.py"]
 
 TENANT_LABEL = "platform.yunshang.io/tenant"
 MANAGED = "app.kubernetes.io/managed-by=yunshang"
@@ -89,6 +95,10 @@ def knock_out(api, control: str) -> None:
         _pod_security_privileged(api)
     elif control == "networkpolicy-tenant-isolation":
         _network_policies_select_nothing(api)
+    elif control == "networkpolicy-sharing":
+        _sharing_policies_any_port(api)
+    elif control == "node-traffic-guard":
+        _node_unguarded(api)
     elif control == "apiserver-allow-privileged":
         _restart_apiserver(api, _flag("--allow-privileged", "true"), "--allow-privileged=true",
                            lambda: _privileged_admitted(api))
@@ -215,6 +225,48 @@ def _network_policies_select_nothing(api) -> None:
     for pol in net.list_network_policy_for_all_namespaces(label_selector=f"{MANAGED},{TENANT_LABEL}").items:
         net.patch_namespaced_network_policy(pol.metadata.name, pol.metadata.namespace,
                                             {"metadata": {"annotations": {"knockout.yunshang.io/touched": "yes"}}})
+
+
+def _node_unguarded(api) -> None:
+    """The real node's guard (its mangle chains and the pod range's ip rule) removed from the host."""
+    from kubernetes import client
+
+    from yunshang.dev import node
+
+    for n in client.CoreV1Api(api).list_node(label_selector=f"{node.NODE_LABEL}=true").items:
+        index = int(n.metadata.name.rsplit("-", 1)[1])
+        removed = node._unguard(index)
+        if not removed:
+            raise RuntimeError(f"node {n.metadata.name}: no guard to remove")
+
+
+def _sharing_policies_any_port(api) -> None:
+    """An agreement's two NetworkPolicies (the provider's ingress, the consumer's egress) lose their
+    ports, as written: the path opens to every port of the provider's pods."""
+    from kubernetes import client
+
+    from helpers import wait_for
+    from yunshang.sharing import LABEL_AGREEMENT
+
+    _mutating_policy(api, "knockout-sharing-any-port", {
+        "matchConstraints": {"resourceRules": [{"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"],
+                                                "operations": ["CREATE", "UPDATE"], "resources": ["networkpolicies"]}]},
+        "matchConditions": [{"name": "an-agreements", "expression":
+                             f"has(object.metadata.labels) && '{LABEL_AGREEMENT}' in object.metadata.labels"}],
+        "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression":
+                       '(has(object.spec.ingress) && size(object.spec.ingress) > 0 && has(object.spec.ingress[0].ports) ? '
+                       '[JSONPatch{op: "remove", path: "/spec/ingress/0/ports"}] : []) + '
+                       '(has(object.spec.egress) && size(object.spec.egress) > 0 && has(object.spec.egress[0].ports) ? '
+                       '[JSONPatch{op: "remove", path: "/spec/egress/0/ports"}] : [])'}}]})
+    net = client.NetworkingV1Api(api)
+
+    def opened() -> bool:
+        pol = net.create_namespaced_network_policy("default", {
+            "metadata": {"name": "knockout-probe", "labels": {LABEL_AGREEMENT: "knockout-probe"}},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 80}]}]}}, dry_run="All")
+        return not pol.spec.ingress[0].ports
+    wait_for("an agreement's policies open every port", opened, timeout=30)
 
 
 # ---------------------------------------------------------------------------- the API server's flags

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from kubernetes import client, config
 
-from helpers import wait_for
+from helpers import knock_out_if_asked, wait_for
 
 from yunshang.dev import controlplane, images, node
 
@@ -28,6 +28,7 @@ def real(tmp_path_factory):
     cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("real-node"), real_node=True, audit_webhook=False)
     cp.up()
     api = config.new_client_from_config(str(cp.kubeconfig))
+    knock_out_if_asked(api)
     yield cp, api
     api.close()
     cp.down()
@@ -120,3 +121,38 @@ def test_the_node_listens_on_loopback_and_its_bridge_address_only(real):
     as_proc = {"%08X" % struct.unpack("<I", socket.inet_aton(ip))[0] for ip in ("127.0.0.1", node.bridge_ip(rn.index))}
     assert set(addrs) <= as_proc, (addrs, as_proc)
     assert "%08X" % struct.unpack("<I", socket.inet_aton(node.bridge_ip(rn.index)))[0] in addrs  # the kubelet's
+
+
+def host_address() -> str:
+    """This machine's address outside the node (its default route's source)."""
+    import subprocess
+
+    out = subprocess.run(["ip", "-4", "route", "get", "192.0.2.1"], capture_output=True, text=True).stdout.split()
+    return out[out.index("src") + 1]
+
+
+@pytest.mark.control("node-traffic-guard")
+def test_pod_traffic_stays_on_the_bridge(real):
+    """Control: the node's guard (mangle chains YS-NODE<k>-IN/-FWD and the pod range's ip rule). A
+    pod's connection to a closed port of the bridge address is refused by the host (the packet got
+    there: the API server's door); the same to the machine's own outside address, or to an address
+    beyond it, is dropped before it is routed (a time-out, never a refusal)."""
+    from kubernetes.stream import stream
+
+    cp, api = real
+    core = client.CoreV1Api(api)
+    ns = f"rg-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_pod(ns, on_the_node("shell", "exec sleep 2147483647", restart="Always"))
+    wait_for("the shell Running", lambda: phase(core, ns, "shell") == "Running", timeout=60)
+    index = int(core.read_namespaced_pod("shell", ns).spec.node_name.rsplit("-", 1)[1])
+
+    def attempt(address: str) -> str:
+        return stream(core.connect_get_namespaced_pod_exec, "shell", ns, command=[
+            "/bin/sh", "-c", f"nc -w 3 {address} 1 </dev/null; echo exit=$?"],
+            stderr=True, stdout=True, stdin=False, tty=False)
+    control = attempt(node.bridge_ip(index))
+    assert "refused" in control.lower(), control  # control: it reaches the host, which refuses
+    for address in (host_address(), "198.51.100.1"):
+        out = attempt(address)
+        assert "refused" not in out.lower() and "exit=1" in out, (address, out)

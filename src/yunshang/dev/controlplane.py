@@ -306,6 +306,8 @@ class ControlPlane:
                                                  "kwok", "operator-webhook", "operator-metrics", "alertmanager")}
         self.save()
         pki.ensure_pki(self.pki, SERVICE_IP)
+        # the API server's identity towards kubelets (logs, exec): bound to system:kubelet-api-admin
+        pki.issue_client(self.pki, "apiserver-kubelet-client", node_mod.KUBELET_CLIENT_USER, [])
         pki.issue_server(self.pki, "operator-webhook", ["127.0.0.1", "localhost"])
         if not self.webhook_token_file.exists():
             import secrets
@@ -318,7 +320,7 @@ class ControlPlane:
         try:
             self._start_all(bins, progress, timeout)
             if self.real_node:
-                self.node_note = node_mod.why_not()
+                self.node_note = node_mod.why_not() or node_mod.busy()
                 if self.node_note:
                     progress(self.node_note)
                 else:
@@ -340,6 +342,9 @@ class ControlPlane:
             return any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
         try:
             self._wait("kubelet", ready, timeout, None)
+            from .. import platform
+
+            real.start_firewall(self.server, self.pki, self._spawn, lambda objs: platform.install(api, objs), progress)
         finally:
             api.close()
 
@@ -397,6 +402,10 @@ class ControlPlane:
                 "--authorization-mode=Node,RBAC",
                 "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
                 "DefaultTolerationSeconds,NodeRestriction,PodSecurity,ResourceQuota,ValidatingAdmissionPolicy",
+                f"--kubelet-client-certificate={k / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={k / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={k / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--endpoint-reconciler-type=none",  # a loopback address is not a valid endpoint
                 "--allow-privileged=false",
                 "--profiling=false",
@@ -548,9 +557,9 @@ class ControlPlane:
         stopped = []
         real = node_mod.RealNode.load(self.node_state)
         if real is not None:
-            stopped += [n for n in ("kubelet", "containerd") if self.alive(n)]
+            stopped += [n for n in node_mod.PROCESSES if self.alive(n)]
             real.down(stop=lambda name, _pid: self._stop(name, timeout))
-            for n in ("kubelet", "containerd"):
+            for n in node_mod.PROCESSES:
                 self.pids.pop(n, None)
         for name in reversed(list(self.pids)):
             if self._stop(name, timeout):

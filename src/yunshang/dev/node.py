@@ -20,6 +20,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -145,6 +146,46 @@ def kubelet_config(state: Path, index: int, sock: Path, ports: dict[str, int], c
         "protectKernelDefaults": False, "makeIPTablesUtilChains": False,
         "localStorageCapacityIsolation": True, "logging": {"format": "text"},
     }
+
+
+def busy(claims: Path | None = None) -> str:
+    """Empty when no other platform's real node runs on this machine; else one line saying whose.
+    One real node per machine: kube-router keeps its iptables chains and ipsets under fixed names
+    and removes those it does not know, so two would undo each other's policies."""
+    claims = claims or toolchain.cache_root() / "node-claims"
+    for c in sorted(claims.glob("[0-9]*")) if claims.is_dir() else []:
+        if _claim_live(c):
+            return (f"the real node of the platform in {c.read_text()} runs on this machine (one per machine): "
+                    "running fake nodes only")
+    return ""
+
+
+PROCESSES = ["kube-router", "kubelet", "containerd"]  # in the order down stops them
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"  # the API server, asking a kubelet for logs and exec
+FIREWALL_ROLE = "yunshang:node-firewall"
+FIREWALL_USER = "yunshang:node-firewall"
+# what kube-router's firewall keeps on the host under fixed names (removed by down, with their jumps)
+FIREWALL_CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-")
+FIREWALL_IPSET_PREFIXES = ("KUBE-", "kube-router-")
+
+
+def firewall_rbac() -> list[dict]:
+    """What kube-router's firewall reads: pods, namespaces, nodes and NetworkPolicies (nothing it
+    writes); and the API server's own grant on kubelets (logs, exec)."""
+    read = ["get", "list", "watch"]
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": FIREWALL_ROLE},
+         "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces", "nodes", "services", "endpoints"], "verbs": read},
+                   {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read},
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": FIREWALL_ROLE},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": FIREWALL_ROLE},
+         "subjects": [{"kind": "User", "name": FIREWALL_USER, "apiGroup": "rbac.authorization.k8s.io"}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "yunshang:apiserver-to-kubelet"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kubelet-api-admin"},
+         "subjects": [{"kind": "User", "name": KUBELET_CLIENT_USER, "apiGroup": "rbac.authorization.k8s.io"}]},
+    ]
 
 
 def guard_rules(index: int, service_cidr: str) -> list[list[str]]:
@@ -357,6 +398,33 @@ class RealNode:
         self.pids["kubelet"] = proc.pid
         self.save()
 
+    def kubeconfig(self, server: str, cluster_pki: Path, stem: str, path: Path) -> Path:
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(cluster_pki / "ca.crt")}}],
+            "users": [{"name": stem, "user": {"client-certificate": str(cluster_pki / f"{stem}.crt"),
+                                              "client-key": str(cluster_pki / f"{stem}.key")}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": stem}}],
+            "current-context": "local"}))
+        path.chmod(0o600)
+        return path
+
+    def start_firewall(self, server: str, cluster_pki: Path, spawn: Callable, apply: Callable[[list[dict]], None],
+                       progress: Callable[[str], None] = lambda m: None) -> None:
+        """kube-router, its firewall only (NetworkPolicy for this node's pods): no routing, no service
+        proxy, no CNI, no health or metrics port; with an identity that only reads."""
+        apply(firewall_rbac())
+        pki.issue_client(cluster_pki, "node-firewall", FIREWALL_USER, [])
+        kubeconfig = self.kubeconfig(server, cluster_pki, "node-firewall", self.state / "firewall.kubeconfig")
+        progress(f"starting kube-router's firewall for node {self.name}")
+        proc = spawn("kube-router", [
+            str(toolchain.find("kube-router")), f"--kubeconfig={kubeconfig}", f"--hostname-override={self.name}",
+            "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
+            "--enable-pod-egress=false", "--enable-ipv6=false", "--health-port=0", "--metrics-port=0",
+            f"--service-cluster-ip-range={self.service_cidr}", "--iptables-sync-period=1m", "--v=1"])
+        self.pids["kube-router"] = proc.pid
+        self.save()
+
     # ------------------------------------------------------------------ down
     def _ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([str(toolchain.find("ctr")), f"--address={self.sock}", "-n", "k8s.io", *args],
@@ -366,6 +434,9 @@ class RealNode:
         """Stop the kubelet, every pod's containers and containerd, and undo what they did to the host.
         Returns what was left to clean (for the log); safe to call twice."""
         notes: list[str] = []
+        if "kube-router" in self.pids:
+            stop("kube-router", self.pids.pop("kube-router"))
+            notes += _remove_firewall()
         if "kubelet" in self.pids:
             stop("kubelet", self.pids.pop("kubelet"))
         if "containerd" in self.pids:
@@ -520,6 +591,36 @@ def _forget_host_paths(claims: Path) -> list[str]:
     return out
 
 
+def _remove_firewall() -> list[str]:
+    """kube-router's chains (jumps first) and ipsets: its --cleanup-config panics without IPVS."""
+    out = []
+    for table in ("filter", "nat", "mangle", "raw"):
+        r = subprocess.run(["iptables", "-w", "5", "-t", table, "-S"], capture_output=True, text=True)
+        if r.returncode != 0:
+            continue
+        lines = r.stdout.splitlines()
+        chains = [ln.split()[1] for ln in lines if ln.startswith("-N ") and ln.split()[1].startswith(FIREWALL_CHAIN_PREFIXES)]
+        for ln in lines:
+            if ln.startswith("-A ") and any(f"-j {c}" in ln or f"-g {c}" in ln for c in chains) \
+                    and not ln.split()[1].startswith(FIREWALL_CHAIN_PREFIXES):
+                subprocess.run(["iptables", "-w", "5", "-t", table, "-D", *shlex.split(ln)[1:]], capture_output=True)
+        for c in chains:
+            subprocess.run(["iptables", "-w", "5", "-t", table, "-F", c], capture_output=True)
+        for c in chains:
+            subprocess.run(["iptables", "-w", "5", "-t", table, "-X", c], capture_output=True)
+            out.append(f"{table} {c}")
+    ipset = shutil.which("ipset")
+    if ipset:
+        names = subprocess.run([ipset, "list", "-n"], capture_output=True, text=True).stdout.split()
+        ours = [n for n in names if n.startswith(FIREWALL_IPSET_PREFIXES)]
+        for n in ours:
+            subprocess.run([ipset, "flush", n], capture_output=True)
+        for n in ours:
+            subprocess.run([ipset, "destroy", n], capture_output=True)
+            out.append(f"ipset {n}")
+    return out
+
+
 def _nft_table_empty(table: str) -> bool:
     """No rule in any of its chains (iptables-nft's base chains stay, empty, after the last -D)."""
     r = subprocess.run([str(toolchain.find("nft")), "list", "table", *table.split()], capture_output=True, text=True)
@@ -539,7 +640,7 @@ def _remove_kubelet_chains() -> list[str]:
             for chain in (c for c in chains if c in KUBELET_CHAINS):
                 for ln in r.stdout.splitlines():  # the jumps to it first
                     if ln.startswith("-A ") and f"-j {chain}" in ln:
-                        subprocess.run([tool, "-t", table, "-D", *ln.split()[1:]], capture_output=True)
+                        subprocess.run([tool, "-t", table, "-D", *shlex.split(ln)[1:]], capture_output=True)
                 subprocess.run([tool, "-t", table, "-F", chain], capture_output=True)
                 subprocess.run([tool, "-t", table, "-X", chain], capture_output=True)
                 out.append(f"{tool} {table} {chain}")
@@ -568,4 +669,5 @@ def host_snapshot() -> dict[str, list[str]]:
         "sysctls": [f"{k}={Path('/proc/sys', k).read_text().strip()}" for k in
                     ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables") if Path("/proc/sys", k).exists()],
         "paths": [str(p) for p in HOST_PATHS if p.exists()],
+        "ipsets": run("ipset", "list", "-n") if shutil.which("ipset") else [],
     }

@@ -43,6 +43,11 @@ PINS = {
     "pulumi-kubernetes": f"{PULUMI_KUBERNETES_VERSION}@{PULUMI_KUBERNETES_MODULE}",
 }
 TOOLCHAIN_ID = hashlib.sha256(json.dumps(PINS, sort_keys=True).encode()).hexdigest()[:10]
+# the real node's Go parts that are not Kubernetes' own: pinned apart, in a directory of their own, so
+# that a pin here never rebuilds the control plane (and the reverse)
+KUBE_ROUTER_VERSION = "v2.1.0"  # the only version the proxy serves; its advisory is in the service proxy: kept off
+NODE_PINS = {"kube-router": KUBE_ROUTER_VERSION}
+NODE_ID = hashlib.sha256(json.dumps(NODE_PINS, sort_keys=True).encode()).hexdigest()[:10]
 
 DEBIAN_PACKAGES = {
     "prometheus": "prometheus",
@@ -56,6 +61,8 @@ DEBIAN_PACKAGES = {
     "runc": "runc",
     "cni-bridge": "containernetworking-plugins",
     "nft": "nftables",  # to remove the empty tables iptables-nft leaves behind
+    "ipset": "ipset",  # kube-router's firewall keeps its address sets there
+    "iptables": "iptables",
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
@@ -68,6 +75,8 @@ DEBIAN_PATHS = {
     "runc": "/usr/sbin/runc",
     "cni-bridge": "/usr/lib/cni/bridge",
     "nft": "/usr/sbin/nft",
+    "ipset": "/usr/sbin/ipset",
+    "iptables": "/usr/sbin/iptables",
 }
 # installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots
 DEBIAN_EXTRAS = ["fonts-wqy-microhei"]
@@ -94,8 +103,17 @@ def plugin_dir() -> Path:
     return toolchain_dir() / "plugins" / f"resource-kubernetes-v{PULUMI_KUBERNETES_VERSION}"
 
 
+def node_bin_dir() -> Path:
+    return cache_root() / f"node-{NODE_ID}" / "bin"
+
+
+NODE_GO_TOOLS = ["kube-router"]
+
+
 def _home(tool: str) -> Path:
-    return plugin_dir() if tool == KUBERNETES_PLUGIN else bin_dir()
+    if tool == KUBERNETES_PLUGIN:
+        return plugin_dir()
+    return node_bin_dir() if tool in NODE_GO_TOOLS else bin_dir()
 
 
 class ToolMissing(RuntimeError):
@@ -182,9 +200,10 @@ class GoGroup:
     # writes sources into the wrapper before it is resolved (a binary's package "." is the wrapper)
     prepare: Callable[[Path, Path], None] | None = None
     dest: Callable[[], Path] = bin_dir
+    pins_id: str = TOOLCHAIN_ID  # the pins its wrapper is built from (a new pin: a new wrapper)
 
     def workdir(self) -> Path:
-        return cache_root() / "build" / f"{self.name}-{TOOLCHAIN_ID}"
+        return cache_root() / "build" / f"{self.name}-{self.pins_id}"
 
     def write_module(self) -> Path:
         wd = self.workdir()
@@ -306,6 +325,14 @@ GROUPS = [
         ldflags=_k8s_version_ldflags(),
         replaces=_k8s_replaces,
         header=_k8s_header,
+    ),
+    GoGroup(
+        name="kube-router",  # NetworkPolicy on the real node: its firewall only (dev/node.py)
+        requires={"github.com/cloudnativelabs/kube-router/v2": KUBE_ROUTER_VERSION},
+        binaries={"kube-router": "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
+        ldflags=[f"-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={KUBE_ROUTER_VERSION}"],
+        dest=node_bin_dir,
+        pins_id=NODE_ID,
     ),
     GoGroup(
         name="kwok",

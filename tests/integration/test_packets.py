@@ -1,0 +1,142 @@
+"""Isolation between departments, shown with real connections between real pods (issue 19.3).
+
+A platform of its own with a real node (kubelet, containerd, the CNI bridge, kube-router's
+firewall enforcing the NetworkPolicies), the operator and three departments a, b and c, each
+with one namespace, a server (busybox httpd on 8080 and 8081) and a shell pod.  Every probe is a
+real TCP connection made from a department's shell pod (exec) to another pod's address, beside a
+control connection that must succeed, so that a broken network cannot pass for isolation.
+
+Controls proved here:
+- ``networkpolicy-tenant-isolation``: the operator's default-deny and allow-intra-tenant;
+- ``networkpolicy-sharing``: the two policies of an Active agreement (exactly the named port, for
+  exactly the consumer), gone when it is revoked;
+and, under quarantine, default-deny without the tenant's own allow-list (isolation again).
+A knock-out run (tests/knockout.py) takes the control away from this module's platform too.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+
+import pytest
+from kubernetes import client, config
+from kubernetes.stream import stream
+
+from factories import approval, dept_groups
+from helpers import Impersonated, knock_out_if_asked, ready_tenant, wait_for
+from test_real_node import WHY_NOT, on_the_node, phase, pytestmark  # noqa: F401  (the same skip)
+
+from yunshang.dev import controlplane, node
+from yunshang.models.tenant import GROUP, VERSION
+
+API = f"/apis/{GROUP}/{VERSION}"
+SERVE = "httpd -p 8081 -h /www; exec httpd -f -p 8080 -h /www"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("packets"), real_node=True)
+    cp.up()
+    try:
+        assert cp.real_node_name(), cp.node_note
+        cp.start_platform()
+        api = config.new_client_from_config(str(cp.kubeconfig))
+        knock_out_if_asked(api)
+        co, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+        tag = uuid.uuid4().hex[:4]
+        depts = {x: f"pk{x}-{tag}" for x in "abc"}
+        for t in depts.values():
+            ready_tenant(co, t, namespaces=["main"], allowed={"registries": ["yunshang.local"]})  # its own images
+            ns = f"{t}-main"
+            core.create_namespaced_pod(ns, on_the_node("api", SERVE, {"app": "api"}, "Always"))
+            core.create_namespaced_pod(ns, on_the_node("shell", "exec sleep 2147483647", {"app": "shell"}, "Always"))
+        for t in depts.values():
+            for pod in ("api", "shell"):
+                wait_for(f"{t}/{pod} Running", lambda t=t, pod=pod: phase(core, f"{t}-main", pod) == "Running",
+                         timeout=60)
+        yield cp, api, depts
+        api.close()
+    finally:
+        cp.down()
+
+
+def ip(core, tenant: str, pod: str = "api") -> str:
+    return core.read_namespaced_pod(pod, f"{tenant}-main").status.pod_ip
+
+
+def connects(core, src: str, dst_ip: str, port: int = 8080) -> bool:
+    """A real TCP connection from ``src``'s shell pod: True if the server's page came back."""
+    out = stream(core.connect_get_namespaced_pod_exec, "shell", f"{src}-main", command=[
+        "/bin/sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {dst_ip} {port} | grep -q 'yunshang toolbox' "
+        "&& echo REACHED || echo CLOSED"], stderr=True, stdout=True, stdin=False, tty=False)
+    assert "REACHED" in out or "CLOSED" in out, out
+    return "REACHED" in out
+
+
+def settles(check, expected: bool, timeout: float = 10) -> float:
+    """Seconds until ``check()`` gives ``expected`` (the firewall follows a policy change in about
+    a second); fails after ``timeout``."""
+    t0 = time.monotonic()
+    wait_for(f"connection {'open' if expected else 'closed'}", lambda: check() == expected, timeout=timeout,
+             interval=0.2)
+    return time.monotonic() - t0
+
+
+@pytest.mark.control("networkpolicy-tenant-isolation")
+def test_a_department_reaches_its_own_pods_and_no_one_elses(world):
+    cp, api, d = world
+    core = client.CoreV1Api(api)
+    a, b = d["a"], d["b"]
+    assert connects(core, a, ip(core, a))  # control: a's shell to a's server
+    assert connects(core, b, ip(core, b))  # control: b's shell to b's server
+    assert not connects(core, a, ip(core, b))  # a cannot reach b
+    assert not connects(core, b, ip(core, a))  # nor b a
+    assert not connects(core, a, ip(core, b, "shell"), 8080)  # nor any other pod of b's
+
+
+@pytest.mark.control("networkpolicy-sharing")
+def test_an_agreement_opens_exactly_its_port_for_exactly_its_consumer_until_revoked(world):
+    cp, api, d = world
+    core = client.CoreV1Api(api)
+    a, b, c = d["a"], d["b"], d["c"]
+    core.create_namespaced_service(f"{b}-main", {"metadata": {"name": "api"}, "spec": {
+        "selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]}})
+    name = f"{a}.{b}.api"
+    consumer = Impersonated(api, f"clerk-{a}", dept_groups(a))
+    provider = Impersonated(api, f"clerk-{b}", dept_groups(b))
+    code, body = consumer.create(f"{API}/shareagreements", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareAgreement", "metadata": {"name": name},
+        "spec": {"consumer": a, "provider": b, "purpose": "packets", "service": {
+            "namespace": f"{b}-main", "name": "api", "port": 8080},
+            "expires": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")}})
+    assert code == 201, body
+    assert not connects(core, a, ip(core, b))  # pending: still closed
+    code, body = provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"decision": approval(by=f"clerk-{b}")}})
+    assert code == 200, body
+    opened = settles(lambda: connects(core, a, ip(core, b)), True, timeout=30)
+    print(f"approved -> open in {opened:.1f}s")
+    assert not connects(core, a, ip(core, b), 8081)  # another port of the same pod: closed
+    assert not connects(core, a, ip(core, b, "shell"))  # another pod of the provider: closed
+    assert not connects(core, c, ip(core, b))  # a third department: closed
+    assert connects(core, b, ip(core, b), 8081)  # control: 8081 does serve (b's own shell)
+    code, body = provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"revoked": {
+        "by": f"clerk-{b}", "reason": "done", "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}})
+    assert code == 200, body
+    closed = settles(lambda: connects(core, a, ip(core, b)), False, timeout=30)
+    print(f"revoked -> closed in {closed:.1f}s")
+    assert connects(core, b, ip(core, b))  # control: the provider's own path stays open
+
+
+@pytest.mark.control("networkpolicy-tenant-isolation")
+def test_a_quarantined_department_neither_serves_nor_calls(world):
+    cp, api, d = world
+    core = client.CoreV1Api(api)
+    co = client.CustomObjectsApi(api)
+    c = d["c"]
+    assert connects(core, c, ip(core, c))  # control: before, c reaches its own server
+    co.patch_cluster_custom_object(GROUP, VERSION, "tenants", c, {"spec": {"quarantine": {"reason": "packets test"}}})
+    closed = settles(lambda: connects(core, c, ip(core, c)), False, timeout=30)
+    print(f"quarantined -> closed in {closed:.1f}s")
+    other = d["a"]
+    assert connects(core, other, ip(core, other))  # control: another department is untouched
