@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)
 def real(tmp_path_factory):
     cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("real-node"), real_node=True, audit_webhook=False)
     cp.up()
+    assert cp.real_node_name(), cp.node_note  # e.g. another platform's real node runs on this machine
     api = config.new_client_from_config(str(cp.kubeconfig))
     knock_out_if_asked(api)
     yield cp, api
@@ -156,3 +157,38 @@ def test_pod_traffic_stays_on_the_bridge(real):
     for address in (host_address(), "198.51.100.1"):
         out = attempt(address)
         assert "refused" not in out.lower() and "exit=1" in out, (address, out)
+
+
+def shell_in(core, ns: str, name: str = "shell") -> None:
+    core.create_namespaced_pod(ns, on_the_node(name, "exec sleep 2147483647", {"app": name}, "Always"))
+    wait_for(f"{name} Running", lambda: phase(core, ns, name) == "Running", timeout=60)
+
+
+def run_in(core, ns: str, command: str, pod: str = "shell") -> str:
+    from kubernetes.stream import stream
+
+    return stream(core.connect_get_namespaced_pod_exec, pod, ns, command=["/bin/sh", "-c", command],
+                  stderr=True, stdout=True, stdin=False, tty=False)
+
+
+def test_a_service_address_reaches_its_pods_and_the_api_server_its_door(real):
+    """kube-proxy on the node: a ClusterIP Service (port 80 to the pod's 8080) answers from a pod;
+    the `kubernetes` Service reaches the API server through its door on the bridge address (the API
+    server's TLS port answers plain HTTP with its own words). Control: a Service port nobody serves."""
+    cp, api = real
+    core = client.CoreV1Api(api)
+    ns = f"rs-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_pod(ns, on_the_node("web", "exec httpd -f -p 8080 -h /www", {"app": "web"}, "Always"))
+    svc = core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
+        "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080},
+                                              {"name": "none", "port": 81, "targetPort": 8081}]}})
+    shell_in(core, ns)
+    wait_for("web Running", lambda: phase(core, ns, "web") == "Running", timeout=60)
+    get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {} {}"
+    wait_for("the Service answers", lambda: "yunshang toolbox" in run_in(core, ns, get.format(svc.spec.cluster_ip, 80)),
+             timeout=15, interval=0.5)
+    assert "yunshang toolbox" not in run_in(core, ns, get.format(svc.spec.cluster_ip, 81))  # control: no server
+    kubernetes = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    out = run_in(core, ns, get.format(kubernetes, 443))
+    assert "Client sent an HTTP request to an HTTPS server" in out, out

@@ -344,7 +344,11 @@ class ControlPlane:
             self._wait("kubelet", ready, timeout, None)
             from .. import platform
 
-            real.start_firewall(self.server, self.pki, self._spawn, lambda objs: platform.install(api, objs), progress)
+            apply = lambda objs: platform.install(api, objs)  # noqa: E731
+            real.start_firewall(self.server, self.pki, self._spawn, apply, progress)
+            proxy = real.start_services(self.server, self.pki, self._spawn, apply, self.ports["apiserver"], progress)
+            healthz = f"http://127.0.0.1:{real.ports['kube-proxy-healthz']}/healthz"
+            self._wait("kube-proxy", lambda: _http_ok(healthz), timeout, proxy)
         finally:
             api.close()
 

@@ -160,13 +160,57 @@ def busy(claims: Path | None = None) -> str:
     return ""
 
 
-PROCESSES = ["kube-router", "kubelet", "containerd"]  # in the order down stops them
+PROCESSES = ["apiserver-door", "kube-proxy", "kube-router", "kubelet", "containerd"]  # the order down stops them
+DOOR_PORT = 6443  # the API server's door on the bridge address (dev/door.py)
 KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"  # the API server, asking a kubelet for logs and exec
 FIREWALL_ROLE = "yunshang:node-firewall"
 FIREWALL_USER = "yunshang:node-firewall"
 # what kube-router's firewall keeps on the host under fixed names (removed by down, with their jumps)
 FIREWALL_CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-")
 FIREWALL_IPSET_PREFIXES = ("KUBE-", "kube-router-")
+
+
+def kubernetes_endpoints(index: int) -> dict:
+    """The ``kubernetes`` Service's endpoints: the door on the bridge address (the API server's own
+    endpoint reconciler is off: its loopback address is no endpoint a pod could use)."""
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes",
+                                    "endpointslice.kubernetes.io/managed-by": "node.yunshang.io"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [bridge_ip(index)], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": DOOR_PORT, "protocol": "TCP"}]}
+
+
+def kube_proxy_config(index: int, name: str, kubeconfig: Path, service_cidr: str, ports: dict[str, int]) -> dict:
+    """iptables mode; node ports only on the bridge address, none on localhost; conntrack left as
+    the machine has it (zeros: kube-proxy writes no sysctl); its servers on loopback."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig)}, "mode": "iptables", "hostnameOverride": name,
+        "clusterCIDR": pod_cidr(index), "bindAddress": bridge_ip(index),
+        "healthzBindAddress": f"127.0.0.1:{ports['kube-proxy-healthz']}",
+        "metricsBindAddress": f"127.0.0.1:{ports['kube-proxy-metrics']}",
+        "nodePortAddresses": [f"{bridge_ip(index)}/32"],
+        "iptables": {"localhostNodePorts": False, "masqueradeAll": False, "syncPeriod": "30s", "minSyncPeriod": "0s"},
+        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s",
+                      "udpTimeout": "0s", "udpStreamTimeout": "0s"},
+    }
+
+
+def _remove_service_rules(index: int, service_cidr: str) -> list[str]:
+    """kube-proxy's rules (its own --cleanup) and the connections tracked for the node's pods and
+    Services."""
+    out = []
+    proxy = toolchain.find_or_none("kube-proxy")
+    if proxy is not None:
+        r = subprocess.run([str(proxy), "--cleanup", "--v=0"], capture_output=True, text=True)
+        out.append(f"kube-proxy --cleanup: exit {r.returncode}")
+    conntrack = shutil.which("conntrack")
+    if conntrack:
+        for flag, net in (("-s", pod_cidr(index)), ("-d", pod_cidr(index)), ("-d", service_cidr)):
+            subprocess.run([conntrack, "-D", flag, net], capture_output=True)
+    return out
 
 
 def firewall_rbac() -> list[dict]:
@@ -340,7 +384,7 @@ class RealNode:
         claims = toolchain.cache_root() / "node-claims"
         self.index = _claim_index(claims, self.state)
         self.name = f"yunshang-node-{self.index}"
-        self.ports = {n: free_port() for n in ("kubelet", "kubelet-healthz")}
+        self.ports = {n: free_port() for n in ("kubelet", "kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics")}
         _remember_host_paths(claims)
         self.save()
         built = images.build(toolchain.toolchain_dir() / "images", progress)
@@ -425,6 +469,30 @@ class RealNode:
         self.pids["kube-router"] = proc.pid
         self.save()
 
+    def start_services(self, server: str, cluster_pki: Path, spawn: Callable, apply: Callable[[list[dict]], None],
+                       api_port: int, progress: Callable[[str], None] = lambda m: None):
+        """Services on the node: kube-proxy (iptables mode, its node ports on the bridge address only,
+        writing no sysctls), and the API server's door on the bridge address, named by the
+        ``kubernetes`` Service's EndpointSlice (pods reach the API server there and nowhere else)."""
+        import sys
+
+        proc = spawn("apiserver-door", [sys.executable, "-m", "yunshang.dev.door",
+                                        "--listen", f"{bridge_ip(self.index)}:{DOOR_PORT}",
+                                        "--to", f"127.0.0.1:{api_port}"])
+        self.pids["apiserver-door"] = proc.pid
+        self.save()
+        apply([kubernetes_endpoints(self.index)])
+        pki.issue_client(cluster_pki, "kube-proxy", "system:kube-proxy", [])  # bound to system:node-proxier
+        kubeconfig = self.kubeconfig(server, cluster_pki, "kube-proxy", self.state / "kube-proxy.kubeconfig")
+        config = kube_proxy_config(self.index, self.name, kubeconfig, self.service_cidr, self.ports)
+        (self.state / "kube-proxy.yaml").write_text(yaml.safe_dump(config))
+        progress(f"starting kube-proxy for node {self.name}")
+        proc = spawn("kube-proxy", [str(toolchain.find("kube-proxy")), f"--config={self.state / 'kube-proxy.yaml'}",
+                                    "--v=1"])
+        self.pids["kube-proxy"] = proc.pid
+        self.save()
+        return proc
+
     # ------------------------------------------------------------------ down
     def _ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([str(toolchain.find("ctr")), f"--address={self.sock}", "-n", "k8s.io", *args],
@@ -434,6 +502,10 @@ class RealNode:
         """Stop the kubelet, every pod's containers and containerd, and undo what they did to the host.
         Returns what was left to clean (for the log); safe to call twice."""
         notes: list[str] = []
+        for name in ("apiserver-door", "kube-proxy"):
+            if name in self.pids:
+                stop(name, self.pids.pop(name))
+        notes += _remove_service_rules(self.index, self.service_cidr)
         if "kube-router" in self.pids:
             stop("kube-router", self.pids.pop("kube-router"))
             notes += _remove_firewall()

@@ -63,6 +63,7 @@ DEBIAN_PACKAGES = {
     "nft": "nftables",  # to remove the empty tables iptables-nft leaves behind
     "ipset": "ipset",  # kube-router's firewall keeps its address sets there
     "iptables": "iptables",
+    "conntrack": "conntrack",  # down forgets the node's connections
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
@@ -77,6 +78,7 @@ DEBIAN_PATHS = {
     "nft": "/usr/sbin/nft",
     "ipset": "/usr/sbin/ipset",
     "iptables": "/usr/sbin/iptables",
+    "conntrack": "/usr/sbin/conntrack",
 }
 # installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots
 DEBIAN_EXTRAS = ["fonts-wqy-microhei"]
@@ -321,6 +323,7 @@ GROUPS = [
             "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
             "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
             "kubelet": "k8s.io/kubernetes/cmd/kubelet",  # the local real node (dev/node.py)
+            "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
         },
         ldflags=_k8s_version_ldflags(),
         replaces=_k8s_replaces,
@@ -444,7 +447,7 @@ def install(progress: Callable[[str], None] = print) -> dict[str, float]:
 
 
 VERSION_ARGS = {"etcd": ["--version"], "kube-apiserver": ["--version"], "kube-controller-manager": ["--version"],
-                "kube-scheduler": ["--version"], "kubelet": ["--version"], "containerd": ["--version"],
+                "kube-scheduler": ["--version"], "kubelet": ["--version"], "kube-proxy": ["--version"], "containerd": ["--version"],
                 "runc": ["--version"], "kwok": ["--version"], "pulumi": ["version"],
                 "prometheus": ["--version"], "alertmanager": ["--version"], "promtool": ["--version"]}
 
