@@ -95,6 +95,23 @@ def test_a_department_reaches_its_own_pods_and_no_one_elses(world):
     assert not connects(core, a, ip(core, b, "shell"), 8080)  # nor any other pod of b's
 
 
+@pytest.mark.control("networkpolicy-tenant-isolation")
+def test_names_resolve_where_everything_else_is_closed(world):
+    """Default-deny leaves a tenant's pods DNS to the cluster's resolver (kube-dns pods, port 53)
+    and only that: a's shell resolves b's Service name, and still cannot connect to it."""
+    cp, api, d = world
+    core = client.CoreV1Api(api)
+    a, b = d["a"], d["b"]
+    name = f"dns-{uuid.uuid4().hex[:4]}"
+    svc = core.create_namespaced_service(f"{b}-main", {"metadata": {"name": name}, "spec": {
+        "selector": {"app": "api"}, "ports": [{"port": 8080}]}})
+    out = stream(core.connect_get_namespaced_pod_exec, "shell", f"{a}-main", command=[
+        "nslookup", f"{name}.{b}-main.svc.cluster.local"], stderr=True, stdout=True, stdin=False, tty=False)
+    assert svc.spec.cluster_ip in out, out  # DNS stays open
+    assert not connects(core, a, svc.spec.cluster_ip)  # the Service itself does not
+    assert connects(core, b, svc.spec.cluster_ip)  # control: b's own shell reaches it by its Service
+
+
 @pytest.mark.control("networkpolicy-sharing")
 def test_an_agreement_opens_exactly_its_port_for_exactly_its_consumer_until_revoked(world):
     cp, api, d = world

@@ -192,3 +192,21 @@ def test_a_service_address_reaches_its_pods_and_the_api_server_its_door(real):
     kubernetes = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
     out = run_in(core, ns, get.format(kubernetes, 443))
     assert "Client sent an HTTP request to an HTTPS server" in out, out
+
+
+def test_pods_resolve_service_names(real):
+    """CoreDNS on the node (Service kube-dns at the kubelet's clusterDNS): a pod resolves a Service's
+    name to its ClusterIP, by its short name too (the kubelet's search path). Control: a name that
+    does not exist is not found."""
+    cp, api = real
+    core = client.CoreV1Api(api)
+    ns = f"rd-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    svc = core.create_namespaced_service(ns, {"metadata": {"name": "named"}, "spec": {
+        "selector": {"app": "nothing"}, "ports": [{"port": 80}]}})
+    shell_in(core, ns)
+    full = run_in(core, ns, f"nslookup named.{ns}.svc.cluster.local {node.DNS_IP}")
+    assert svc.spec.cluster_ip in full, full
+    assert svc.spec.cluster_ip in run_in(core, ns, f"nslookup named.{ns}.svc.cluster.local")  # resolv.conf's
+    missing = run_in(core, ns, f"nslookup nothing-here.{ns}.svc.cluster.local {node.DNS_IP}")
+    assert svc.spec.cluster_ip not in missing and "NXDOMAIN" in missing, missing

@@ -349,6 +349,9 @@ class ControlPlane:
             proxy = real.start_services(self.server, self.pki, self._spawn, apply, self.ports["apiserver"], progress)
             healthz = f"http://127.0.0.1:{real.ports['kube-proxy-healthz']}/healthz"
             self._wait("kube-proxy", lambda: _http_ok(healthz), timeout, proxy)
+            apps = client.AppsV1Api(api)
+            self._wait("kubelet", lambda: (apps.read_namespaced_deployment("coredns", "kube-system").status
+                                           .available_replicas or 0) >= 1, timeout, None)
         finally:
             api.close()
 

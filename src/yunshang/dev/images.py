@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 REGISTRY = "yunshang.local"
 PAUSE = f"{REGISTRY}/pause:1"
 TOOLBOX = f"{REGISTRY}/toolbox:1"
+COREDNS = f"{REGISTRY}/coredns:1"
 NOBODY = 65534  # the images' default user: pods in restricted namespaces run as non-root anyway
 
 PAUSE_C = r"""
@@ -135,6 +136,12 @@ def toolbox_archive(busybox: bytes) -> bytes:
     return oci_archive(TOOLBOX, [layer(files)], ["/bin/sh"], ["-c", "sleep 2147483647"])
 
 
+def coredns_archive(binary: bytes) -> bytes:
+    """The node's DNS: the CoreDNS this project builds (only the plugins it uses), alone."""
+    files = [*_base(), File("coredns", binary, 0o755), File("etc/coredns", directory=True, mode=0o755)]
+    return oci_archive(COREDNS, [layer(files)], ["/coredns"], ["-conf", "/etc/coredns/Corefile"])
+
+
 def busybox_static(work: Path, run: Callable[[list[str], Path], None]) -> bytes:
     """Debian's busybox-static binary, taken from its package (downloaded, not installed on the host)."""
     try:
@@ -153,10 +160,16 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-400:]}")
 
 
-def build(dest: Path, progress: Callable[[str], None] = print) -> dict[str, Path]:
-    """The images as OCI archives under ``dest`` (kept: built once per toolchain)."""
+def build(dest: Path, progress: Callable[[str], None] = print, coredns: Path | None = None) -> dict[str, Path]:
+    """The images as OCI archives under ``dest`` (kept: built once per toolchain); CoreDNS's where
+    its binary is given (built by the toolchain)."""
     dest.mkdir(parents=True, exist_ok=True)
     out = {PAUSE: dest / "pause.oci.tar", TOOLBOX: dest / "toolbox.oci.tar"}
+    if coredns is not None:
+        out[COREDNS] = dest / f"coredns-{hashlib.sha256(coredns.read_bytes()).hexdigest()[:12]}.oci.tar"
+        if not out[COREDNS].exists():
+            progress("images: building the CoreDNS image")
+            _write(out[COREDNS], coredns_archive(coredns.read_bytes()))
     if all(p.exists() for p in out.values()):
         return out
     for tool in ("gcc", "apt-get", "dpkg-deb"):

@@ -139,6 +139,7 @@ def kubelet_config(state: Path, index: int, sock: Path, ports: dict[str, int], c
         "containerRuntimeEndpoint": f"unix://{sock}",
         "cgroupDriver": "cgroupfs", "cgroupRoot": cgroup_root(index), "failCgroupV1": False, "failSwapOn": False,
         "resolvConf": "", "podLogsDir": str(state / "pod-logs"), "clusterDomain": "cluster.local",
+        "clusterDNS": [DNS_IP],
         "podCIDR": pod_cidr(index), "maxPods": 110, "serializeImagePulls": False,
         "registerWithTaints": [TAINT],
         "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
@@ -162,6 +163,16 @@ def busy(claims: Path | None = None) -> str:
 
 PROCESSES = ["apiserver-door", "kube-proxy", "kube-router", "kubelet", "containerd"]  # the order down stops them
 DOOR_PORT = 6443  # the API server's door on the bridge address (dev/door.py)
+DNS_IP = "10.96.0.10"  # Service kube-dns (the .10 of the Service range)
+COREFILE = """.:53 {
+    errors
+    cache 5
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+}
+"""
 KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"  # the API server, asking a kubelet for logs and exec
 FIREWALL_ROLE = "yunshang:node-firewall"
 FIREWALL_USER = "yunshang:node-firewall"
@@ -180,6 +191,49 @@ def kubernetes_endpoints(index: int) -> dict:
             "addressType": "IPv4",
             "endpoints": [{"addresses": [bridge_ip(index)], "conditions": {"ready": True}}],
             "ports": [{"name": "https", "port": DOOR_PORT, "protocol": "TCP"}]}
+
+
+def dns_objects() -> list[dict]:
+    """CoreDNS on the real node: names of Services and pods from the API server, cached, nothing
+    forwarded; as a non-root pod (port 53 through the pod's own ip_unprivileged_port_start) behind
+    Service kube-dns, labelled k8s-app=kube-dns (what the tenants' allow-dns policy opens)."""
+    labels = {"k8s-app": "kube-dns"}
+    read = ["list", "watch"]
+    dns_ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", "namespace": "kube-system"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "yunshang:coredns"},
+         "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": read},
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "yunshang:coredns"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "yunshang:coredns"},
+         "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": "kube-system"},
+         "data": {"Corefile": COREFILE}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "coredns", "namespace": "kube-system",
+                                                                      "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {"serviceAccountName": "coredns", "nodeSelector": {NODE_LABEL: "true"}, "tolerations": [TOLERATION],
+                      "dnsPolicy": "Default",
+                      "securityContext": {"runAsNonRoot": True, "runAsUser": images.NOBODY,
+                                          "seccompProfile": {"type": "RuntimeDefault"},
+                                          "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]},
+                      "containers": [{"name": "coredns", "image": images.COREDNS, "imagePullPolicy": "Never",
+                                      "args": ["-conf", "/etc/coredns/Corefile"],
+                                      "ports": [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
+                                                {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"}],
+                                      "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
+                                                    "limits": {"memory": "128Mi"}},
+                                      "securityContext": {"allowPrivilegeEscalation": False,
+                                                          "readOnlyRootFilesystem": True,
+                                                          "capabilities": {"drop": ["ALL"]}},
+                                      "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}]}],
+                      "volumes": [{"name": "config", "configMap": {"name": "coredns"}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                                                             "labels": labels},
+         "spec": {"clusterIP": DNS_IP, "selector": labels, "ports": dns_ports}},
+    ]
 
 
 def kube_proxy_config(index: int, name: str, kubeconfig: Path, service_cidr: str, ports: dict[str, int]) -> dict:
@@ -387,7 +441,7 @@ class RealNode:
         self.ports = {n: free_port() for n in ("kubelet", "kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics")}
         _remember_host_paths(claims)
         self.save()
-        built = images.build(toolchain.toolchain_dir() / "images", progress)
+        built = images.build(toolchain.toolchain_dir() / "images", progress, coredns=toolchain.find("coredns"))
         cd = self.state / "containerd"
         cni_conf = self.state / "cni" / "net.d"
         cni_conf.mkdir(parents=True, exist_ok=True)
@@ -491,6 +545,8 @@ class RealNode:
                                     "--v=1"])
         self.pids["kube-proxy"] = proc.pid
         self.save()
+        progress("starting CoreDNS on the node")
+        apply(dns_objects())
         return proc
 
     # ------------------------------------------------------------------ down

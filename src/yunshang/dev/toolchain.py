@@ -46,7 +46,8 @@ TOOLCHAIN_ID = hashlib.sha256(json.dumps(PINS, sort_keys=True).encode()).hexdige
 # the real node's Go parts that are not Kubernetes' own: pinned apart, in a directory of their own, so
 # that a pin here never rebuilds the control plane (and the reverse)
 KUBE_ROUTER_VERSION = "v2.1.0"  # the only version the proxy serves; its advisory is in the service proxy: kept off
-NODE_PINS = {"kube-router": KUBE_ROUTER_VERSION}
+COREDNS_VERSION = "v1.15.0"  # built with only the plugins the node's DNS uses (a main of ours, below)
+NODE_PINS = {"kube-router": KUBE_ROUTER_VERSION, "coredns": COREDNS_VERSION}
 NODE_ID = hashlib.sha256(json.dumps(NODE_PINS, sort_keys=True).encode()).hexdigest()[:10]
 
 DEBIAN_PACKAGES = {
@@ -109,7 +110,7 @@ def node_bin_dir() -> Path:
     return cache_root() / f"node-{NODE_ID}" / "bin"
 
 
-NODE_GO_TOOLS = ["kube-router"]
+NODE_GO_TOOLS = ["kube-router", "coredns"]
 
 
 def _home(tool: str) -> Path:
@@ -313,6 +314,27 @@ def _prepare_kubernetes_provider(wd: Path, log: Path) -> None:
     _run(["go", "run", "generate.go"], wd, log, env={**_go_env(), "VERSION": PULUMI_KUBERNETES_VERSION})
 
 
+COREDNS_MAIN = """// yunshang's CoreDNS: the cluster's names from the API server, cached; nothing forwarded upstream
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+)
+
+func init() { dnsserver.Directives = []string{"errors", "cache", "kubernetes"} }
+
+func main() { coremain.Run() }
+"""
+
+
+def _prepare_coredns(wd: Path, log: Path) -> None:
+    (wd / "main.go").write_text(COREDNS_MAIN)
+
+
 GROUPS = [
     GoGroup(
         name="kubernetes",
@@ -334,6 +356,15 @@ GROUPS = [
         requires={"github.com/cloudnativelabs/kube-router/v2": KUBE_ROUTER_VERSION},
         binaries={"kube-router": "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
         ldflags=[f"-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={KUBE_ROUTER_VERSION}"],
+        dest=node_bin_dir,
+        pins_id=NODE_ID,
+    ),
+    GoGroup(
+        name="coredns",  # the real node's DNS (dev/node.py), in an image of its own (dev/images.py)
+        requires={"github.com/coredns/coredns": COREDNS_VERSION},
+        binaries={"coredns": "."},
+        ldflags=[f"-X github.com/coredns/coredns/coremain.GitCommit={COREDNS_VERSION}"],
+        prepare=_prepare_coredns,
         dest=node_bin_dir,
         pins_id=NODE_ID,
     ),
@@ -438,7 +469,7 @@ def install(progress: Callable[[str], None] = print) -> dict[str, float]:
     timings["language-host"] = time.monotonic() - t0
     # the real node's images (dev/images.py): built from Debian's packages, never pulled
     t0 = time.monotonic()
-    images.build(toolchain_dir() / "images", progress)
+    images.build(toolchain_dir() / "images", progress, coredns=find_or_none("coredns"))
     timings["images"] = time.monotonic() - t0
     still = missing()
     if still:
