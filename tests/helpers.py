@@ -189,3 +189,37 @@ def knock_out_if_asked(api) -> None:
         from knockout import knock_out
 
         knock_out(api, os.environ["YUNSHANG_KNOCK_OUT"])
+
+
+# ---------------------------------------------------------------------------- pods on the real node
+
+def on_the_node(name: str, command: str, labels: dict | None = None, restart: str = "Never") -> dict:
+    """A toolbox pod for the real node (its taint tolerated), running ``command`` in sh."""
+    from yunshang.dev import images, node
+
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
+            "spec": {"restartPolicy": restart, "nodeSelector": {node.NODE_LABEL: "true"},
+                     "tolerations": [node.TOLERATION], "terminationGracePeriodSeconds": 0,
+                     "securityContext": {"runAsNonRoot": True, "runAsUser": images.NOBODY,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "c", "image": images.TOOLBOX, "imagePullPolicy": "Never",
+                                     "command": ["/bin/sh", "-c", command],
+                                     "terminationMessagePolicy": "FallbackToLogsOnError",
+                                     "securityContext": {"allowPrivilegeEscalation": False,
+                                                         "capabilities": {"drop": ["ALL"]}}}]}}
+
+
+def phase(core, ns: str, name: str) -> str:
+    return core.read_namespaced_pod(name, ns).status.phase
+
+
+def shell_in(core, ns: str, name: str = "shell") -> None:
+    core.create_namespaced_pod(ns, on_the_node(name, "exec sleep 2147483647", {"app": name}, "Always"))
+    wait_for(f"{name} Running", lambda: phase(core, ns, name) == "Running", timeout=60)
+
+
+def run_in(core, ns: str, command: str, pod: str = "shell") -> str:
+    from kubernetes.stream import stream
+
+    return stream(core.connect_get_namespaced_pod_exec, pod, ns, command=["/bin/sh", "-c", command],
+                  stderr=True, stdout=True, stdin=False, tty=False)

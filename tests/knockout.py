@@ -567,13 +567,37 @@ def run(control: str) -> dict:
     tail = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-300:]
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error)", tail)}
     passed = re.findall(r"^PASSED (\S+)", r.stdout, re.M)
-    # an error (a fixture that broke) is no proof either way: it counts against the run
+    # an error (a fixture that broke) is no proof either way: it counts against the run, with its words
+    errors = re.findall(r"^ERROR (\S+.*)$", r.stdout, re.M)
     return {"control": control, "failed": counts.get("failed", 0), "errors": counts.get("error", 0),
-            "passed": counts.get("passed", 0), "still_passing": passed, "summary": tail}
+            "passed": counts.get("passed", 0), "still_passing": passed, "summary": tail,
+            **({"error_lines": errors, "error_output": _error_excerpt(r.stdout)} if errors else {})}
+
+
+def _error_excerpt(out: str, lines: int = 40) -> str:
+    """The last lines of the first error's report (where a fixture broke, and why)."""
+    start = out.find("= ERRORS =")
+    if start < 0:
+        return out[-3000:]
+    body = out[start:].splitlines()
+    e_lines = [i for i, ln in enumerate(body) if ln.startswith("E ")]
+    end = (e_lines[-1] + 3) if e_lines else min(len(body), lines)
+    return "\n".join(body[max(0, end - lines):end])
+
+
+def run_once_more_if_broken(control: str) -> dict:
+    """A run whose fixtures broke proves nothing either way (a port taken meanwhile, a slow start):
+    it is run once more, and what broke the first time is kept in the row."""
+    row = run(control)
+    if row["errors"] and not row["passed"]:
+        again = run(control)
+        again["first_run_broke"] = row.get("error_output", row["summary"])
+        return again
+    return row
 
 
 def main(argv: list[str]) -> int:
-    rows = [run(c) for c in (argv or CONTROLS)]
+    rows = [run_once_more_if_broken(c) for c in (argv or CONTROLS)]
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     bad = [r for r in rows if r["passed"] or r["errors"] or not r["failed"]]

@@ -65,6 +65,13 @@ DASHBOARDS = (
         Panel("Utilisation of quota", (
             (f"yunshang:tenant_resource_utilisation:ratio{T}", "{{tenant}} {{resource}}"),), unit="percentunit",
             width=24),
+        # what the pods really use (the kubelets' resource metrics: pods on real nodes)
+        Panel("CPU really used by the tenant's pods (real nodes)", (
+            (f"yunshang:tenant_cpu_used:cores{T}", "{{tenant}} used"),
+            (f'yunshang_tenant_resource_limit{TR % "cpu"}', "{{tenant}} quota"),), unit="short"),
+        Panel("Memory really used by the tenant's pods (real nodes)", (
+            (f"yunshang:tenant_memory_used:bytes{T}", "{{tenant}} working set"),
+            (f'yunshang_tenant_resource_limit{TR % "memory"}', "{{tenant}} quota"),), unit="bytes"),
     ), tenant_variable=True),
     Dashboard("yunshang-security", "yunshang / security events", (
         Panel("Refused requests by tenant (5m)", (

@@ -819,7 +819,9 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "yunshang:operator-views"},
          "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
         # Prometheus reads the API server's own metrics (pod security, authorization decisions)
-        _role("yunshang:metrics-reader", [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),
+        _role("yunshang:metrics-reader", [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+                                          # what pods use, from the kubelets (resource metrics, cAdvisor)
+                                          {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]}]),
         {
             **_binding("yunshang:metrics-reader", "yunshang:metrics-reader",
                        {"kind": "User", "name": PROMETHEUS_USER, "apiGroup": "rbac.authorization.k8s.io"}),

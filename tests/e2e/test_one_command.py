@@ -48,6 +48,25 @@ def test_up_try_next_down(tmp_path):
         run(state, "share", "approve", "gy-police.gz-bigdata.api")
         wait_for("agreement Active", lambda: json.loads(run(state, "share", "list", "-o", "json").stdout)[0]["phase"]
                  == "Active", timeout=30)
+        from yunshang.dev import node
+
+        if not node.why_not():  # the consent path, used by a real client on the real node
+            from kubernetes import client, config
+
+            from helpers import run_in, shell_in
+            from yunshang.infra.components import DEMO_ANSWER
+
+            api = config.new_client_from_config(str(state / "kubeconfig"))
+            core = client.CoreV1Api(api)
+            # by name (busybox's nslookup asks the cluster's DNS), then one GET
+            fetch = ("ip=$(nslookup api.gz-bigdata-exchange.svc.cluster.local | sed -n 's/^Address: *\\([0-9.]*\\)$/\\1/p'"
+                     " | tail -1); printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $ip 80")
+            shell_in(core, "gy-police-cases")
+            wait_for("gy-police gets the exchange's answer", lambda: DEMO_ANSWER in run_in(
+                core, "gy-police-cases", fetch), timeout=60, interval=1)
+            shell_in(core, "gy-health-records")  # control: a department without an agreement
+            assert DEMO_ANSWER not in run_in(core, "gy-health-records", fetch)
+            api.close()
         wait_for("audit records", lambda: "AgreementApproved" in run(state, "audit").stdout, timeout=30)
         assert "chain intact" in run(state, "audit", "verify").stdout
         costs = json.loads(run(state, "report", "costs", "-o", "json").stdout)

@@ -24,10 +24,10 @@ from kubernetes import client, config
 from kubernetes.stream import stream
 
 from factories import approval, dept_groups
-from helpers import Impersonated, knock_out_if_asked, ready_tenant, wait_for
-from test_real_node import WHY_NOT, on_the_node, phase, pytestmark  # noqa: F401  (the same skip)
+from helpers import Impersonated, knock_out_if_asked, on_the_node, phase, ready_tenant, wait_for
+from test_real_node import pytestmark  # noqa: F401  (the same skip: no real node, no packets)
 
-from yunshang.dev import controlplane, node
+from yunshang.dev import controlplane
 from yunshang.models.tenant import GROUP, VERSION
 
 API = f"/apis/{GROUP}/{VERSION}"

@@ -13,9 +13,9 @@ import uuid
 import pytest
 from kubernetes import client, config
 
-from helpers import knock_out_if_asked, wait_for
+from helpers import knock_out_if_asked, on_the_node, phase, run_in, shell_in, wait_for  # noqa: F401
 
-from yunshang.dev import controlplane, images, node
+from yunshang.dev import controlplane, node
 
 WHY_NOT = node.why_not()
 if WHY_NOT and os.environ.get("CI"):
@@ -33,24 +33,6 @@ def real(tmp_path_factory):
     yield cp, api
     api.close()
     cp.down()
-
-
-def on_the_node(name: str, command: str, labels: dict | None = None, restart: str = "Never") -> dict:
-    """A toolbox pod for the real node (its taint tolerated), running ``command`` in sh."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
-            "spec": {"restartPolicy": restart, "nodeSelector": {node.NODE_LABEL: "true"},
-                     "tolerations": [node.TOLERATION], "terminationGracePeriodSeconds": 0,
-                     "securityContext": {"runAsNonRoot": True, "runAsUser": images.NOBODY,
-                                         "seccompProfile": {"type": "RuntimeDefault"}},
-                     "containers": [{"name": "c", "image": images.TOOLBOX, "imagePullPolicy": "Never",
-                                     "command": ["/bin/sh", "-c", command],
-                                     "terminationMessagePolicy": "FallbackToLogsOnError",
-                                     "securityContext": {"allowPrivilegeEscalation": False,
-                                                         "capabilities": {"drop": ["ALL"]}}}]}}
-
-
-def phase(core, ns: str, name: str) -> str:
-    return core.read_namespaced_pod(name, ns).status.phase
 
 
 def test_the_node_registers_ready_with_its_taint_and_bridge_address(real):
@@ -157,18 +139,6 @@ def test_pod_traffic_stays_on_the_bridge(real):
     for address in (host_address(), "198.51.100.1"):
         out = attempt(address)
         assert "refused" not in out.lower() and "exit=1" in out, (address, out)
-
-
-def shell_in(core, ns: str, name: str = "shell") -> None:
-    core.create_namespaced_pod(ns, on_the_node(name, "exec sleep 2147483647", {"app": name}, "Always"))
-    wait_for(f"{name} Running", lambda: phase(core, ns, name) == "Running", timeout=60)
-
-
-def run_in(core, ns: str, command: str, pod: str = "shell") -> str:
-    from kubernetes.stream import stream
-
-    return stream(core.connect_get_namespaced_pod_exec, pod, ns, command=["/bin/sh", "-c", command],
-                  stderr=True, stdout=True, stdin=False, tty=False)
 
 
 def test_a_service_address_reaches_its_pods_and_the_api_server_its_door(real):

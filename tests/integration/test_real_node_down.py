@@ -7,7 +7,8 @@ from __future__ import annotations
 from kubernetes import client, config
 
 from helpers import wait_for
-from test_real_node import WHY_NOT, on_the_node, phase, pytestmark  # noqa: F401  (the same skip)
+from helpers import on_the_node, phase
+from test_real_node import pytestmark  # noqa: F401  (the same skip: no real node, no packets)
 
 from yunshang.dev import controlplane, node
 

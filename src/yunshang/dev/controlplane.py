@@ -277,6 +277,7 @@ class ControlPlane:
             self.state, prometheus_port=self.ports["prometheus"], operator_metrics=self.ports["operator-metrics"],
             apiserver=self.ports["apiserver"], alertmanager=self.ports["alertmanager"], pki=self.pki,
             webhook_port=self.ports["operator-webhook"], token_file=self.webhook_token_file, settings=settings,
+            kubelets=self._kubelets(),
         )
         am = self._spawn("alertmanager", monitoring.alertmanager_argv(
             toolchain.find("alertmanager"), am_cfg, self.state / "alertmanager", self.ports["alertmanager"]))
@@ -285,6 +286,13 @@ class ControlPlane:
         for name, proc, port in (("alertmanager", am, self.ports["alertmanager"]),
                                  ("prometheus", prom, self.ports["prometheus"])):
             self._wait(name, lambda port=port: _http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout, proc)
+
+    def _kubelets(self) -> list[str]:
+        """The real node's kubelet (address:port), if one runs."""
+        real = node_mod.RealNode.load(self.node_state)
+        if real is None or not real.pids or "kubelet" not in real.ports:
+            return []
+        return [f"{node_mod.bridge_ip(real.index)}:{real.ports['kubelet']}"]
 
     def _https_ok(self, path: str) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))

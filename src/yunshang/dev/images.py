@@ -51,7 +51,8 @@ int main(void) {
 
 # the busybox applets the toolbox links (what tests and the demo use; busybox has them all)
 APPLETS = ["sh", "nc", "httpd", "sleep", "cat", "echo", "ls", "nslookup", "printf", "timeout", "true", "false",
-           "env", "id", "hostname", "ps", "kill", "mkdir", "head", "wc", "dd", "seq", "yes"]
+           "env", "id", "hostname", "ps", "kill", "mkdir", "head", "tail", "wc", "dd", "seq", "yes", "grep", "sed",
+           "awk"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +165,9 @@ def build(dest: Path, progress: Callable[[str], None] = print, coredns: Path | N
     """The images as OCI archives under ``dest`` (kept: built once per toolchain); CoreDNS's where
     its binary is given (built by the toolchain)."""
     dest.mkdir(parents=True, exist_ok=True)
-    out = {PAUSE: dest / "pause.oci.tar", TOOLBOX: dest / "toolbox.oci.tar"}
+    def named(stem: str, *parts: str) -> Path:  # by what goes in: a change of source, a new archive
+        return dest / f"{stem}-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:12]}.oci.tar"
+    out = {PAUSE: named("pause", PAUSE_C), TOOLBOX: named("toolbox", *APPLETS)}
     if coredns is not None:
         out[COREDNS] = dest / f"coredns-{hashlib.sha256(coredns.read_bytes()).hexdigest()[:12]}.oci.tar"
         if not out[COREDNS].exists():

@@ -38,8 +38,25 @@ def rule_files() -> list[str]:
     return [str(p) for p in sorted((MONITORING / "rules").glob("*.yml"))]
 
 
+def kubelet_jobs(kubelets: list[str], pki: Path) -> list[dict]:
+    """What pods really use, from each real node's kubelet (TLS from the local CA, Prometheus's own
+    client certificate, allowed nodes/metrics): its resource metrics and cAdvisor's per container."""
+    tls = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "prometheus.crt"),
+           "key_file": str(pki / "prometheus.key")}
+    return [
+        {"job_name": "kubelet-resource", "scheme": "https", "tls_config": tls, "metrics_path": "/metrics/resource",
+         "static_configs": [{"targets": kubelets}]},
+        {"job_name": "kubelet-cadvisor", "scheme": "https", "tls_config": tls, "metrics_path": "/metrics/cadvisor",
+         "static_configs": [{"targets": kubelets}],
+         "metric_relabel_configs": [{"source_labels": ["__name__"], "action": "keep",
+                                     "regex": "container_cpu_usage_seconds_total|container_memory_working_set_bytes"
+                                              "|container_network_(receive|transmit)_bytes_total"}]},
+    ]
+
+
 def prometheus_config(*, operator_metrics: int, apiserver: int, alertmanager: int, pki: Path,
-                      settings: Settings = Settings(), extra_operator_targets: list[str] | None = None) -> dict:
+                      settings: Settings = Settings(), extra_operator_targets: list[str] | None = None,
+                      kubelets: list[str] | None = None) -> dict:
     return {
         "global": {
             "scrape_interval": settings.scrape_interval,
@@ -71,6 +88,7 @@ def prometheus_config(*, operator_metrics: int, apiserver: int, alertmanager: in
                 }],
             },
             {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:{prometheus_port}"]}]},
+            *(kubelet_jobs(kubelets, pki) if kubelets else []),
         ],
     }
 

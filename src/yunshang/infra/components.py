@@ -208,14 +208,27 @@ class Monitoring(_Group):
         super().__init__("yunshang:platform:Monitoring", name, monitoring_manifests(cfg), cfg, opts)
 
 
+DEMO_ANSWER = '{"service": "gz-bigdata exchange", "records": 3}'
+
+
 def demo_manifests() -> list[dict[str, Any]]:
-    """The province data-exchange API in gz-bigdata-exchange: something to share on the local platform."""
+    """The province data-exchange API in gz-bigdata-exchange: something to share on the local platform.
+    It really answers where the platform has a real node (the project's toolbox image, busybox httpd,
+    preferred there; its taint tolerated), and runs as a fake on kwok's nodes elsewhere."""
+    from ..dev import images, node
+
     ns, labels = "gz-bigdata-exchange", {"app": "api"}
+    serve = (f"mkdir -p /tmp/www && printf '%s\\n' '{DEMO_ANSWER}' > /tmp/www/index.html && "
+             "exec httpd -f -p 8080 -h /tmp/www")
+    prefer_real = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": {
+        "matchExpressions": [{"key": node.NODE_LABEL, "operator": "In", "values": ["true"]}]}}]}}
     return [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": ns},
          "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
              "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-             "containers": [{"name": "api", "image": "registry.gz.gov.local/exchange/api:1.4",
+             "tolerations": [node.TOLERATION], "affinity": prefer_real,
+             "containers": [{"name": "api", "image": images.TOOLBOX, "imagePullPolicy": "IfNotPresent",
+                             "command": ["/bin/sh", "-c", serve],
                              "ports": [{"containerPort": 8080}],
                              "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
                                            "limits": {"cpu": "1", "memory": "1Gi"}},
