@@ -223,3 +223,27 @@ def run_in(core, ns: str, command: str, pod: str = "shell") -> str:
 
     return stream(core.connect_get_namespaced_pod_exec, pod, ns, command=["/bin/sh", "-c", command],
                   stderr=True, stdout=True, stdin=False, tty=False)
+
+
+def listening(pids) -> list[str]:
+    """The addresses (hex, as /proc/net/tcp writes them, without the port) of the TCP sockets the
+    processes ``pids`` listen on."""
+    import os
+    from pathlib import Path
+
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:
+                out.append(f[1].split(":")[0])
+    return out

@@ -9,14 +9,13 @@ three ask for ``platform`` (the installed platform), which is where a knock-out 
 takes their control away first."""
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from helpers import wait_for
+from helpers import listening, wait_for
 
 
 def message(exc) -> str:
@@ -171,25 +170,10 @@ def test_namespace_deletion_and_garbage_collection(kube_api):
 
 def test_every_server_listens_on_loopback_only(control_plane):
     """Every listening TCP socket owned by a control-plane process is bound to 127.0.0.1."""
-    pids = {p for p in control_plane.pids.values()}
-    inodes = set()
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    listening = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            f = line.split()
-            if f[3] == "0A" and f[9] in inodes:  # LISTEN
-                listening.append(f[1])
-    assert listening, "found no listening sockets at all"
+    addresses = listening(control_plane.pids.values())
+    assert addresses, "found no listening sockets at all"
     loopback = {"0100007F", "00000000000000000000000001000000"}
-    assert all(addr.split(":")[0] in loopback for addr in listening), listening
+    assert set(addresses) <= loopback, addresses
 
 
 def test_a_component_that_fails_names_its_log_and_nothing_is_left(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from kubernetes import client, config
 
-from helpers import knock_out_if_asked, on_the_node, phase, run_in, shell_in, wait_for  # noqa: F401
+from helpers import knock_out_if_asked, listening, on_the_node, phase, run_in, shell_in, wait_for  # noqa: F401
 
 from yunshang.dev import controlplane, node
 
@@ -68,28 +68,6 @@ def test_a_pod_serves_and_another_connects_over_the_bridge(real):
     core.create_namespaced_pod(ns, on_the_node("nobody", fetch.replace("8080", "8081")))
     wait_for("the second client done", lambda: phase(core, ns, "nobody") in ("Succeeded", "Failed"), timeout=60)
     assert phase(core, ns, "nobody") == "Failed"
-
-
-def listening(pids) -> list[str]:
-    """The addresses (as /proc/net/tcp writes them) of the TCP sockets ``pids`` listen on."""
-    from pathlib import Path
-
-    inodes = set()
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    out = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            f = line.split()
-            if f[3] == "0A" and f[9] in inodes:
-                out.append(f[1].split(":")[0])
-    return out
 
 
 def test_the_node_listens_on_loopback_and_its_bridge_address_only(real):

@@ -91,15 +91,15 @@ def test_consumer_applies_provider_approves_exact_path_opens_then_revoked(pair, 
     wait_for("repaired", lambda: (f"{b}-exchange", f"share-{name}") in policies(kube_api, name), timeout=20)
     # a quarantined side closes the path; lifting the quarantine reopens it
     co.patch_cluster_custom_object(GROUP, VERSION, "tenants", a, {"spec": {"quarantine": {"reason": "probing"}}})
-    wait_for("closed by quarantine", lambda: not policies(kube_api, name), timeout=15)
-    assert phase(co, name) == "Refused"
+    # the operator removes the policies, then writes the phase: wait for both
+    wait_for("closed by quarantine", lambda: not policies(kube_api, name) and phase(co, name) == "Refused",
+             timeout=15)
     co.patch_cluster_custom_object(GROUP, VERSION, "tenants", a, {"spec": {"quarantine": None}})
     wait_for("reopened", lambda: len(policies(kube_api, name)) == 3 and phase(co, name) == "Active", timeout=15)
     # either side may revoke; the path closes within seconds
     code, body = consumer.merge_patch(f"{SHARES}/{name}", {"spec": {"revoked": {"by": "clerk-a", "reason": "done"}}})
     assert code == 200, body
-    wait_for("closed", lambda: not policies(kube_api, name), timeout=15)
-    assert phase(co, name) == "Revoked"
+    wait_for("closed", lambda: not policies(kube_api, name) and phase(co, name) == "Revoked", timeout=15)
 
 
 def test_expiry_closes_the_path(pair, kube_api):
