@@ -1,15 +1,18 @@
-"""A real node beside the local control plane: kubelet, containerd + runc, a CNI bridge.
+"""A real node beside the local control plane: kubelet, containerd + runc, a CNI bridge, a guard
+that keeps pod traffic on the bridge, kube-router's firewall (NetworkPolicy), kube-proxy
+(Services), CoreDNS (names) and the API server's door on the bridge (``door.py``).
 
 Pods on it really run (the images of ``images.py``, imported into its containerd).  Everything it
-writes lives under its state dir where a setting allows; what the kubelet, containerd and the CNI
-plugins put on the host regardless (a bridge, cgroups under the node's own cgroup root, netns
-mounts, a few fixed directories) ``down`` removes, and ``host.snapshot`` lets a test compare the
-machine before and after.
+writes lives under its state dir where a setting allows; what the kubelet, containerd, kube-proxy,
+kube-router and the CNI plugin put on the host regardless (a bridge, cgroups under the node's own
+cgroup root, netns mounts, chains, ipsets, a few fixed directories, ip_forward) ``down`` removes,
+and ``host_snapshot()`` lets a test compare the machine before and after.
 
 Each node has an index (chosen free at start, recorded in its state) from which its bridge
-(``ysbr<k>``), pod range (``10.244.<k>.0/24``), cgroup root (``/yunshang-<k>``) and ports derive:
-two platforms on one machine never share them.  The node is tainted so that only pods that ask
-for it (a toleration of ``TAINT``) land there; kwok's fake nodes keep everything else.
+(``ysbr<k>``), pod range (``10.244.<k>.0/24``), cgroup root (``/yunshang-<k>``), guard chains,
+route table and ports derive.  One real node per machine for now (``busy()``): kube-router's
+chains and ipsets have fixed names.  The node is tainted so that only pods that ask for it (a
+toleration of ``TAINT``) land there; kwok's fake nodes keep everything else.
 
 Requires root and cgroups (v1 here: ``failCgroupV1: false``); ``why_not()`` says in one line
 why this machine cannot run one, and the caller falls back to fake nodes only.
