@@ -1,6 +1,8 @@
 """Test helpers: waiting on conditions with deadlines, and acting as another identity."""
 from __future__ import annotations
 
+import contextlib
+
 import json
 import time
 from typing import Any, Callable
@@ -247,3 +249,29 @@ def listening(pids) -> list[str]:
             if f[3] == "0A" and f[9] in inodes:
                 out.append(f[1].split(":")[0])
     return out
+
+
+@contextlib.contextmanager
+def real_platform(state, monitoring=None):
+    """A platform of its own with a real node, (``monitoring`` settings: Prometheus and
+    Alertmanager,) the platform installed and the operator running; the knock-out run's control
+    taken away where one is asked for; all of it down at the end."""
+    from kubernetes import config
+
+    from yunshang.dev import controlplane
+
+    cp = controlplane.ControlPlane(state=state, real_node=True)
+    cp.up()
+    try:
+        assert cp.real_node_name(), cp.node_note  # e.g. another platform's real node runs here
+        if monitoring is not None:
+            cp.start_monitoring(monitoring)
+        cp.start_platform()
+        api = config.new_client_from_config(str(cp.kubeconfig))
+        try:
+            knock_out_if_asked(api)
+            yield cp, api
+        finally:
+            api.close()
+    finally:
+        cp.down()

@@ -20,14 +20,13 @@ import time
 import uuid
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.stream import stream
 
 from factories import approval, dept_groups
-from helpers import Impersonated, knock_out_if_asked, on_the_node, phase, ready_tenant, wait_for
+from helpers import Impersonated, on_the_node, phase, ready_tenant, real_platform, wait_for
 from test_real_node import pytestmark  # noqa: F401  (the same skip: no real node, no packets)
 
-from yunshang.dev import controlplane
 from yunshang.models.tenant import GROUP, VERSION
 
 API = f"/apis/{GROUP}/{VERSION}"
@@ -36,13 +35,7 @@ SERVE = "httpd -p 8081 -h /www; exec httpd -f -p 8080 -h /www"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("packets"), real_node=True)
-    cp.up()
-    try:
-        assert cp.real_node_name(), cp.node_note
-        cp.start_platform()
-        api = config.new_client_from_config(str(cp.kubeconfig))
-        knock_out_if_asked(api)
+    with real_platform(tmp_path_factory.mktemp("packets")) as (cp, api):
         co, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
         tag = uuid.uuid4().hex[:4]
         depts = {x: f"pk{x}-{tag}" for x in "abc"}
@@ -56,9 +49,6 @@ def world(tmp_path_factory):
                 wait_for(f"{t}/{pod} Running", lambda t=t, pod=pod: phase(core, f"{t}-main", pod) == "Running",
                          timeout=60)
         yield cp, api, depts
-        api.close()
-    finally:
-        cp.down()
 
 
 def ip(core, tenant: str, pod: str = "api") -> str:

@@ -11,12 +11,12 @@ import urllib.request
 import uuid
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from helpers import on_the_node, phase, ready_tenant, wait_for
+from helpers import on_the_node, phase, ready_tenant, real_platform, wait_for
 from test_real_node import pytestmark  # noqa: F401  (the same skip)
 
-from yunshang.dev import controlplane, monitoring
+from yunshang.dev import monitoring
 
 
 def query(port: int, promql: str) -> list[dict]:
@@ -27,17 +27,9 @@ def query(port: int, promql: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def watched(tmp_path_factory):
-    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("usage"), real_node=True)
-    cp.up()
-    try:
-        assert cp.real_node_name(), cp.node_note
-        cp.start_monitoring(monitoring.Settings(scrape_interval="2s", evaluation_interval="2s"))
-        cp.start_platform()
-        api = config.new_client_from_config(str(cp.kubeconfig))
+    with real_platform(tmp_path_factory.mktemp("usage"),
+                       monitoring.Settings(scrape_interval="2s", evaluation_interval="2s")) as (cp, api):
         yield cp, api
-        api.close()
-    finally:
-        cp.down()
 
 
 def test_prometheus_sees_what_a_tenants_pods_really_use(watched):

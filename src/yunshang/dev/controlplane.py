@@ -89,10 +89,15 @@ class ControlPlane:
     def node_state(self) -> Path:
         return self.state / "node"
 
+    def running_node(self) -> "node_mod.RealNode | None":
+        """The real node, while its processes are recorded as running."""
+        real = node_mod.RealNode.load(self.node_state)
+        return real if real is not None and real.pids else None
+
     def real_node_name(self) -> str:
         """The running real node's name, or empty."""
-        real = node_mod.RealNode.load(self.node_state)
-        return real.name if real is not None and real.pids else ""
+        real = self.running_node()
+        return real.name if real else ""
 
     def _record(self) -> Path:
         return self.state / "processes.json"
@@ -289,10 +294,8 @@ class ControlPlane:
 
     def _kubelets(self) -> list[str]:
         """The real node's kubelet (address:port), if one runs."""
-        real = node_mod.RealNode.load(self.node_state)
-        if real is None or not real.pids or "kubelet" not in real.ports:
-            return []
-        return [f"{node_mod.bridge_ip(real.index)}:{real.ports['kubelet']}"]
+        real = self.running_node()
+        return [f"{node_mod.bridge_ip(real.index)}:{real.ports['kubelet']}"] if real else []
 
     def _https_ok(self, path: str) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))

@@ -474,15 +474,7 @@ class RealNode:
         # the kubelet's identity and serving certificate, from the cluster's CA
         pki.issue_client(cluster_pki, f"kubelet-{self.index}", f"system:node:{self.name}", ["system:nodes"])
         pki.issue_server(cluster_pki, f"kubelet-serving-{self.index}", [bridge_ip(self.index), self.name])
-        kubeconfig = self.state / "kubelet.kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(cluster_pki / "ca.crt")}}],
-            "users": [{"name": "kubelet", "user": {"client-certificate": str(cluster_pki / f"kubelet-{self.index}.crt"),
-                                                   "client-key": str(cluster_pki / f"kubelet-{self.index}.key")}}],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "kubelet"}}],
-            "current-context": "local"}))
-        kubeconfig.chmod(0o600)
+        kubeconfig = self.kubeconfig(server, cluster_pki, f"kubelet-{self.index}", self.state / "kubelet.kubeconfig")
         config = kubelet_config(self.state, self.index, self.sock, self.ports, cluster_pki / "ca.crt",
                                 cluster_pki / f"kubelet-serving-{self.index}.crt",
                                 cluster_pki / f"kubelet-serving-{self.index}.key")
@@ -722,24 +714,33 @@ def _forget_host_paths(claims: Path) -> list[str]:
     return out
 
 
-def _remove_firewall() -> list[str]:
-    """kube-router's chains (jumps first) and ipsets: its --cleanup-config panics without IPVS."""
+def _remove_chains(tools: tuple[str, ...], tables: tuple[str, ...], ours: Callable[[str], bool]) -> list[str]:
+    """Every chain ``ours`` names, in each tool's tables: the jumps to it from other chains first,
+    then all of them flushed (they may jump to each other), then deleted."""
     out = []
-    for table in ("filter", "nat", "mangle", "raw"):
-        r = subprocess.run(["iptables", "-w", "5", "-t", table, "-S"], capture_output=True, text=True)
-        if r.returncode != 0:
-            continue
-        lines = r.stdout.splitlines()
-        chains = [ln.split()[1] for ln in lines if ln.startswith("-N ") and ln.split()[1].startswith(FIREWALL_CHAIN_PREFIXES)]
-        for ln in lines:
-            if ln.startswith("-A ") and any(f"-j {c}" in ln or f"-g {c}" in ln for c in chains) \
-                    and not ln.split()[1].startswith(FIREWALL_CHAIN_PREFIXES):
-                subprocess.run(["iptables", "-w", "5", "-t", table, "-D", *shlex.split(ln)[1:]], capture_output=True)
-        for c in chains:
-            subprocess.run(["iptables", "-w", "5", "-t", table, "-F", c], capture_output=True)
-        for c in chains:
-            subprocess.run(["iptables", "-w", "5", "-t", table, "-X", c], capture_output=True)
-            out.append(f"{table} {c}")
+    for tool in tools:
+        for table in tables:
+            r = subprocess.run([tool, "-w", "5", "-t", table, "-S"], capture_output=True, text=True)
+            if r.returncode != 0:
+                continue
+            lines = r.stdout.splitlines()
+            chains = [ln.split()[1] for ln in lines if ln.startswith("-N ") and ours(ln.split()[1])]
+            for ln in lines:
+                if ln.startswith("-A ") and not ours(ln.split()[1]) \
+                        and any(f"-j {c}" in ln or f"-g {c}" in ln for c in chains):
+                    subprocess.run([tool, "-w", "5", "-t", table, "-D", *shlex.split(ln)[1:]], capture_output=True)
+            for c in chains:
+                subprocess.run([tool, "-w", "5", "-t", table, "-F", c], capture_output=True)
+            for c in chains:
+                subprocess.run([tool, "-w", "5", "-t", table, "-X", c], capture_output=True)
+                out.append(f"{tool} {table} {c}")
+    return out
+
+
+def _remove_firewall() -> list[str]:
+    """kube-router's chains and ipsets: its --cleanup-config panics without IPVS."""
+    out = _remove_chains(("iptables",), ("filter", "nat", "mangle", "raw"),
+                         lambda c: c.startswith(FIREWALL_CHAIN_PREFIXES))
     ipset = shutil.which("ipset")
     if ipset:
         names = subprocess.run([ipset, "list", "-n"], capture_output=True, text=True).stdout.split()
@@ -761,21 +762,7 @@ def _nft_table_empty(table: str) -> bool:
 
 
 def _remove_kubelet_chains() -> list[str]:
-    out = []
-    for tool in ("iptables", "ip6tables"):
-        for table in ("filter", "nat", "mangle"):
-            r = subprocess.run([tool, "-t", table, "-S"], capture_output=True, text=True)
-            if r.returncode != 0:
-                continue
-            chains = [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("-N ")]
-            for chain in (c for c in chains if c in KUBELET_CHAINS):
-                for ln in r.stdout.splitlines():  # the jumps to it first
-                    if ln.startswith("-A ") and f"-j {chain}" in ln:
-                        subprocess.run([tool, "-t", table, "-D", *shlex.split(ln)[1:]], capture_output=True)
-                subprocess.run([tool, "-t", table, "-F", chain], capture_output=True)
-                subprocess.run([tool, "-t", table, "-X", chain], capture_output=True)
-                out.append(f"{tool} {table} {chain}")
-    return out
+    return _remove_chains(("iptables", "ip6tables"), ("filter", "nat", "mangle"), lambda c: c in KUBELET_CHAINS)
 
 
 def host_snapshot() -> dict[str, list[str]]:
