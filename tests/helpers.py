@@ -229,12 +229,13 @@ def run_in(core, ns: str, command: str, pod: str = "shell") -> str:
 
 def listening(pids) -> list[str]:
     """The addresses (hex, as /proc/net/tcp writes them, without the port) of the TCP sockets the
-    processes ``pids`` listen on."""
+    processes ``pids`` listen on (each seen in its own network namespace: a real node's are in its)."""
     import os
     from pathlib import Path
 
-    inodes = set()
+    out = []
     for pid in pids:
+        inodes = set()
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
                 target = os.readlink(fd)
@@ -242,12 +243,11 @@ def listening(pids) -> list[str]:
                 continue
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
-    out = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            f = line.split()
-            if f[3] == "0A" and f[9] in inodes:
-                out.append(f[1].split(":")[0])
+        for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                if f[3] == "0A" and f[9] in inodes:
+                    out.append(f[1].split(":")[0])
     return out
 
 

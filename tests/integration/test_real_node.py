@@ -94,10 +94,11 @@ def host_address() -> str:
 
 @pytest.mark.control("node-traffic-guard")
 def test_pod_traffic_stays_on_the_bridge(real):
-    """Control: the node's guard (mangle chains YS-NODE<k>-IN/-FWD and the pod range's ip rule). A
-    pod's connection to a closed port of the bridge address is refused by the host (the packet got
-    there: the API server's door); the same to the machine's own outside address, or to an address
-    beyond it, is dropped before it is routed (a time-out, never a refusal)."""
+    """Control: the node's guard (mangle chains YS-NODE<k>-IN/-FWD and the pod range's ip rule, in
+    the node's namespace). A pod's connection to a closed port of the bridge address is refused by
+    the node (the packet got there: the API server's door); the same to the node's other address
+    (its end of the veth to the host), to the host's end, to the machine's outside address or to an
+    address beyond is dropped before it is routed (a time-out, never a refusal)."""
     from kubernetes.stream import stream
 
     cp, api = real
@@ -113,8 +114,10 @@ def test_pod_traffic_stays_on_the_bridge(real):
             "/bin/sh", "-c", f"nc -w 3 {address} 1 </dev/null; echo exit=$?"],
             stderr=True, stdout=True, stdin=False, tty=False)
     control = attempt(node.bridge_ip(index))
-    assert "refused" in control.lower(), control  # control: it reaches the host, which refuses
-    for address in (host_address(), "198.51.100.1"):
+    assert "refused" in control.lower(), control  # control: it reaches the node, which refuses
+    # the node's end of its veth to the host (local to the node: refused, were it not dropped), the
+    # host's end, the machine's outside address, an address beyond
+    for address in (*node.uplink(index)[1:][::-1], host_address(), "198.51.100.1"):
         out = attempt(address)
         assert "refused" not in out.lower() and "exit=1" in out, (address, out)
 

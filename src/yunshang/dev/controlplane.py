@@ -331,7 +331,7 @@ class ControlPlane:
         try:
             self._start_all(bins, progress, timeout)
             if self.real_node:
-                self.node_note = node_mod.why_not() or node_mod.busy()
+                self.node_note = node_mod.why_not()
                 if self.node_note:
                     progress(self.node_note)
                 else:
@@ -344,7 +344,7 @@ class ControlPlane:
         from kubernetes import client, config
 
         real = node_mod.RealNode(state=self.node_state, service_cidr=SERVICE_CIDR)
-        real.up(self.server, self.pki, self._spawn, self._wait, free_port, progress, timeout)
+        real.up(f"127.0.0.1:{self.ports['apiserver']}", self.pki, self._spawn, self._wait, free_port, progress, timeout)
         api = config.new_client_from_config(str(self.kubeconfig))
         core = client.CoreV1Api(api)
 
@@ -356,10 +356,10 @@ class ControlPlane:
             from .. import platform
 
             apply = lambda objs: platform.install(api, objs)  # noqa: E731
-            real.start_firewall(self.server, self.pki, self._spawn, apply, progress)
-            proxy = real.start_services(self.server, self.pki, self._spawn, apply, self.ports["apiserver"], progress)
-            healthz = f"http://127.0.0.1:{real.ports['kube-proxy-healthz']}/healthz"
-            self._wait("kube-proxy", lambda: _http_ok(healthz), timeout, proxy)
+            real.start_firewall(self.pki, self._spawn, apply, progress)
+            proxy = real.start_services(self.pki, self._spawn, apply, progress)
+            healthz = f"http://127.0.0.1:{real.ports['kube-proxy-healthz']}/healthz"  # on the node's loopback
+            self._wait("kube-proxy", lambda: node_mod.http_ok_in_node(real.index, healthz), timeout, proxy)
             apps = client.AppsV1Api(api)
             self._wait("kubelet", lambda: (apps.read_namespaced_deployment("coredns", "kube-system").status
                                            .available_replicas or 0) >= 1, timeout, None)

@@ -1,15 +1,19 @@
-"""The API server's door on the real node's bridge: a TCP relay from ``<bridge ip>:6443`` to the
-API server on loopback, so that pods (CoreDNS, later the operator) reach it through the
-``kubernetes`` Service while the API server itself keeps listening on loopback only.  Bytes are
-relayed untouched (TLS end to end: the client checks the API server's own certificate).
+"""The API server's door into a real node: a TCP relay from addresses inside the node's network
+namespace (its loopback, for the kubelet, kube-proxy and kube-router; its bridge address, for pods
+through the ``kubernetes`` Service) to the API server on the host's loopback, so that the API
+server itself keeps listening on loopback only.  The listening sockets are made on a thread moved
+into the node's namespace; the connections to the API server from the host's.  Bytes are relayed
+untouched (TLS end to end: the client checks the API server's own certificate).
 
-    python -m yunshang.dev.door --listen 10.244.0.1:6443 --to 127.0.0.1:34567
+    python -m yunshang.dev.door --netns /run/netns/ysnode0 --listen 127.0.0.1:6443 \\
+        --listen 10.244.0.1:6443 --to 127.0.0.1:34567
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import socket
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -24,7 +28,27 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
 
 
-async def serve(listen: tuple[str, int], target: tuple[str, int]) -> None:
+def listeners(addresses: list[tuple[str, int]], netns: str | None) -> list[socket.socket]:
+    """Listening sockets on ``addresses``, made inside ``netns`` (a path under /run/netns) if given."""
+    def make() -> list[socket.socket]:
+        out = []
+        for host, port in addresses:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+            s.listen(128)
+            s.setblocking(False)
+            out.append(s)
+        return out
+
+    if not netns:
+        return make()
+    from .node import call_in_node_path
+
+    return call_in_node_path(netns, make)  # type: ignore[return-value]
+
+
+async def serve(socks: list[socket.socket], target: tuple[str, int]) -> None:
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*target)
@@ -38,9 +62,8 @@ async def serve(listen: tuple[str, int], target: tuple[str, int]) -> None:
                 with contextlib.suppress(Exception):
                     w.close()
 
-    server = await asyncio.start_server(relay, *listen, reuse_address=True)
-    async with server:
-        await server.serve_forever()
+    servers = [await asyncio.start_server(relay, sock=s) for s in socks]
+    await asyncio.gather(*(srv.serve_forever() for srv in servers))
 
 
 def _addr(text: str) -> tuple[str, int]:
@@ -50,10 +73,13 @@ def _addr(text: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m yunshang.dev.door", description=__doc__.split("\n\n")[0])
-    p.add_argument("--listen", required=True, type=_addr, help="address:port to listen on (the bridge's)")
-    p.add_argument("--to", required=True, type=_addr, help="the API server's address:port (loopback)")
+    p.add_argument("--netns", help="the node's network namespace (a path), where the listening sockets are made")
+    p.add_argument("--listen", required=True, type=_addr, action="append",
+                   help="address:port to listen on (repeatable)")
+    p.add_argument("--to", required=True, type=_addr, help="the API server's address:port (the host's loopback)")
     args = p.parse_args(argv)
-    asyncio.run(serve(args.listen, args.to))
+    socks = listeners(args.listen, args.netns)
+    asyncio.run(serve(socks, args.to))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,18 @@ kube-router and the CNI plugin put on the host regardless (a bridge, cgroups und
 cgroup root, netns mounts, chains, ipsets, a few fixed directories, ip_forward) ``down`` removes,
 and ``host_snapshot()`` lets a test compare the machine before and after.
 
-Each node has an index (chosen free at start, recorded in its state) from which its bridge
-(``ysbr<k>``), pod range (``10.244.<k>.0/24``), cgroup root (``/yunshang-<k>``), guard chains,
-route table and ports derive.  One real node per machine for now (``busy()``): kube-router's
-chains and ipsets have fixed names.  The node is tainted so that only pods that ask for it (a
-toleration of ``TAINT``) land there; kwok's fake nodes keep everything else.
+Each node is a network namespace of its own (``ysnode<k>``), as a machine would be: its bridge,
+its pods' links, its routes and every iptables chain, ipset and conntrack entry the kubelet,
+kube-proxy and kube-router make live in there, so that several platforms' nodes run on one
+machine without touching each other (kube-router and kube-proxy keep their chains under fixed
+names), and deleting the namespace takes all of it away.  The host reaches the node by a veth
+pair (``ysv<k>``, 10.245.<k>.1 ↔ .2) with a route to the node's bridge address only: the API
+server asks the kubelet there, Prometheus scrapes it there.  The node's processes reach the API
+server through the door (``door.py``), which listens inside the namespace and connects from the
+host's.  The index (chosen free at start, recorded in the state) gives the bridge (``ysbr<k>``),
+pod range (``10.244.<k>.0/24``), cgroup root (``/yunshang-<k>``) and guard chains.  The node is
+tainted so that only pods that ask for it (a toleration of ``TAINT``) land there; kwok's fake
+nodes keep everything else.
 
 Requires root and cgroups (v1 here: ``failCgroupV1: false``); ``why_not()`` says in one line
 why this machine cannot run one, and the caller falls back to fake nodes only.
@@ -23,7 +30,6 @@ import dataclasses
 import ipaddress
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -45,8 +51,6 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 # last node of this machine to stop, where a node of yunshang's made them (host-paths.json in the claims)
 HOST_PATHS = [Path("/var/lib/kubelet"), Path("/var/log/containers"), Path("/var/log/pods"), Path("/run/containerd"),
               Path("/var/lib/cni"), Path("/run/nri"), Path("/run/netns")]
-# iptables chains the kubelet makes in every table it touches (IPv4 and IPv6), removed likewise
-KUBELET_CHAINS = ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"]
 MAX_NODES = 64  # indexes 0..63: bridges ysbr0.., pod ranges 10.244.0.0/24..
 
 
@@ -77,6 +81,68 @@ def bridge_ip(index: int) -> str:
 
 def cgroup_root(index: int) -> str:
     return f"/yunshang-{index}"
+
+
+def netns_name(index: int) -> str:
+    return f"ysnode{index}"
+
+
+def netns_path(index: int) -> Path:
+    return NETNS_DIR / netns_name(index)
+
+
+def uplink(index: int) -> tuple[str, str, str]:
+    """The veth between host and node: its host-side name, host-side and node-side addresses."""
+    return f"ysv{index}", f"10.245.{index}.1", f"10.245.{index}.2"
+
+
+def in_node(index: int, argv: list[str]) -> list[str]:
+    """``argv`` run in the node's network namespace (and nothing else of it: same mounts, same cgroups)."""
+    return ["nsenter", f"--net={netns_path(index)}", "--", *argv]
+
+
+def call_in_node(index: int, fn: Callable[[], object], timeout: float = 30) -> object:
+    """``fn()`` on a thread of this process moved into the node's network namespace (setns is per
+    thread): the sockets it makes belong to the node."""
+    return call_in_node_path(str(netns_path(index)), fn, timeout)
+
+
+def call_in_node_path(netns: str, fn: Callable[[], object], timeout: float = 30) -> object:
+    import ctypes
+    import threading
+
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            fd = os.open(netns, os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {netns}")
+            finally:
+                os.close(fd)
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result.get("value")
+
+
+def http_ok_in_node(index: int, url: str) -> bool:
+    import urllib.request
+
+    def get() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    return bool(call_in_node(index, get))
 
 
 def containerd_config(state: Path, sock: Path, cni_conf: Path) -> str:
@@ -152,20 +218,11 @@ def kubelet_config(state: Path, index: int, sock: Path, ports: dict[str, int], c
     }
 
 
-def busy(claims: Path | None = None) -> str:
-    """Empty when no other platform's real node runs on this machine; else one line saying whose.
-    One real node per machine: kube-router keeps its iptables chains and ipsets under fixed names
-    and removes those it does not know, so two would undo each other's policies."""
-    claims = claims or toolchain.cache_root() / "node-claims"
-    for c in sorted(claims.glob("[0-9]*")) if claims.is_dir() else []:
-        if _claim_live(c):
-            return (f"the real node of the platform in {c.read_text()} runs on this machine (one per machine): "
-                    "running fake nodes only")
-    return ""
-
-
-PROCESSES = ["apiserver-door", "kube-proxy", "kube-router", "kubelet", "containerd"]  # the order down stops them
-DOOR_PORT = 6443  # the API server's door on the bridge address (dev/door.py)
+PROCESSES = ["kube-proxy", "kube-router", "kubelet", "containerd", "apiserver-door"]  # the order down stops them
+DOOR_PORT = 6443  # the API server's door in the node: on the bridge address (pods) and the node's loopback
+NODE_SERVER = f"https://127.0.0.1:{DOOR_PORT}"  # the API server as the node's own processes reach it
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
 DNS_IP = "10.96.0.10"  # Service kube-dns (the .10 of the Service range)
 COREFILE = """.:53 {
     errors
@@ -179,9 +236,6 @@ COREFILE = """.:53 {
 KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"  # the API server, asking a kubelet for logs and exec
 FIREWALL_ROLE = "yunshang:node-firewall"
 FIREWALL_USER = "yunshang:node-firewall"
-# what kube-router's firewall keeps on the host under fixed names (removed by down, with their jumps)
-FIREWALL_CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-")
-FIREWALL_IPSET_PREFIXES = ("KUBE-", "kube-router-")
 
 
 def kubernetes_endpoints(index: int) -> dict:
@@ -255,21 +309,6 @@ def kube_proxy_config(index: int, name: str, kubeconfig: Path, service_cidr: str
     }
 
 
-def _remove_service_rules(index: int, service_cidr: str) -> list[str]:
-    """kube-proxy's rules (its own --cleanup) and the connections tracked for the node's pods and
-    Services."""
-    out = []
-    proxy = toolchain.find_or_none("kube-proxy")
-    if proxy is not None:
-        r = subprocess.run([str(proxy), "--cleanup", "--v=0"], capture_output=True, text=True)
-        out.append(f"kube-proxy --cleanup: exit {r.returncode}")
-    conntrack = shutil.which("conntrack")
-    if conntrack:
-        for flag, net in (("-s", pod_cidr(index)), ("-d", pod_cidr(index)), ("-d", service_cidr)):
-            subprocess.run([conntrack, "-D", flag, net], capture_output=True)
-    return out
-
-
 def firewall_rbac() -> list[dict]:
     """What kube-router's firewall reads: pods, namespaces, nodes and NetworkPolicies (nothing it
     writes); and the API server's own grant on kubelets (logs, exec)."""
@@ -290,7 +329,7 @@ def firewall_rbac() -> list[dict]:
 
 
 def guard_rules(index: int, service_cidr: str) -> list[list[str]]:
-    """iptables (mangle) rules that keep this node's pod traffic on the machine, whatever the CNI
+    """iptables (mangle) rules, in the node's namespace, that keep its pod traffic on the bridge, whatever the CNI
     plugin, kube-proxy or the policy engine put in filter: a packet from the bridge goes to a pod,
     a Service address or the bridge's own address (the API server's door), and a forwarded packet
     goes bridge to bridge — everything else is dropped before it is routed anywhere."""
@@ -312,51 +351,59 @@ def route_table(index: int) -> int:
     return 7700 + index
 
 
-def _iptables(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["iptables", "-w", "5", "-t", "mangle", *args], capture_output=True, text=True)
+def _iptables(index: int, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(in_node(index, ["iptables", "-w", "5", "-t", "mangle", *args]), capture_output=True, text=True)
 
 
 def _guard(index: int, service_cidr: str) -> None:
-    """The guard rules, and an ip rule: traffic from the pod range looks up a table with only the
-    bridge's route and a blackhole default (so it routes nowhere but the bridge)."""
+    """The guard rules, and an ip rule: traffic from the pod range coming in on the bridge (not the
+    node's own replies from its bridge address) looks up a table with only the
+    bridge's route and a blackhole default (so it routes nowhere but the bridge: not to the veth
+    towards the host either)."""
     _unguard(index)
     for rule in guard_rules(index, service_cidr):
-        r = _iptables(*rule)
+        r = _iptables(index, *rule)
         if r.returncode != 0:
             raise RuntimeError(f"`iptables -t mangle {' '.join(rule)}` failed: {r.stderr.strip()}")
     table = str(route_table(index))
-    for cmd in (["ip", "route", "add", pod_cidr(index), "dev", bridge_name(index), "table", table],
-                ["ip", "route", "add", "blackhole", "default", "table", table],
-                ["ip", "rule", "add", "from", pod_cidr(index), "lookup", table, "priority", table]):
+    ns = netns_name(index)
+    for cmd in (["ip", "-n", ns, "route", "add", pod_cidr(index), "dev", bridge_name(index), "table", table],
+                ["ip", "-n", ns, "route", "add", "blackhole", "default", "table", table],
+                ["ip", "-n", ns, "rule", "add", "from", pod_cidr(index), "iif", bridge_name(index), "lookup", table,
+                 "priority", table]):
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}")
 
 
 def _unguard(index: int) -> list[str]:
-    out = []
+    """The guard taken away (down does not need it: the namespace goes; the knock-out run does)."""
+    out: list[str] = []
+    if not netns_path(index).exists():
+        return out
     br, chain_in, chain_fwd = bridge_name(index), f"YS-NODE{index}-IN", f"YS-NODE{index}-FWD"
     for rule in (["PREROUTING", "-i", br, "-j", chain_in], ["FORWARD", "-i", br, "-j", chain_fwd],
                  ["FORWARD", "-o", br, "-j", chain_fwd]):
-        while _iptables("-D", *rule).returncode == 0:
+        while _iptables(index, "-D", *rule).returncode == 0:
             out.append(f"mangle {' '.join(rule)}")
     for chain in (chain_in, chain_fwd):
-        if _iptables("-F", chain).returncode == 0:
-            _iptables("-X", chain)
+        if _iptables(index, "-F", chain).returncode == 0:
+            _iptables(index, "-X", chain)
             out.append(f"mangle chain {chain}")
-    table = str(route_table(index))
-    while subprocess.run(["ip", "rule", "del", "priority", table], capture_output=True).returncode == 0:
+    table, ns = str(route_table(index)), netns_name(index)
+    while subprocess.run(["ip", "-n", ns, "rule", "del", "priority", table], capture_output=True).returncode == 0:
         out.append(f"ip rule {table}")
-    if subprocess.run(["ip", "route", "flush", "table", table], capture_output=True).returncode == 0:
+    if subprocess.run(["ip", "-n", ns, "route", "flush", "table", table], capture_output=True).returncode == 0:
         out.append(f"route table {table}")
     return out
 
 
 def _used_indexes() -> set[int]:
-    """Indexes whose bridge or cgroup root exists on this machine (another platform's node)."""
+    """Indexes whose namespace, veth or cgroup root exists on this machine (another platform's node)."""
     used = set()
     for i in range(MAX_NODES):
-        if Path(f"/sys/class/net/{bridge_name(i)}").exists() or (CGROUP_FS / "memory" / cgroup_root(i).lstrip("/")).exists():
+        if netns_path(i).exists() or Path(f"/sys/class/net/{uplink(i)[0]}").exists() \
+                or (CGROUP_FS / "memory" / cgroup_root(i).lstrip("/")).exists():
             used.add(i)
     return used
 
@@ -435,8 +482,10 @@ class RealNode:
         return cls(**data)
 
     # ------------------------------------------------------------------ up
-    def up(self, server: str, cluster_pki: Path, spawn: Callable, wait: Callable, free_port: Callable[[], int],
+    def up(self, api: str, cluster_pki: Path, spawn: Callable, wait: Callable, free_port: Callable[[], int],
            progress: Callable[[str], None] = lambda m: None, timeout: float = 60) -> None:
+        """The node's namespace and network, the door to the API server (``api``: its host:port on
+        the host's loopback), containerd with the images, the kubelet."""
         self.state.mkdir(parents=True, exist_ok=True)
         claims = toolchain.cache_root() / "node-claims"
         self.index = _claim_index(claims, self.state)
@@ -451,19 +500,20 @@ class RealNode:
         (cni_conf / "10-yunshang.conflist").write_text(json.dumps(cni_config(self.index, self.state / "cni" / "ipam")))
         cd.mkdir(parents=True, exist_ok=True)
         (cd / "config.toml").write_text(containerd_config(cd, self.sock, cni_conf))
-        # the node's bridge, made before the kubelet so that it can serve on (and report) its address;
-        # the CNI plugin finds it with its gateway address in place
-        br = bridge_name(self.index)
-        for cmd in (["ip", "link", "add", br, "type", "bridge"],
-                    ["ip", "addr", "add", f"{bridge_ip(self.index)}/24", "dev", br],
-                    ["ip", "link", "set", br, "up"]):
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}")
+        self._network()
+        # the API server's door inside the node (its loopback for the node's processes, the bridge
+        # address for pods), connecting from the host's namespace to the API server's loopback port
+        import sys
+
+        proc = spawn("apiserver-door", [sys.executable, "-m", "yunshang.dev.door", "--netns", str(netns_path(self.index)),
+                                        "--listen", f"127.0.0.1:{DOOR_PORT}",
+                                        "--listen", f"{bridge_ip(self.index)}:{DOOR_PORT}", "--to", api])
+        self.pids["apiserver-door"] = proc.pid
+        self.save()
         _guard(self.index, self.service_cidr)  # before any pod: the CNI plugin turns on ip_forward
         progress(f"starting containerd for node {self.name}")
-        proc = spawn("containerd", [str(toolchain.find("containerd")), f"--config={cd / 'config.toml'}",
-                                    "--log-level=warn"])
+        proc = spawn("containerd", in_node(self.index, [str(toolchain.find("containerd")),
+                                                        f"--config={cd / 'config.toml'}", "--log-level=warn"]))
         self.pids["containerd"] = proc.pid
         self.save()
         wait("containerd", lambda: self.sock.exists() and self._ctr("version").returncode == 0, timeout, proc)
@@ -474,7 +524,7 @@ class RealNode:
         # the kubelet's identity and serving certificate, from the cluster's CA
         pki.issue_client(cluster_pki, f"kubelet-{self.index}", f"system:node:{self.name}", ["system:nodes"])
         pki.issue_server(cluster_pki, f"kubelet-serving-{self.index}", [bridge_ip(self.index), self.name])
-        kubeconfig = self.kubeconfig(server, cluster_pki, f"kubelet-{self.index}", self.state / "kubelet.kubeconfig")
+        kubeconfig = self.kubeconfig(cluster_pki, f"kubelet-{self.index}", self.state / "kubelet.kubeconfig")
         config = kubelet_config(self.state, self.index, self.sock, self.ports, cluster_pki / "ca.crt",
                                 cluster_pki / f"kubelet-serving-{self.index}.crt",
                                 cluster_pki / f"kubelet-serving-{self.index}.key")
@@ -483,18 +533,40 @@ class RealNode:
             if hierarchy.is_dir() and (hierarchy / "cgroup.procs").exists():
                 (hierarchy / cgroup_root(self.index).lstrip("/")).mkdir(exist_ok=True)
         progress(f"starting kubelet for node {self.name}")
-        proc = spawn("kubelet", [
+        proc = spawn("kubelet", in_node(self.index, [
             str(toolchain.find("kubelet")), f"--config={self.state / 'kubelet.yaml'}", f"--kubeconfig={kubeconfig}",
             f"--root-dir={self.state / 'kubelet'}", f"--hostname-override={self.name}",
             f"--node-ip={bridge_ip(self.index)}",
-            f"--node-labels={NODE_LABEL}=true", "--v=1"])
+            f"--node-labels={NODE_LABEL}=true", "--v=1"]))
         self.pids["kubelet"] = proc.pid
         self.save()
 
-    def kubeconfig(self, server: str, cluster_pki: Path, stem: str, path: Path) -> Path:
+    def _network(self) -> None:
+        """The node's namespace; the veth to the host (a route to the bridge address only); the
+        bridge, made before the kubelet so that it can serve on (and report) its address (the CNI
+        plugin finds it with its gateway address in place)."""
+        ns, br = netns_name(self.index), bridge_name(self.index)
+        host_if, host_ip, node_ip = uplink(self.index)
+        for cmd in (["ip", "netns", "add", ns],
+                    ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "uplink", "netns", ns],
+                    ["ip", "addr", "add", f"{host_ip}/30", "dev", host_if], ["ip", "link", "set", host_if, "up"],
+                    ["ip", "-n", ns, "link", "set", "lo", "up"],
+                    ["ip", "-n", ns, "addr", "add", f"{node_ip}/30", "dev", "uplink"],
+                    ["ip", "-n", ns, "link", "set", "uplink", "up"],
+                    ["ip", "-n", ns, "link", "add", br, "type", "bridge"],
+                    ["ip", "-n", ns, "addr", "add", f"{bridge_ip(self.index)}/24", "dev", br],
+                    ["ip", "-n", ns, "link", "set", br, "up"],
+                    ["ip", "route", "add", f"{bridge_ip(self.index)}/32", "via", node_ip, "dev", host_if]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}")
+
+    def kubeconfig(self, cluster_pki: Path, stem: str, path: Path) -> Path:
+        """A kubeconfig for one of the node's processes: the API server through the node's door."""
         path.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(cluster_pki / "ca.crt")}}],
+            "clusters": [{"name": "local", "cluster": {"server": NODE_SERVER,
+                                                       "certificate-authority": str(cluster_pki / "ca.crt")}}],
             "users": [{"name": stem, "user": {"client-certificate": str(cluster_pki / f"{stem}.crt"),
                                               "client-key": str(cluster_pki / f"{stem}.key")}}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": stem}}],
@@ -502,42 +574,35 @@ class RealNode:
         path.chmod(0o600)
         return path
 
-    def start_firewall(self, server: str, cluster_pki: Path, spawn: Callable, apply: Callable[[list[dict]], None],
+    def start_firewall(self, cluster_pki: Path, spawn: Callable, apply: Callable[[list[dict]], None],
                        progress: Callable[[str], None] = lambda m: None) -> None:
         """kube-router, its firewall only (NetworkPolicy for this node's pods): no routing, no service
         proxy, no CNI, no health or metrics port; with an identity that only reads."""
         apply(firewall_rbac())
         pki.issue_client(cluster_pki, "node-firewall", FIREWALL_USER, [])
-        kubeconfig = self.kubeconfig(server, cluster_pki, "node-firewall", self.state / "firewall.kubeconfig")
+        kubeconfig = self.kubeconfig(cluster_pki, "node-firewall", self.state / "firewall.kubeconfig")
         progress(f"starting kube-router's firewall for node {self.name}")
-        proc = spawn("kube-router", [
+        proc = spawn("kube-router", in_node(self.index, [
             str(toolchain.find("kube-router")), f"--kubeconfig={kubeconfig}", f"--hostname-override={self.name}",
             "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
             "--enable-pod-egress=false", "--enable-ipv6=false", "--health-port=0", "--metrics-port=0",
-            f"--service-cluster-ip-range={self.service_cidr}", "--iptables-sync-period=1m", "--v=1"])
+            f"--service-cluster-ip-range={self.service_cidr}", "--iptables-sync-period=1m", "--v=1"]))
         self.pids["kube-router"] = proc.pid
         self.save()
 
-    def start_services(self, server: str, cluster_pki: Path, spawn: Callable, apply: Callable[[list[dict]], None],
-                       api_port: int, progress: Callable[[str], None] = lambda m: None):
-        """Services on the node: kube-proxy (iptables mode, its node ports on the bridge address only,
-        writing no sysctls), and the API server's door on the bridge address, named by the
-        ``kubernetes`` Service's EndpointSlice (pods reach the API server there and nowhere else)."""
-        import sys
-
-        proc = spawn("apiserver-door", [sys.executable, "-m", "yunshang.dev.door",
-                                        "--listen", f"{bridge_ip(self.index)}:{DOOR_PORT}",
-                                        "--to", f"127.0.0.1:{api_port}"])
-        self.pids["apiserver-door"] = proc.pid
-        self.save()
+    def start_services(self, cluster_pki: Path, spawn: Callable, apply: Callable[[list[dict]], None],
+                       progress: Callable[[str], None] = lambda m: None):
+        """Services on the node: the ``kubernetes`` Service's EndpointSlice naming the door on the
+        bridge address (pods reach the API server there and nowhere else), kube-proxy (iptables mode,
+        its node ports on the bridge address only, writing no sysctls) and CoreDNS."""
         apply([kubernetes_endpoints(self.index)])
         pki.issue_client(cluster_pki, "kube-proxy", "system:kube-proxy", [])  # bound to system:node-proxier
-        kubeconfig = self.kubeconfig(server, cluster_pki, "kube-proxy", self.state / "kube-proxy.kubeconfig")
+        kubeconfig = self.kubeconfig(cluster_pki, "kube-proxy", self.state / "kube-proxy.kubeconfig")
         config = kube_proxy_config(self.index, self.name, kubeconfig, self.service_cidr, self.ports)
         (self.state / "kube-proxy.yaml").write_text(yaml.safe_dump(config))
         progress(f"starting kube-proxy for node {self.name}")
-        proc = spawn("kube-proxy", [str(toolchain.find("kube-proxy")), f"--config={self.state / 'kube-proxy.yaml'}",
-                                    "--v=1"])
+        proc = spawn("kube-proxy", in_node(self.index, [str(toolchain.find("kube-proxy")),
+                                                        f"--config={self.state / 'kube-proxy.yaml'}", "--v=1"]))
         self.pids["kube-proxy"] = proc.pid
         self.save()
         progress("starting CoreDNS on the node")
@@ -550,18 +615,13 @@ class RealNode:
                               capture_output=True, text=True, timeout=timeout)
 
     def down(self, stop: Callable[[str, int], None]) -> list[str]:
-        """Stop the kubelet, every pod's containers and containerd, and undo what they did to the host.
-        Returns what was left to clean (for the log); safe to call twice."""
+        """Stop the node's processes and every pod's containers, then delete its namespace (its
+        bridge, links, routes, chains, ipsets and conntrack entries with it) and undo what they did
+        to the host.  Returns what was left to clean (for the log); safe to call twice."""
         notes: list[str] = []
-        for name in ("apiserver-door", "kube-proxy"):
+        for name in ("kube-proxy", "kube-router", "kubelet"):
             if name in self.pids:
                 stop(name, self.pids.pop(name))
-        notes += _remove_service_rules(self.index, self.service_cidr)
-        if "kube-router" in self.pids:
-            stop("kube-router", self.pids.pop("kube-router"))
-            notes += _remove_firewall()
-        if "kubelet" in self.pids:
-            stop("kubelet", self.pids.pop("kubelet"))
         if "containerd" in self.pids:
             if self.sock.exists():
                 for task in self._lines(self._ctr("tasks", "list", "-q")):
@@ -572,20 +632,24 @@ class RealNode:
                 for c in self._lines(self._ctr("containers", "list", "-q")):
                     self._ctr("containers", "delete", c)
             stop("containerd", self.pids.pop("containerd"))
+        if "apiserver-door" in self.pids:
+            stop("apiserver-door", self.pids.pop("apiserver-door"))
         notes += self._kill_shims()
         notes += self._unmount()
         if self.index >= 0:
-            notes += _unguard(self.index)
-            if Path(f"/sys/class/net/{bridge_name(self.index)}").exists():
-                subprocess.run(["ip", "link", "delete", bridge_name(self.index)], capture_output=True)
-                notes.append(f"bridge {bridge_name(self.index)}")
+            host_if = uplink(self.index)[0]
+            if netns_path(self.index).exists():
+                subprocess.run(["ip", "netns", "delete", netns_name(self.index)], capture_output=True)
+                notes.append(f"netns {netns_name(self.index)}")
+            if Path(f"/sys/class/net/{host_if}").exists():  # gone with its peer, unless the namespace lingers
+                subprocess.run(["ip", "link", "delete", host_if], capture_output=True)
+                notes.append(f"veth {host_if}")
             notes += self._remove_cgroups()
             claims = toolchain.cache_root() / "node-claims"
             mine = claims / str(self.index)
             if mine.exists() and mine.read_text() == str(self.state):
                 mine.unlink()
             if not _live_claims(claims):  # the last node of this machine: what they all left on the host
-                notes += _remove_kubelet_chains()
                 notes += _forget_host_paths(claims)
         self.save()
         return notes
@@ -663,46 +727,16 @@ def _live_claims(claims: Path) -> list[int]:
     return [int(c.name) for c in claims.glob("[0-9]*") if _claim_live(c)]
 
 
-SYSCTLS = ["net/ipv4/ip_forward"]  # the CNI bridge plugin (isGateway) turns it on
-
-
 def _remember_host_paths(claims: Path) -> None:
-    """Note which of HOST_PATHS do not exist yet (the first node of this machine will make them), and
-    the sysctls as the first node found them."""
+    """Note which of HOST_PATHS do not exist yet (the first node of this machine will make them)."""
     record = claims / "host-paths.json"
     known = set(json.loads(record.read_text())) if record.exists() else set()
     known |= {str(p) for p in HOST_PATHS if not p.exists()}
     record.write_text(json.dumps(sorted(known)))
-    sysctls = claims / "host-sysctls.json"
-    if not sysctls.exists():
-        sysctls.write_text(json.dumps({k: Path("/proc/sys", k).read_text().strip() for k in SYSCTLS}))
-    tables = claims / "host-nftables.json"
-    if not tables.exists():
-        tables.write_text(json.dumps(_nft_tables()))
-
-
-def _nft_tables() -> list[str]:
-    r = subprocess.run([str(toolchain.find("nft")), "list", "tables"], capture_output=True, text=True)
-    return sorted(ln.removeprefix("table ").strip() for ln in r.stdout.splitlines() if ln.startswith("table "))
 
 
 def _forget_host_paths(claims: Path) -> list[str]:
-    out = []
-    sysctls = claims / "host-sysctls.json"
-    if sysctls.exists():
-        for k, v in json.loads(sysctls.read_text()).items():
-            if Path("/proc/sys", k).read_text().strip() != v:
-                Path("/proc/sys", k).write_text(v)
-                out.append(f"sysctl {k}={v}")
-        sysctls.unlink()
-    tables = claims / "host-nftables.json"
-    if tables.exists():  # tables iptables-nft made (the kubelet's, the guard's): gone if nothing is left in them
-        before = set(json.loads(tables.read_text()))
-        for t in _nft_tables():
-            if t not in before and _nft_table_empty(t):
-                subprocess.run([str(toolchain.find("nft")), "delete", "table", *t.split()], capture_output=True)
-                out.append(f"nft table {t}")
-        tables.unlink()
+    out: list[str] = []
     record = claims / "host-paths.json"
     if not record.exists():
         return out
@@ -712,57 +746,6 @@ def _forget_host_paths(claims: Path) -> list[str]:
             out.append(str(p))
     record.unlink()
     return out
-
-
-def _remove_chains(tools: tuple[str, ...], tables: tuple[str, ...], ours: Callable[[str], bool]) -> list[str]:
-    """Every chain ``ours`` names, in each tool's tables: the jumps to it from other chains first,
-    then all of them flushed (they may jump to each other), then deleted."""
-    out = []
-    for tool in tools:
-        for table in tables:
-            r = subprocess.run([tool, "-w", "5", "-t", table, "-S"], capture_output=True, text=True)
-            if r.returncode != 0:
-                continue
-            lines = r.stdout.splitlines()
-            chains = [ln.split()[1] for ln in lines if ln.startswith("-N ") and ours(ln.split()[1])]
-            for ln in lines:
-                if ln.startswith("-A ") and not ours(ln.split()[1]) \
-                        and any(f"-j {c}" in ln or f"-g {c}" in ln for c in chains):
-                    subprocess.run([tool, "-w", "5", "-t", table, "-D", *shlex.split(ln)[1:]], capture_output=True)
-            for c in chains:
-                subprocess.run([tool, "-w", "5", "-t", table, "-F", c], capture_output=True)
-            for c in chains:
-                subprocess.run([tool, "-w", "5", "-t", table, "-X", c], capture_output=True)
-                out.append(f"{tool} {table} {c}")
-    return out
-
-
-def _remove_firewall() -> list[str]:
-    """kube-router's chains and ipsets: its --cleanup-config panics without IPVS."""
-    out = _remove_chains(("iptables",), ("filter", "nat", "mangle", "raw"),
-                         lambda c: c.startswith(FIREWALL_CHAIN_PREFIXES))
-    ipset = shutil.which("ipset")
-    if ipset:
-        names = subprocess.run([ipset, "list", "-n"], capture_output=True, text=True).stdout.split()
-        ours = [n for n in names if n.startswith(FIREWALL_IPSET_PREFIXES)]
-        for n in ours:
-            subprocess.run([ipset, "flush", n], capture_output=True)
-        for n in ours:
-            subprocess.run([ipset, "destroy", n], capture_output=True)
-            out.append(f"ipset {n}")
-    return out
-
-
-def _nft_table_empty(table: str) -> bool:
-    """No rule in any of its chains (iptables-nft's base chains stay, empty, after the last -D)."""
-    r = subprocess.run([str(toolchain.find("nft")), "list", "table", *table.split()], capture_output=True, text=True)
-    body = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
-    return r.returncode == 0 and all(ln.startswith(("table ", "chain ", "type ", "policy ", "}", "comment "))
-                                     for ln in body)
-
-
-def _remove_kubelet_chains() -> list[str]:
-    return _remove_chains(("iptables", "ip6tables"), ("filter", "nat", "mangle"), lambda c: c in KUBELET_CHAINS)
 
 
 def host_snapshot() -> dict[str, list[str]]:

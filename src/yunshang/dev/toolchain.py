@@ -61,10 +61,8 @@ DEBIAN_PACKAGES = {
     "ctr": "containerd",
     "runc": "runc",
     "cni-bridge": "containernetworking-plugins",
-    "nft": "nftables",  # to remove the empty tables iptables-nft leaves behind
     "ipset": "ipset",  # kube-router's firewall keeps its address sets there
-    "iptables": "iptables",
-    "conntrack": "conntrack",  # down forgets the node's connections
+    "iptables": "iptables",  # the guard, kube-proxy and kube-router, in the node's namespace
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
@@ -76,10 +74,8 @@ DEBIAN_PATHS = {
     "ctr": "/usr/bin/ctr",
     "runc": "/usr/sbin/runc",
     "cni-bridge": "/usr/lib/cni/bridge",
-    "nft": "/usr/sbin/nft",
     "ipset": "/usr/sbin/ipset",
     "iptables": "/usr/sbin/iptables",
-    "conntrack": "/usr/sbin/conntrack",
 }
 # installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots
 DEBIAN_EXTRAS = ["fonts-wqy-microhei"]
