@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from helpers import on_the_node, phase, run_in, shell_in
     from yunshang.dev import controlplane, node
 
-    why = node.why_not() or node.busy()
+    why = node.why_not()
     if why:
         print(json.dumps({"error": why}))
         return 1
