@@ -252,10 +252,10 @@ def listening(pids) -> list[str]:
 
 
 @contextlib.contextmanager
-def real_platform(state, monitoring=None):
+def real_platform(state, monitoring=None, operator_env=None):
     """A platform of its own with a real node, (``monitoring`` settings: Prometheus and
-    Alertmanager,) the platform installed and the operator running; the knock-out run's control
-    taken away where one is asked for; all of it down at the end."""
+    Alertmanager,) the platform installed and the operator running (``operator_env``: its settings);
+    the knock-out run's control taken away where one is asked for; all of it down at the end."""
     from kubernetes import config
 
     from yunshang.dev import controlplane
@@ -266,7 +266,7 @@ def real_platform(state, monitoring=None):
         assert cp.real_node_name(), cp.node_note  # e.g. another platform's real node runs here
         if monitoring is not None:
             cp.start_monitoring(monitoring)
-        cp.start_platform()
+        cp.start_platform(operator_env=operator_env)
         api = config.new_client_from_config(str(cp.kubeconfig))
         try:
             knock_out_if_asked(api)

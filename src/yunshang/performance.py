@@ -125,8 +125,10 @@ class Row:
     decisions_overdue: int = 0
     decision_median_s: float | None = None
     decision_p90_s: float | None = None
-    cpu_utilisation: float | None = None  # used / quota, 0..1
+    cpu_utilisation: float | None = None  # requested / quota, 0..1 (the quota's used over hard)
     memory_utilisation: float | None = None
+    cpu_used: float | None = None  # really used / quota (the kubelets' measurements; real nodes only)
+    memory_used: float | None = None
     offers: int = 0
     agreements_offered: int = 0  # as provider
     agreements_consumed: int = 0  # as consumer
@@ -144,10 +146,11 @@ def report(tenants: Sequence[Mapping[str, Any]], agreements: Sequence[Mapping[st
            offers: Sequence[Mapping[str, Any]], audit: Sequence[Mapping[str, Any]],
            usage: Mapping[str, tuple[Mapping[str, Decimal], Mapping[str, Decimal]]], *, roles: Sequence[str],
            tenant_days: float, agreement_days: float, now: dt.datetime,
-           since: dt.datetime | None = None) -> list[Row]:
+           since: dt.datetime | None = None, measured: Mapping[str, Mapping[str, float]] | None = None) -> list[Row]:
     """One row per department and reviewer role.  `audit`: records as dicts (action, time,
-    tenants); `usage`: tenant -> (used, hard) by resource ("cpu", "memory"); `since`: only what
-    was requested (decisions, requests), rated or quarantined from then on."""
+    tenants); `usage`: tenant -> (used, hard) by resource ("cpu", "memory"), what the quota holds;
+    `measured`: tenant -> {resource: what its pods really used (cores, bytes)}, from Prometheus;
+    `since`: only what was requested (decisions, requests), rated or quarantined from then on."""
     by_name = {o["metadata"]["name"]: o for o in offers}
     t_owed, t_asked = tenant_items(tenants, roles, tenant_days)
     a_owed, a_asked = agreement_items(agreements, by_name, agreement_days)
@@ -170,6 +173,9 @@ def report(tenants: Sequence[Mapping[str, Any]], agreements: Sequence[Mapping[st
     for name, (used, hard) in usage.items():
         r = row(name)
         r.cpu_utilisation, r.memory_utilisation = _util(used, hard, "cpu"), _util(used, hard, "memory")
+        if measured is not None and name in measured:
+            real = {k: Decimal(str(v)) for k, v in measured[name].items()}
+            r.cpu_used, r.memory_used = _util(real, hard, "cpu"), _util(real, hard, "memory")
     for o in offers:
         row((o.get("spec") or {}).get("provider", "")).offers += 1
     scores: dict[str, list[int]] = {}

@@ -54,3 +54,22 @@ def test_memory_steps_in_64mi_granules():
 def test_not_enough_samples_or_no_data():
     assert decide("cpu", Decimal(8), Decimal(4), Decimal(12), Decimal(1), None, None, NOW) is None
     assert decide("cpu", Decimal(8), Decimal(4), Decimal(12), Decimal(1), Observation(0.0, 0.1, 2), None, NOW) is None
+
+
+def test_the_policy_signal_chooses_the_series_and_the_words():
+    """requests: the quota's own used over hard; usage: what the kubelets measured over hard; the
+    change's reason names which (so the audit record says what drove it)."""
+    from yunshang.elastic import ratio_promql
+
+    requested = ratio_promql("gy-police", "cpu", "requests")
+    used = ratio_promql("gy-police", "memory", "usage")
+    assert requested.startswith('yunshang_tenant_resource_usage{tenant="gy-police",resource="cpu"}')
+    assert "yunshang:tenant_memory_used:bytes{tenant=\"gy-police\"}" in used and "resource_usage" not in used
+    assert 'yunshang_tenant_resource_limit{tenant="gy-police",resource="memory"}' in used
+    now = dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc)
+    obs = Observation(0.9, 1.0, 10)
+    grow = decide("cpu", Decimal("1"), Decimal("1"), Decimal("2"), Decimal("0.1"), obs, None, now, Policy(),
+                  "usage")
+    assert grow and grow.new > grow.old and "use (measured over quota)" in grow.reason
+    assert "requested over quota" in decide("cpu", Decimal("1"), Decimal("1"), Decimal("2"), Decimal("0.1"), obs,
+                                            None, now, Policy()).reason

@@ -88,3 +88,18 @@ def test_overdue_is_late_decided_or_late_pending():
     assert late.overdue(T0) and not on_time.overdue(T0 + dt.timedelta(days=9))
     assert not waiting.overdue(T0 + dt.timedelta(days=2)) and waiting.overdue(T0 + dt.timedelta(days=4))
     assert late.seconds() == 4 * 86400 and waiting.seconds() is None
+
+
+def test_utilisation_held_and_really_used_side_by_side():
+    """What the quota holds (requests over hard) and what the pods really used (measured over hard);
+    no measurement, no figure (never a made-up zero)."""
+    from decimal import Decimal
+
+    hard = {"cpu": Decimal("2"), "memory": Decimal(4 * 2**30)}
+    usage = {"a": ({"cpu": Decimal("0.5"), "memory": Decimal(2**30)}, hard), "b": ({"cpu": Decimal("1")}, hard)}
+    rows = {r.party: r for r in performance.report([], [], [], [], usage, roles=ROLES, tenant_days=3,
+                                                   agreement_days=5, now=T0,
+                                                   measured={"a": {"cpu": 1.5, "memory": float(2**30)}})}
+    assert (rows["a"].cpu_utilisation, rows["a"].cpu_used) == (0.25, 0.75)
+    assert (rows["a"].memory_utilisation, rows["a"].memory_used) == (0.25, 0.25)
+    assert rows["b"].cpu_utilisation == 0.5 and rows["b"].cpu_used is None and rows["b"].memory_used is None

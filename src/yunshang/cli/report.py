@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import enum
+import re
 import sys
+from typing import Optional
 
 import typer
 
 from ..lazy import OnFirstUse
-from .common import UserError, emit_json, out, parse_time
+from .common import UsageProblem, UserError, emit_json, out, parse_time
 from .tenant import _call, _client
 
 showback = OnFirstUse("yunshang.showback")
@@ -95,39 +97,57 @@ def performance(
                                                              "(stacks/Pulumi.<stack>.yaml, yunshang:signoff)"),
     since: str = typer.Option("", help="only what was requested, rated or quarantined from then on, e.g. 2026-11-01"),
     output: Format = typer.Option(Format.table, "--output", "-o", help="table for people, csv or json for finance"),
+    prometheus: Optional[str] = typer.Option(
+        None, envvar="YUNSHANG_PROMETHEUS_URL", show_envvar=True,
+        help="the Prometheus that scrapes the kubelets, e.g. http://prometheus:9090: adds what each department's "
+        "pods really used (averaged over --window) beside what its quota holds"),
+    window: str = typer.Option("1h", help="with --prometheus: the window real use is averaged over, e.g. 30m, 1d"),
 ) -> None:
     """绩效考评: per department and reviewer role, how fast and how well it serves.
 
     Requests it made and their time to a decision; decisions it owed (as reviewer role or as
-    provider), how many are pending and overdue, median and p90 time; quota utilisation; offers,
-    agreements offered and consumed; quarantines; the consumers' average rating (好差评).
-    Platform admins (it reads the audit trail).
+    provider), how many are pending and overdue, median and p90 time; quota utilisation (CPU and
+    MEM: requested / really used, each over the quota; "used" needs --prometheus and pods on real
+    nodes); offers, agreements offered and consumed; quarantines; the consumers' average rating
+    (好差评). Platform admins (it reads the audit trail).
     """
     import datetime as dt
 
     from .. import performance as perf
     from ..client import Agreements, AuditTrail
 
+    if prometheus and not re.fullmatch(r"[0-9]+[smhdw]", window):
+        raise UsageProblem(f"--window {window!r} is not a duration: write e.g. 30m, 1h or 1d")
     cfg = _stack(stack)
     start = parse_time("--since", since, "2026-11-01") if since else None
     c = _client(ctx)
     shares = Agreements(c)
     audit = [{"action": r.action, "time": r.time, "tenants": r.tenants} for r in _call(AuditTrail(c).records)]
+    real = None
+    if prometheus:
+        from ..elastic import measured
+
+        try:
+            real = measured(prometheus, window)
+        except (OSError, RuntimeError) as e:
+            raise UserError(f"Prometheus at {prometheus} did not answer ({e}): check --prometheus, or leave it "
+                            "out for what the quotas hold only") from None
     rows = perf.report(_call(c.list), _call(shares.list), _call(shares.offers), audit, _call(c.usage),
                        roles=cfg.signoff.roles, tenant_days=cfg.signoff.tenant_days,
-                       agreement_days=cfg.signoff.agreement_days, now=dt.datetime.now(dt.timezone.utc), since=start)
+                       agreement_days=cfg.signoff.agreement_days, now=dt.datetime.now(dt.timezone.utc), since=start,
+                       measured=real)
     if _machine([dataclasses.asdict(r) for r in rows], output, "party"):
         return
     from rich.table import Table
 
     t = Table("PARTY", "REQUESTS", "REQ MEDIAN/P90", "OWED", "PENDING", "OVERDUE", "DECIDED MEDIAN/P90",
-              "CPU", "MEM", "OFFERS", "OFFERED", "CONSUMED", "QUARANTINES", "RATING")
+              "CPU REQ/USED", "MEM REQ/USED", "OFFERS", "OFFERED", "CONSUMED", "QUARANTINES", "RATING")
     for r in rows:
         late = f"[red]{r.decisions_overdue}[/]" if r.decisions_overdue else "0"
         rating = f"{r.rating_avg:.1f} ({r.ratings})" if r.ratings else "-"
         t.add_row(r.party, str(r.requests_made), f"{_dur(r.request_median_s)}/{_dur(r.request_p90_s)}",
                   str(r.decisions_owed), str(r.decisions_pending), late,
-                  f"{_dur(r.decision_median_s)}/{_dur(r.decision_p90_s)}", _pct(r.cpu_utilisation),
-                  _pct(r.memory_utilisation), str(r.offers), str(r.agreements_offered), str(r.agreements_consumed),
+                  f"{_dur(r.decision_median_s)}/{_dur(r.decision_p90_s)}",
+                  f"{_pct(r.cpu_utilisation)}/{_pct(r.cpu_used)}", f"{_pct(r.memory_utilisation)}/{_pct(r.memory_used)}", str(r.offers), str(r.agreements_offered), str(r.agreements_consumed),
                   str(r.quarantines), rating)
     out.print(t)

@@ -523,8 +523,10 @@ class ControlPlane:
             raise self._fail("kube-scheduler", f"exited with code {sched.returncode}")
         api.close()
 
-    def start_platform(self, progress: Callable[[str], None] = lambda m: None, timeout: float = 60) -> None:
-        """Install yunshang's CRDs, RBAC and admission policies, and run the operator as a local process."""
+    def start_platform(self, progress: Callable[[str], None] = lambda m: None, timeout: float = 60,
+                       operator_env: dict[str, str] | None = None) -> None:
+        """Install yunshang's CRDs, RBAC and admission policies, and run the operator as a local process
+        (``operator_env``: settings of its own on top of the platform's, e.g. YUNSHANG_ELASTIC_WINDOW)."""
         import sys
 
         from kubernetes import config
@@ -539,7 +541,7 @@ class ControlPlane:
         proc = self._spawn(
             "operator",
             [sys.executable, "-m", "yunshang.operator", "--metrics-port", str(self.ports["operator-metrics"])],
-            env=self.operator_env(),
+            env={**self.operator_env(), **(operator_env or {})},
         )
 
         def metrics() -> bool:

@@ -182,9 +182,18 @@ class QuotaBound(Model):
         return Quota.model_validate({**quota.model_dump(), **self.model_dump(exclude_none=True)})
 
 
+class ElasticSignal(str, enum.Enum):
+    requests = "requests"
+    usage = "usage"
+
+
 class Elastic(Model):
     enabled: bool = False
     """Let monitoring grow and shrink the quota between floor and ceiling."""
+    signal: ElasticSignal = ElasticSignal.requests
+    """What the quota is measured against: `requests`, what the tenant's pods ask for (the quota's
+    own used/hard, every node); `usage`, what they really use (the kubelets' measurements, real
+    nodes only: a pod burning CPU under its limit makes the quota grow, an idle one lets it shrink)."""
     floor: QuotaBound | None = None
     """The least the quota may shrink to (default: the requested quota)."""
     ceiling: QuotaBound | None = None

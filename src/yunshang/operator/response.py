@@ -126,17 +126,18 @@ def elastic_quota(r, rec) -> None:
     last = rec.annotations.get(ELASTIC_ANNOTATION)
     last_change = dt.datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
     now = dt.datetime.now(dt.timezone.utc)
-    policy = elastic.Policy(
-        window=os.environ.get("YUNSHANG_ELASTIC_WINDOW", "30m"),
-        cooldown=dt.timedelta(seconds=float(os.environ.get("YUNSHANG_ELASTIC_COOLDOWN", "900"))),
-        min_samples=int(os.environ.get("YUNSHANG_ELASTIC_MIN_SAMPLES", "5")),
-    )
+    st = r.settings
+    policy = elastic.Policy(window=st.elastic_window, resolution=st.elastic_resolution,
+                            cooldown=dt.timedelta(seconds=st.elastic_cooldown_seconds),
+                            min_samples=st.elastic_min_samples)
+    signal = spec.elastic.signal.value
     current, floor, ceiling = spec.quota.amounts(), spec.floor().amounts(), spec.ceiling().amounts()
     changes = []
     for res in elastic.ELASTIC_RESOURCES:
-        obs = elastic.observe(PROMETHEUS_URL, name, res, policy)
+        obs = elastic.observe(PROMETHEUS_URL, name, res, policy, signal)
         used = Decimal(str(metrics.USAGE.labels(name, res)._value.get()))  # noqa: SLF001
-        change = elastic.decide(res, current[res], floor[res], ceiling[res], used, obs, last_change, now, policy)
+        change = elastic.decide(res, current[res], floor[res], ceiling[res], used, obs, last_change, now, policy,
+                                signal)
         if change:
             changes.append(change)
     if not changes:
@@ -152,6 +153,6 @@ def elastic_quota(r, rec) -> None:
                    f"floor {floor[c.resource]}, ceiling {ceiling[c.resource]}")
         kube.event(r.api, rec.body(), "Normal", "ElasticQuota", message)
         r.audit.append("yunshang-operator", "ElasticQuotaChanged", ObjectRef(kind="Tenant", name=name), [name], {
-            "resource": c.resource, "old": str(c.old), "new": c.quantity(), "reason": c.reason,
+            "resource": c.resource, "old": str(c.old), "new": c.quantity(), "reason": c.reason, "signal": signal,
             "floor": str(floor[c.resource]), "ceiling": str(ceiling[c.resource])})
         log.info(message)

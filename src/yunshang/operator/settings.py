@@ -20,6 +20,15 @@ class Settings:
     review_warn_days: int = 30
     review_grace_days: int = 14
     elastic_seconds: float = 60.0
+    """How often the elastic quota looks at every elastic tenant."""
+    elastic_window: str = "30m"
+    """How long utilisation must have stayed high (low) before a grow (shrink), a Prometheus duration."""
+    elastic_resolution: str = "1m"
+    """How often in that window it is sampled."""
+    elastic_cooldown_seconds: float = 900.0
+    """No change this soon after the previous one."""
+    elastic_min_samples: int = 5
+    """Fewer samples in the window: no decision."""
     peering: str = ""
     priority: int = 0
     peering_lifetime: int = 60
@@ -43,6 +52,10 @@ class Settings:
             review_warn_days=int(e.get("YUNSHANG_REVIEW_WARN_DAYS", "30")),
             review_grace_days=int(e.get("YUNSHANG_REVIEW_GRACE_DAYS", "14")),
             elastic_seconds=float(e.get("YUNSHANG_ELASTIC_SECONDS", "60")),
+            elastic_window=e.get("YUNSHANG_ELASTIC_WINDOW", "30m"),
+            elastic_resolution=e.get("YUNSHANG_ELASTIC_RESOLUTION", "1m"),
+            elastic_cooldown_seconds=float(e.get("YUNSHANG_ELASTIC_COOLDOWN", "900")),
+            elastic_min_samples=int(e.get("YUNSHANG_ELASTIC_MIN_SAMPLES", "5")),
             peering=e.get("YUNSHANG_PEERING", ""),
             priority=int(e.get("YUNSHANG_PRIORITY", "0") or 0),
             peering_lifetime=int(e.get("YUNSHANG_PEERING_LIFETIME", "60")),
