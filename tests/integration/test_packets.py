@@ -146,15 +146,16 @@ def test_a_connection_open_when_the_path_closes_lives_until_it_ends(world):
     core = client.CoreV1Api(api)
     a, b = d["a"], d["b"]
     labels = {"app": "echo"}
-    core.create_namespaced_pod(f"{b}-main", on_the_node("echo", "exec nc -ll -p 9000 -e cat", labels, "Always"))
+    core.create_namespaced_pod(f"{b}-main", on_the_node(
+        "echo", "nc -ll -p 9001 -e cat & exec nc -ll -p 9000 -e cat", labels, "Always"))
     core.create_namespaced_service(f"{b}-main", {"metadata": {"name": "echo"}, "spec": {
         "selector": labels, "ports": [{"port": 9000, "targetPort": 9000}]}})
     wait_for("echo Running", lambda: phase(core, f"{b}-main", "echo") == "Running", timeout=60)
     echo_ip = ip(core, b, "echo")
 
-    def new_connection() -> bool:
-        out = stream(core.connect_get_namespaced_pod_exec, "shell", f"{a}-main", command=[
-            "/bin/sh", "-c", f"echo hello | timeout 3 nc {echo_ip} 9000 | grep -q hello && echo REACHED || echo CLOSED"],
+    def new_connection(port: int = 9000, src: str = a) -> bool:
+        out = stream(core.connect_get_namespaced_pod_exec, "shell", f"{src}-main", command=[
+            "/bin/sh", "-c", f"echo hello | timeout 3 nc {echo_ip} {port} | grep -q hello && echo REACHED || echo CLOSED"],
             stderr=True, stdout=True, stdin=False, tty=False)
         assert "REACHED" in out or "CLOSED" in out, out
         return "REACHED" in out
@@ -172,6 +173,8 @@ def test_a_connection_open_when_the_path_closes_lives_until_it_ends(world):
     wait_for("the provider approves", lambda: provider.merge_patch(f"{API}/shareagreements/{name}", decide)[0] == 200,
              timeout=30, interval=0.3)
     settles(new_connection, True, timeout=30)
+    assert not new_connection(9001)  # the agreement's port only
+    assert new_connection(9001, src=b)  # control: 9001 does answer (b's own shell)
     # a talker in a: one connection; a numbered line every 0.2 s, each echoed back and written to its log
     talk = 'i=0; while :; do i=$((i+1)); echo $i; read line; echo "got $line" >&2; sleep 0.2; done'
     core.create_namespaced_pod(f"{a}-main", on_the_node("talker", (
