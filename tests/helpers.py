@@ -263,7 +263,7 @@ def real_platform(state, monitoring=None, operator_env=None):
     cp = controlplane.ControlPlane(state=state, real_node=True)
     cp.up()
     try:
-        assert cp.real_node_name(), cp.node_note  # e.g. another platform's real node runs here
+        assert cp.real_node_name(), cp.node_note  # e.g. not root, no cgroups
         if monitoring is not None:
             cp.start_monitoring(monitoring)
         cp.start_platform(operator_env=operator_env)

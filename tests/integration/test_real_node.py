@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)
 def real(tmp_path_factory):
     cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("real-node"), real_node=True, audit_webhook=False)
     cp.up()
-    assert cp.real_node_name(), cp.node_note  # e.g. another platform's real node runs on this machine
+    assert cp.real_node_name(), cp.node_note  # e.g. not root, no cgroups
     api = config.new_client_from_config(str(cp.kubeconfig))
     knock_out_if_asked(api)
     yield cp, api

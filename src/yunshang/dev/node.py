@@ -3,10 +3,10 @@ that keeps pod traffic on the bridge, kube-router's firewall (NetworkPolicy), ku
 (Services), CoreDNS (names) and the API server's door on the bridge (``door.py``).
 
 Pods on it really run (the images of ``images.py``, imported into its containerd).  Everything it
-writes lives under its state dir where a setting allows; what the kubelet, containerd, kube-proxy,
-kube-router and the CNI plugin put on the host regardless (a bridge, cgroups under the node's own
-cgroup root, netns mounts, chains, ipsets, a few fixed directories, ip_forward) ``down`` removes,
-and ``host_snapshot()`` lets a test compare the machine before and after.
+writes lives under its state dir where a setting allows; what remains on the host regardless (the
+node's namespace and veth, cgroups under the node's own cgroup root, the pods' netns mounts, a few
+fixed directories) ``down`` removes, and ``host_snapshot()`` lets a test compare the machine before
+and after.
 
 Each node is a network namespace of its own (``ysnode<k>``), as a machine would be: its bridge,
 its pods' links, its routes and every iptables chain, ipset and conntrack entry the kubelet,
