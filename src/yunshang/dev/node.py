@@ -728,15 +728,32 @@ def _live_claims(claims: Path) -> list[int]:
 
 
 def _remember_host_paths(claims: Path) -> None:
-    """Note which of HOST_PATHS do not exist yet (the first node of this machine will make them)."""
+    """Note which of HOST_PATHS do not exist yet (the first node of this machine will make them), and
+    whether /run/netns is a mount point yet (`ip netns add` makes it one, shared, and leaves it)."""
     record = claims / "host-paths.json"
     known = set(json.loads(record.read_text())) if record.exists() else set()
     known |= {str(p) for p in HOST_PATHS if not p.exists()}
     record.write_text(json.dumps(sorted(known)))
+    mounted = claims / "host-netns-mount.json"
+    if not mounted.exists():
+        mounted.write_text(json.dumps(_is_mount(NETNS_DIR)))
+
+
+def _is_mount(path: Path) -> bool:
+    """A mount point, bind mounts of a directory onto itself included (os.path.ismount misses those)."""
+    return any(ln.split()[1] == str(path) for ln in Path("/proc/mounts").read_text().splitlines())
 
 
 def _forget_host_paths(claims: Path) -> list[str]:
     out: list[str] = []
+    mounted = claims / "host-netns-mount.json"
+    if mounted.exists():
+        if not json.loads(mounted.read_text()):
+            while _is_mount(NETNS_DIR) and not list(NETNS_DIR.iterdir()):
+                if subprocess.run(["umount", str(NETNS_DIR)], capture_output=True).returncode != 0:
+                    break
+                out.append(f"mount {NETNS_DIR}")
+        mounted.unlink()
     record = claims / "host-paths.json"
     if not record.exists():
         return out
