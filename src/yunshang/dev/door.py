@@ -13,7 +13,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import os
 import socket
+import threading
+from typing import Callable
+
+CLONE_NEWNET = 0x40000000
+
+
+def in_netns(netns: str, fn: Callable[[], object], timeout: float = 30) -> object:
+    """``fn()`` on a thread of this process moved into the network namespace ``netns`` (a path under
+    /run/netns; setns is per thread, so the rest of the process stays where it is): the sockets it
+    makes belong to that namespace."""
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            fd = os.open(netns, os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {netns}")
+            finally:
+                os.close(fd)
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result.get("value")
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -41,11 +73,7 @@ def listeners(addresses: list[tuple[str, int]], netns: str | None) -> list[socke
             out.append(s)
         return out
 
-    if not netns:
-        return make()
-    from .node import call_in_node_path
-
-    return call_in_node_path(netns, make)  # type: ignore[return-value]
+    return make() if not netns else in_netns(netns, make)  # type: ignore[return-value]
 
 
 async def serve(socks: list[socket.socket], target: tuple[str, int]) -> None:

@@ -39,7 +39,7 @@ from typing import Callable
 
 import yaml
 
-from . import images, pki, toolchain
+from . import door, images, pki, toolchain
 
 TAINT = {"key": "platform.yunshang.io/real-node", "value": "true", "effect": "NoSchedule"}
 TOLERATION = {"key": TAINT["key"], "operator": "Equal", "value": "true", "effect": "NoSchedule"}
@@ -104,33 +104,7 @@ def in_node(index: int, argv: list[str]) -> list[str]:
 def call_in_node(index: int, fn: Callable[[], object], timeout: float = 30) -> object:
     """``fn()`` on a thread of this process moved into the node's network namespace (setns is per
     thread): the sockets it makes belong to the node."""
-    return call_in_node_path(str(netns_path(index)), fn, timeout)
-
-
-def call_in_node_path(netns: str, fn: Callable[[], object], timeout: float = 30) -> object:
-    import ctypes
-    import threading
-
-    result: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            fd = os.open(netns, os.O_RDONLY)
-            try:
-                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns into {netns}")
-            finally:
-                os.close(fd)
-            result["value"] = fn()
-        except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
-            result["error"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    return result.get("value")
+    return door.in_netns(str(netns_path(index)), fn, timeout)
 
 
 def http_ok_in_node(index: int, url: str) -> bool:
@@ -222,7 +196,6 @@ PROCESSES = ["kube-proxy", "kube-router", "kubelet", "containerd", "apiserver-do
 DOOR_PORT = 6443  # the API server's door in the node: on the bridge address (pods) and the node's loopback
 NODE_SERVER = f"https://127.0.0.1:{DOOR_PORT}"  # the API server as the node's own processes reach it
 NETNS_DIR = Path("/run/netns")
-CLONE_NEWNET = 0x40000000
 DNS_IP = "10.96.0.10"  # Service kube-dns (the .10 of the Service range)
 COREFILE = """.:53 {
     errors
