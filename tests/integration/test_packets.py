@@ -74,6 +74,32 @@ def settles(check, expected: bool, timeout: float = 10) -> float:
     return time.monotonic() - t0
 
 
+def share(api, consumer: str, provider: str, service: str, port: int, purpose: str) -> tuple[str, "Impersonated"]:
+    """The consumer's clerk asks for ``service``:``port`` in the provider's main namespace; returns the
+    agreement's name and the provider's clerk."""
+    name = f"{consumer}.{provider}.{service}"
+    code, body = Impersonated(api, f"clerk-{consumer}", dept_groups(consumer)).create(f"{API}/shareagreements", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareAgreement", "metadata": {"name": name},
+        "spec": {"consumer": consumer, "provider": provider, "purpose": purpose, "service": {
+            "namespace": f"{provider}-main", "name": service, "port": port},
+            "expires": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")}})
+    assert code == 201, body
+    return name, Impersonated(api, f"clerk-{provider}", dept_groups(provider))
+
+
+def approve(provider: "Impersonated", name: str) -> None:
+    """The provider approves, once the operator has named the new agreement in its role (need-to-know)."""
+    decide = {"spec": {"decision": approval(by=provider.user)}}
+    wait_for("the provider approves", lambda: provider.merge_patch(f"{API}/shareagreements/{name}", decide)[0] == 200,
+             timeout=30, interval=0.3)
+
+
+def revoke(provider: "Impersonated", name: str) -> None:
+    code, body = provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"revoked": {
+        "by": provider.user, "reason": "done", "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}})
+    assert code == 200, body
+
+
 @pytest.mark.control("networkpolicy-tenant-isolation")
 def test_a_department_reaches_its_own_pods_and_no_one_elses(world):
     cp, api, d = world
@@ -110,27 +136,16 @@ def test_an_agreement_opens_exactly_its_port_for_exactly_its_consumer_until_revo
     a, b, c = d["a"], d["b"], d["c"]
     core.create_namespaced_service(f"{b}-main", {"metadata": {"name": "api"}, "spec": {
         "selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]}})
-    name = f"{a}.{b}.api"
-    consumer = Impersonated(api, f"clerk-{a}", dept_groups(a))
-    provider = Impersonated(api, f"clerk-{b}", dept_groups(b))
-    code, body = consumer.create(f"{API}/shareagreements", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareAgreement", "metadata": {"name": name},
-        "spec": {"consumer": a, "provider": b, "purpose": "packets", "service": {
-            "namespace": f"{b}-main", "name": "api", "port": 8080},
-            "expires": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")}})
-    assert code == 201, body
+    name, provider = share(api, a, b, "api", 8080, "packets")
     assert not connects(core, a, ip(core, b))  # pending: still closed
-    code, body = provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"decision": approval(by=f"clerk-{b}")}})
-    assert code == 200, body
+    approve(provider, name)
     opened = settles(lambda: connects(core, a, ip(core, b)), True, timeout=30)
     print(f"approved -> open in {opened:.1f}s")
     assert not connects(core, a, ip(core, b), 8081)  # another port of the same pod: closed
     assert not connects(core, a, ip(core, b, "shell"))  # another pod of the provider: closed
     assert not connects(core, c, ip(core, b))  # a third department: closed
     assert connects(core, b, ip(core, b), 8081)  # control: 8081 does serve (b's own shell)
-    code, body = provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"revoked": {
-        "by": f"clerk-{b}", "reason": "done", "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}})
-    assert code == 200, body
+    revoke(provider, name)
     closed = settles(lambda: connects(core, a, ip(core, b)), False, timeout=REVOKE_CLOSES_WITHIN)
     print(f"revoked -> closed in {closed:.1f}s")
     assert connects(core, b, ip(core, b))  # control: the provider's own path stays open
@@ -160,18 +175,8 @@ def test_a_connection_open_when_the_path_closes_lives_until_it_ends(world):
         assert "REACHED" in out or "CLOSED" in out, out
         return "REACHED" in out
 
-    name = f"{a}.{b}.echo"
-    provider = Impersonated(api, f"clerk-{b}", dept_groups(b))
-    code, body = Impersonated(api, f"clerk-{a}", dept_groups(a)).create(f"{API}/shareagreements", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ShareAgreement", "metadata": {"name": name},
-        "spec": {"consumer": a, "provider": b, "purpose": "open connections", "service": {
-            "namespace": f"{b}-main", "name": "echo", "port": 9000},
-            "expires": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")}})
-    assert code == 201, body
-    # the provider may decide once the operator has named the new agreement in its role (need-to-know)
-    decide = {"spec": {"decision": approval(by=f"clerk-{b}")}}
-    wait_for("the provider approves", lambda: provider.merge_patch(f"{API}/shareagreements/{name}", decide)[0] == 200,
-             timeout=30, interval=0.3)
+    name, provider = share(api, a, b, "echo", 9000, "open connections")
+    approve(provider, name)
     settles(new_connection, True, timeout=30)
     assert not new_connection(9001)  # the agreement's port only
     assert new_connection(9001, src=b)  # control: 9001 does answer (b's own shell)
@@ -182,15 +187,13 @@ def test_a_connection_open_when_the_path_closes_lives_until_it_ends(world):
         restart="Never"))
 
     def echoed() -> int:
-        log = core.read_namespaced_pod_log("talker", f"{a}-main")
+        log = core.read_namespaced_pod_log("talker", f"{a}-main") or ""  # None while it has written nothing
         return len([ln for ln in log.splitlines() if ln.startswith("got ")])
     wait_for("the talker's lines echoed", lambda: echoed() >= 5, timeout=60)
     flowing = echoed()
     time.sleep(2)
     assert echoed() > flowing + 5, (flowing, echoed())  # control: the connection flows while the path is open
-    code, body = provider.merge_patch(f"{API}/shareagreements/{name}", {"spec": {"revoked": {
-        "by": f"clerk-{b}", "reason": "done", "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}})
-    assert code == 200, body
+    revoke(provider, name)
     closed = settles(new_connection, False, timeout=REVOKE_CLOSES_WITHIN)
     print(f"revoked -> new connections closed in {closed:.1f}s")
     before = echoed()
