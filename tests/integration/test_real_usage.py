@@ -9,8 +9,6 @@ each really used beside what its quota holds."""
 from __future__ import annotations
 
 import json
-import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
@@ -19,13 +17,12 @@ from kubernetes import client
 from helpers import on_the_node, phase, ready_tenant, real_platform, wait_for
 from test_real_node import pytestmark  # noqa: F401  (the same skip)
 
+from yunshang import elastic
 from yunshang.dev import monitoring
 
 
 def query(port: int, promql: str) -> list[dict]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())["data"]["result"]
+    return elastic.query(f"http://127.0.0.1:{port}", promql)
 
 
 @pytest.fixture(scope="module")

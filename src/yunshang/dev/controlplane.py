@@ -359,7 +359,8 @@ class ControlPlane:
             real.start_firewall(self.pki, self._spawn, apply, progress)
             proxy = real.start_services(self.pki, self._spawn, apply, progress)
             healthz = f"http://127.0.0.1:{real.ports['kube-proxy-healthz']}/healthz"  # on the node's loopback
-            self._wait("kube-proxy", lambda: node_mod.http_ok_in_node(real.index, healthz), timeout, proxy)
+            self._wait("kube-proxy", lambda: node_mod.call_in_node(real.index, lambda: _http_ok(healthz)), timeout,
+                       proxy)
             apps = client.AppsV1Api(api)
             self._wait("kubelet", lambda: (apps.read_namespaced_deployment("coredns", "kube-system").status
                                            .available_replicas or 0) >= 1, timeout, None)

@@ -107,18 +107,6 @@ def call_in_node(index: int, fn: Callable[[], object], timeout: float = 30) -> o
     return door.in_netns(str(netns_path(index)), fn, timeout)
 
 
-def http_ok_in_node(index: int, url: str) -> bool:
-    import urllib.request
-
-    def get() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-    return bool(call_in_node(index, get))
-
-
 def containerd_config(state: Path, sock: Path, cni_conf: Path) -> str:
     """containerd's config (version 2, as 1.6 reads it): its own root, state and socket; the CRI with
     the local pause image, cgroupfs, and what root without CAP_SYS_RESOURCE needs."""
@@ -592,11 +580,10 @@ class RealNode:
         bridge, links, routes, chains, ipsets and conntrack entries with it) and undo what they did
         to the host.  Returns what was left to clean (for the log); safe to call twice."""
         notes: list[str] = []
-        for name in ("kube-proxy", "kube-router", "kubelet"):
-            if name in self.pids:
-                stop(name, self.pids.pop(name))
-        if "containerd" in self.pids:
-            if self.sock.exists():
+        for name in PROCESSES:
+            if name not in self.pids:
+                continue
+            if name == "containerd" and self.sock.exists():  # the pods' containers first
                 for task in self._lines(self._ctr("tasks", "list", "-q")):
                     self._ctr("tasks", "kill", "-s", "SIGKILL", task)
                 time.sleep(0.5)
@@ -604,9 +591,7 @@ class RealNode:
                     self._ctr("tasks", "delete", "-f", task)
                 for c in self._lines(self._ctr("containers", "list", "-q")):
                     self._ctr("containers", "delete", c)
-            stop("containerd", self.pids.pop("containerd"))
-        if "apiserver-door" in self.pids:
-            stop("apiserver-door", self.pids.pop("apiserver-door"))
+            stop(name, self.pids.pop(name))
         notes += self._kill_shims()
         notes += self._unmount()
         if self.index >= 0:
