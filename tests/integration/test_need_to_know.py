@@ -70,6 +70,9 @@ def test_only_the_parties_read_and_decide_an_agreement(three):
     path = f"{API}/shareagreements/{name}"
     granted(da, path)  # control: the parties read it, once the operator named it in their roles
     granted(db, path)
+    # control: the stranger's own role is in place (its own tenant by name): refused below for want of
+    # the agreement's name in it, not because the operator has not written its role yet
+    granted(dc, f"{API}/tenants/{c}")
     rbac_refused(dc.request("GET", path), dc, "get", "shareagreements")
     rbac_refused(dc.merge_patch(path, {"spec": {"revoked": {"by": f"clerk-{c}"}}}), dc, "patch", "shareagreements")
     # control: the same patch by name from the provider, deciding
