@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from yunshang import platform, signoff, tenancy  # noqa: E402
 from yunshang.dev.controlplane import ControlPlane, free_port  # noqa: E402
 from yunshang.models.tenant import ADMIN_GROUP, TenantSpec  # noqa: E402
-from yunshang.operator import kube  # noqa: E402
-from yunshang.operator.reconciler import FINALIZER  # noqa: E402
+from yunshang.operator.runtime import kube  # noqa: E402
+from yunshang.operator.tenants.reconciler import FINALIZER  # noqa: E402
 
 OPERATOR_USER = "bench-operator"
 BARE_USER = "bench-bare"

@@ -30,15 +30,7 @@ def operator_account() -> dict[str, Any]:
 
 
 def crds() -> list[dict[str, Any]]:
-    return [*crd.all_crds().values(), policies.kopf_peering_crd()]
-
-
-PEERING = "yunshang"
-
-
-def peering() -> dict[str, Any]:
-    """Where operator replicas announce themselves (run them with --peering yunshang)."""
-    return {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}}
+    return list(crd.all_crds().values())
 
 
 def manifests() -> list[dict[str, Any]]:
@@ -46,7 +38,6 @@ def manifests() -> list[dict[str, Any]]:
     return [
         *system_namespaces(),
         *crds(),
-        peering(),
         operator_account(),
         *policies.governance(),
     ]

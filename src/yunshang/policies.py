@@ -41,6 +41,7 @@ from .tenancy import (
 )
 
 OPERATOR_SA = "yunshang-operator"
+OPERATOR_LEASE = "yunshang-operator"  # the leader election's Lease, in SYSTEM_NAMESPACE
 OPERATOR_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{OPERATOR_SA}"
 PROMETHEUS_USER = "yunshang-prometheus"  # the local platform's Prometheus client certificate
 POLICY = "yunshang-tenant-governance"
@@ -785,7 +786,6 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
                     "verbs": [*read, "create", "patch", "update", "delete"],
                 },
                 {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-                {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": [*read, "patch"]},
                 # the audit chain's anchor (a ConfigMap the stack config names)
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
                 {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": read},
@@ -805,6 +805,18 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
          "metadata": {"name": "yunshang:operator-alertmanager", "namespace": MONITORING_NAMESPACE,
                       "labels": {"app.kubernetes.io/part-of": "yunshang"}},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "yunshang:operator-alertmanager"},
+         "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
+        # replicas elect their leader through one Lease (yunshang.operator.runtime.leader): that one only
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "yunshang:operator-leader", "namespace": SYSTEM_NAMESPACE,
+                      "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+         "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [OPERATOR_LEASE],
+                    "verbs": ["get", "update"]},
+                   {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "yunshang:operator-leader", "namespace": SYSTEM_NAMESPACE,
+                      "labels": {"app.kubernetes.io/part-of": "yunshang"}},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "yunshang:operator-leader"},
          "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
         # the operator keeps the departments' views (and the Roles that let each read its own)
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -829,35 +841,6 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
     ]
 
 
-def kopf_peering_crd() -> dict[str, Any]:
-    """The object kopf replicas use to see each other (only the highest priority acts)."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
-        "spec": {
-            "group": "kopf.dev",
-            "scope": "Cluster",
-            "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings", "singular": "clusterkopfpeering"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def manifests() -> dict[str, list[dict[str, Any]]]:
     """File (under operator/) -> objects."""
     return {
@@ -870,7 +853,6 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
         "policies/tenant-controls.yaml": tenant_controls(),
         "policies/platform-objects.yaml": platform_objects_policy(),
         "policies/namespace-ownership.yaml": [*namespace_ownership_policy(), *provider_namespace_policy()],
-        "crds/clusterkopfpeerings.kopf.dev.yaml": [kopf_peering_crd()],
     }
 
 

@@ -192,7 +192,7 @@ def test_share_show_and_withdraw_revoking_existing(platform, operator, kube_api,
 
 def test_a_departments_view_keeps_its_newest_200_records(operator, kube_api):
     from yunshang.models.audit import ObjectRef
-    from yunshang.operator.audit import AuditLog
+    from yunshang.operator.runtime.audit import AuditLog
     from yunshang.views import AUDIT_KEPT, VIEWS_NAMESPACE, view_name
 
     co = client.CustomObjectsApi(kube_api)

@@ -262,7 +262,7 @@ def two_role_platform(tmp_path_factory):
     api = config.new_client_from_config(str(cp.kubeconfig))
     op = None
     try:
-        plat.install(api, [*plat.system_namespaces(), *plat.crds(), plat.peering(), plat.operator_account(),
+        plat.install(api, [*plat.system_namespaces(), *plat.crds(), plat.operator_account(),
                            *policies.governance(roles=ROLES)])
         op = OperatorProcess(cp, cp.state, extra_env={"YUNSHANG_SIGNOFF_ROLES": ",".join(ROLES),
                                                        "YUNSHANG_SIGNOFF_TENANT_DAYS": "1"}).start()

@@ -176,7 +176,7 @@ def test_reaching_the_cluster_another_way_loses_nothing(project, own_platform, o
     """The data-loss defect: a copied kubeconfig at another path (another $HOME, a CI runner) or
     another context name for the same cluster must never replace or delete anything."""
     from yunshang.models.audit import ObjectRef
-    from yunshang.operator.audit import AuditLog
+    from yunshang.operator.runtime.audit import AuditLog
 
     root, state = project
     co = client.CustomObjectsApi(own_api)

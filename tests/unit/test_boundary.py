@@ -15,8 +15,8 @@ from yunshang.models.agreement import AgreementSpec, provider_namespace_problem
 from yunshang.models.tenant import (
     SUFFIX, TenantRequest, TenantSpec, check_tenant_name, namespace_names, reserved_problem, suffix_problem)
 from yunshang.operator import webhooks
-from yunshang.operator.reconciler import Reconciler
-from yunshang.operator.settings import Settings
+from yunshang.operator.tenants.reconciler import Reconciler
+from yunshang.operator.runtime.settings import Settings
 
 def _run(coro):
     """Run on a loop of its own (asyncio.run would leave the thread without one for later modules)."""

@@ -96,7 +96,7 @@ def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bur
     dep = m["deployment-yunshang-system-yunshang-operator"]
     assert dep["spec"]["replicas"] == 3
     c = dep["spec"]["template"]["spec"]["containers"][0]
-    assert c["image"] == "reg/op:1" and "--peering" in c["args"]
+    assert c["image"] == "reg/op:1" and c["args"][c["args"].index("--lease") + 1] == "yunshang-operator"
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["YUNSHANG_ALERTMANAGER_SECRET"] == "yunshang-monitoring/yunshang-alertmanager"

@@ -10,9 +10,9 @@ import pytest
 
 from factories import approval, signed, tenant
 from yunshang import tenancy
-from yunshang.operator.queue import WorkQueue
-from yunshang.operator.reconciler import FINALIZER, Reconciler
-from yunshang.operator.settings import Settings
+from yunshang.operator.runtime.queue import WorkQueue
+from yunshang.operator.tenants.reconciler import FINALIZER, Reconciler
+from yunshang.operator.runtime.settings import Settings
 
 
 class FakeKube:
@@ -297,7 +297,7 @@ def test_a_drift_during_a_resync_waits_for_one_reconcile_not_the_whole_resync(fa
         r.reconcile = traced
         for nm in names:
             r.queue.add(nm, low=True)  # the global resync
-        r._last_event -= 60  # the listings are long in
+        r.rt._last_event -= 60  # the listings are long in
         worker = loop.create_task(r._worker(0))
         while len(done) < len(names) or len(r.queue):
             await asyncio.sleep(0.01)

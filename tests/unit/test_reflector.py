@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from yunshang.operator.reflector import Gone, Reflector
+from yunshang.operator.runtime.reflector import Gone, Reflector
 
 
 def obj(name, rv, ns="t1-main", tenant="t1"):
@@ -99,7 +99,7 @@ def test_the_inbox_hands_events_from_threads_to_the_loop_in_order_and_in_batches
     import asyncio
     import threading
 
-    from yunshang.operator.reflector import Inbox
+    from yunshang.operator.runtime.reflector import Inbox
 
     async def scenario():
         loop = asyncio.get_running_loop()

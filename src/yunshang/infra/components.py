@@ -56,7 +56,7 @@ class PlatformNamespaces(_Group):
 
 
 class CustomResourceDefinitions(_Group):
-    """Tenant CRD (generated from the model) and kopf's peering CRD."""
+    """The platform's CRDs (generated from the models)."""
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("yunshang:platform:CRDs", name, platform.crds(), cfg, opts)
@@ -91,7 +91,7 @@ class PriorityClasses(_Group):
 
 
 def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
-    objs = [platform.operator_account(), platform.peering()]
+    objs = [platform.operator_account()]
     if cfg.operator.mode != OperatorMode.deployment:
         return objs
     labels = {"app.kubernetes.io/name": "yunshang-operator", "app.kubernetes.io/part-of": "yunshang"}
@@ -112,10 +112,11 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                     "containers": [{
                         "name": "operator",
                         "image": cfg.operator.image,
-                        "args": ["python", "-m", "yunshang.operator", "--peering", platform.PEERING,
-                                 "--liveness", "http://0.0.0.0:8080/healthz", "--metrics-port", "9090",
-                                 "--metrics-address", "0.0.0.0"],
-                        "env": [{"name": "YUNSHANG_AUDIT_ANCHOR", "value": cfg.audit_anchor},
+                        "args": ["python", "-m", "yunshang.operator", "--lease", policies.OPERATOR_LEASE,
+                                 "--health-port", "8080", "--health-address", "0.0.0.0",
+                                 "--metrics-port", "9090", "--metrics-address", "0.0.0.0"],
+                        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                {"name": "YUNSHANG_AUDIT_ANCHOR", "value": cfg.audit_anchor},
                                 {"name": "YUNSHANG_HOST_SUFFIXES", "value": ",".join(cfg.default_host_suffixes)},
                                 *({"name": k, "value": v} for k, v in cfg.signoff.env().items()),
                                 {"name": "YUNSHANG_ALERTING_BASE", "value": "/etc/yunshang/alerting/base.json"},
@@ -137,7 +138,7 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
 
 
 class Operator(_Group):
-    """The operator's ServiceAccount and peering object, and (deployment mode) its Deployment."""
+    """The operator's ServiceAccount and (deployment mode) its Deployment."""
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("yunshang:platform:Operator", name, operator_manifests(cfg), cfg, opts)

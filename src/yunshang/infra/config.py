@@ -35,7 +35,7 @@ class OperatorConfig(BaseModel):
     image: str = Field(default="registry.local/yunshang/operator:0.1.0", min_length=1)
     """Container image of the operator (deployment mode)."""
     replicas: int = Field(default=2, ge=1, le=5)
-    """Operator replicas; they elect a leader through kopf peering."""
+    """Operator replicas; they elect a leader through a coordination.k8s.io Lease."""
 
 
 class SignOffConfig(BaseModel):

@@ -3,7 +3,7 @@
 yunshang's manifests are plain dicts (the same objects `yunshang dev up` and the tests apply);
 `declare` turns one into the typed resource of its kind (`core.v1.Namespace`,
 `apiextensions.v1.CustomResourceDefinition`, `rbac.v1.ClusterRole`, ...), and custom resources
-(Tenants, kopf's peering object) into `apiextensions.CustomResource`.  Server-side apply,
+(Tenants, offers, agreements) into `apiextensions.CustomResource`.  Server-side apply,
 readiness and deletion are the provider's.
 """
 from __future__ import annotations

@@ -1,84 +1,113 @@
-"""Run the operator: `python -m yunshang.operator [--peering NAME] [--namespace-wide ...]`.
+"""Run the operator: `python -m yunshang.operator [--lease NAME] [--kubeconfig F] ...` (--help).
 
-Without --peering it runs standalone (one replica). With --peering NAME, replicas share a
-ClusterKopfPeering object and only the highest-priority one acts; the others stand by.
+Reads its Settings once (command line over environment), builds the Runtime, puts each feature on
+it (tenants, offers, sharing, department views, alert routing, audit anchor, quarantine and the
+audit intake, elastic quota), and runs until SIGTERM or SIGINT.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import os
+import signal
+import sys
 
-import kopf
+from .. import auditing
+from .runtime import kube
+from .runtime.manager import Runtime
+from .runtime.settings import Settings
+
+log = logging.getLogger("yunshang.operator")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m yunshang.operator", description=__doc__)
-    p.add_argument("--peering", default=os.environ.get("YUNSHANG_PEERING", ""),
-                   help="peering object name (leader election between replicas); empty: standalone")
-    p.add_argument("--priority", type=int, default=int(os.environ.get("YUNSHANG_PRIORITY", "0")) or None,
-                   help="peering priority (default: random, so two replicas never tie)")
-    p.add_argument("--verbose", action="store_true")
-    p.add_argument("--liveness", default="", help="e.g. http://127.0.0.1:8080/healthz")
-    p.add_argument("--metrics-port", type=int, default=int(os.environ.get("YUNSHANG_METRICS_PORT", "0")),
-                   help="serve Prometheus metrics on this port (0: off)")
-    p.add_argument("--metrics-address", default=os.environ.get("YUNSHANG_METRICS_ADDRESS", "127.0.0.1"))
-    args = p.parse_args()
-    if args.peering:
-        os.environ["YUNSHANG_PEERING"] = args.peering
-    import random
+def build(settings: Settings) -> tuple[Runtime, object]:
+    """The runtime with every feature on it; the anchorer (whose start-up round goes first)."""
+    from . import alerting, anchor, elastic_quota, quarantine, tenants, views
+    from .offers import Offers
+    from .sharing import Agreements
 
-    # the reconciler compares it with its peers' (kopf pauses a standby's watches; this its workers and loops)
-    priority = args.priority or random.randint(1, 2**30)
-    os.environ["YUNSHANG_PRIORITY"] = str(priority)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if not args.verbose:  # a line per watch event ("Handler ... succeeded") costs more than the event
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    from . import alerting, anchor, handlers, offers, response, sharing, views  # noqa: F401  (registers the handlers)
+    agent = f"{auditing.OPERATOR_AGENT}/0.1"  # the audit trail skips requests with this agent
+    api = kube.connect(settings.kubeconfig, settings.context, settings.concurrency + 8, agent)
+    watch_api = kube.connect(settings.kubeconfig, settings.context, 10, agent)  # one long-lived connection per kind
+    rt = Runtime(api, settings, watch_api=watch_api)
+    anchorer = anchor.setup(rt)
+    tenants.setup(rt)
+    offers = Offers(rt).setup()
+    agreements = Agreements(rt, offers.spec).setup()
+    views.setup(rt)
+    alerting.setup(rt)
+    quarantine.setup(rt, lambda name: agreements.parties.get(name, ()))
+    elastic_quota.setup(rt)
+    return rt, anchorer
 
-    if args.metrics_port:
+
+async def run(settings: Settings) -> None:
+    from . import anchor
+
+    if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr=args.metrics_address)
+        start_http_server(settings.metrics_port, addr=settings.metrics_address)
+    rt, anchorer = build(settings)
+    await asyncio.to_thread(wait_for_crds, rt.api)
+    if rt.elector is None:  # standalone: the genesis anchor before anything can append a record
+        await anchor.start(rt, anchorer)
+    health = await _serve_health(settings) if settings.health_port else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await rt.start()
+    log.info("operator started (%s)", f"lease {settings.lease_namespace}/{settings.lease} as {settings.identity}"
+             if settings.lease else "standalone")
+    await stop.wait()
+    log.info("stopping")
+    await rt.stop()
+    if health is not None:
+        await health.cleanup()
 
-    wait_for_crds()
-    asyncio.run(kopf.operator(
-        standalone=not args.peering,
-        peering_name=args.peering or None,
-        priority=priority,
-        clusterwide=True,
-        liveness_endpoint=args.liveness or None,
-    ))
+
+async def _serve_health(settings: Settings):
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_get("/healthz", lambda request: web.Response(text="ok"))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.health_address, settings.health_port).start()
+    return runner
 
 
-def wait_for_crds(poll: float = 1.0) -> None:
-    """Until the API server serves Tenants.  kopf finds CRDs created after it started by
-    rescanning on CRD events, and a rescan that comes before discovery has caught up is never
-    repeated: starting once they are served avoids that race (e.g. the operator started before
-    `pulumi up` installs the CRDs)."""
+def wait_for_crds(api, poll: float = 1.0) -> None:
+    """Until the API server serves the platform's kinds (e.g. the operator started before
+    `pulumi up` installed the CRDs): a watch of a kind not served yet would only fail and retry."""
     import time
 
     from kubernetes import client
 
-    from .handlers import make_api
-
-    api = make_api(2)
     said = False
     while True:
         try:
-            for plural in ("tenants", "shareagreements", "shareoffers"):
-                client.CustomObjectsApi(api).list_cluster_custom_object("platform.yunshang.io", "v1alpha1", plural,
-                                                                        limit=1)
+            for kind in ("Tenant", "ShareAgreement", "ShareOffer"):
+                kube.served(api, kind)
             return
         except client.ApiException as e:
             if e.status not in (404, 429, 503):
                 raise
         if not said:
-            logging.getLogger("yunshang.operator").info("waiting for the Tenant CRD to be served")
+            log.info("waiting for the platform's CRDs to be served")
             said = True
         time.sleep(poll)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        settings = Settings.load(argv)
+    except (ValueError, OSError) as e:
+        print(f"yunshang operator: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """Keeps Alertmanager's configuration in step with the tenants' contacts.
 
-Every YUNSHANG_ALERTING_SECONDS the tenants' contacts are read from the reconciler's cache (each
-tenant's parsed once per spec generation) and, when they or the platform's base
-(YUNSHANG_ALERTING_BASE, a JSON file: ops team, operator endpoint, timing) changed, the
-configuration is rendered (`yunshang.alerting.render`) and written where Alertmanager reads it,
-only when it changed:
-- YUNSHANG_ALERTMANAGER_CONFIG (a file; the local platform), then YUNSHANG_ALERTMANAGER_URL/-/reload;
-- YUNSHANG_ALERTMANAGER_SECRET (namespace/name; a real cluster's Alertmanager mounts it, key
+Every ``alerting_seconds`` the tenants' contacts are read from the runtime's cache (each tenant's
+parsed once per spec generation) and, when they or the platform's base (``alerting_base``, a JSON
+file: ops team, operator endpoint, timing) changed, the configuration is rendered
+(`yunshang.alerting.render`) and written where Alertmanager reads it, only when it changed:
+- ``alertmanager_config`` (a file; the local platform), then ``alertmanager_url``/-/reload;
+- ``alertmanager_secret`` (namespace/name; a real cluster's Alertmanager mounts it, key
   alertmanager.yaml).
 """
 from __future__ import annotations
@@ -14,28 +13,22 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
 
-import kopf
 import yaml
 from pydantic import ValidationError
 
 from .. import alerting
 from ..models.tenant import Contact
-from . import kube
-from .cache import TenantRecord
-from .handlers import reconciler, spawn_rounds
+from .runtime import kube
+from .runtime.cache import TenantRecord
+from .runtime.manager import Runtime
+from .runtime.settings import Settings
 
 log = logging.getLogger("yunshang.alerting")
-BASE = os.environ.get("YUNSHANG_ALERTING_BASE", "")
-CONFIG_FILE = os.environ.get("YUNSHANG_ALERTMANAGER_CONFIG", "")
-RELOAD_URL = os.environ.get("YUNSHANG_ALERTMANAGER_URL", "")
-SECRET = os.environ.get("YUNSHANG_ALERTMANAGER_SECRET", "")
-SECONDS = float(os.environ.get("YUNSHANG_ALERTING_SECONDS", "5"))
 
 
 class Routing:
@@ -77,11 +70,11 @@ def render_text(base_file: Path, contacts: dict[str, list[Contact]]) -> str | No
     return yaml.safe_dump(alerting.render(base, contacts), sort_keys=False)
 
 
-def sync_once(routing: Routing, api, tenants: Iterable[TenantRecord]) -> bool:
+def sync_once(routing: Routing, api, settings: Settings, tenants: Iterable[TenantRecord]) -> bool:
     """Write the configuration where it changed; True if anything was written."""
-    if not BASE:
+    if not settings.alerting_base:
         return False
-    base_file = Path(BASE)
+    base_file = Path(settings.alerting_base)
     base = base_file.read_text() if base_file.is_file() else ""
     contacts = routing.contacts(tenants)
     if routing.rendered is not None and routing.rendered[:2] == (base, contacts):
@@ -92,20 +85,20 @@ def sync_once(routing: Routing, api, tenants: Iterable[TenantRecord]) -> bool:
     if text is None:
         return False
     wrote = False
-    if CONFIG_FILE:
-        target = Path(CONFIG_FILE)
+    if settings.alertmanager_config:
+        target = Path(settings.alertmanager_config)
         if not target.exists() or target.read_text() != text:
             tmp = target.with_suffix(".tmp")
             tmp.write_text(text)
             tmp.replace(target)
             wrote = True
-            if RELOAD_URL:
+            if settings.alertmanager_url:
                 try:
-                    urllib.request.urlopen(urllib.request.Request(f"{RELOAD_URL}/-/reload", method="POST"), timeout=5)
+                    urllib.request.urlopen(urllib.request.Request(f"{settings.alertmanager_url}/-/reload", method="POST"), timeout=5)
                 except OSError as e:  # not started yet: it reads the file when it starts
                     log.info("alertmanager reload: %s", e)
-    if SECRET and text != routing.written_secret:
-        ns, _, name = SECRET.partition("/")
+    if settings.alertmanager_secret and text != routing.written_secret:
+        ns, _, name = settings.alertmanager_secret.partition("/")
         kube.apply(api, {"apiVersion": "v1", "kind": "Secret",
                            "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "yunshang"}},
                            "data": {"alertmanager.yaml": base64.b64encode(text.encode()).decode()}})
@@ -114,14 +107,13 @@ def sync_once(routing: Routing, api, tenants: Iterable[TenantRecord]) -> bool:
     return wrote
 
 
-def routing(memo: kopf.Memo) -> Routing:
-    return memo.setdefault("routing", Routing())
-
-
-@kopf.on.startup()
-async def start_alerting(memo: kopf.Memo, **_: Any) -> None:
-    if BASE:
-        table, r = routing(memo), reconciler(memo)
-        # list() of the cache's records is one step under the GIL: the loop may go on changing the cache
-        spawn_rounds(memo, "alerting", lambda: sync_once(table, r.api, list(r.cache.tenants.values())), SECONDS,
-                     settle=True)
+def setup(rt: Runtime) -> Routing | None:
+    """Alert routing on the runtime (only when the platform gave it a base)."""
+    st = rt.settings
+    if not st.alerting_base:
+        return None
+    table = Routing()
+    # list() of the cache's records is one step under the GIL: the loop may go on changing the cache
+    rt.every("alerting", lambda: sync_once(table, rt.api, st, list(rt.cache.tenants.values())), st.alerting_seconds,
+             settle=True)
+    return table

@@ -1,9 +1,9 @@
 """The audit chain's anchor: its head published where the chain's own storage cannot erase it.
 
-Every YUNSHANG_AUDIT_ANCHOR_SECONDS the operator looks at the AuditRecords in the API server,
+Every ``audit_anchor_seconds`` the operator looks at the AuditRecords in the API server,
 exports their count and highest sequence number as metrics (Prometheus keeps their history, and
 alerts when they go backwards or fall below the anchor), and moves the anchor — a ConfigMap the
-platform admins choose (YUNSHANG_AUDIT_ANCHOR=namespace/name, stack config yunshang:auditAnchor)
+platform admins choose (``audit_anchor``, namespace/name: stack config yunshang:auditAnchor)
 — forward to the new head.  What to write is `models.audit.decide_anchor`'s (pure): never back,
 never on a chain that is shorter than or does not extend the last anchor (the one in the
 ConfigMap, or the one this process remembers); such a chain stays visible to `yunshang audit
@@ -13,7 +13,7 @@ At start-up, before anything the operator does can append a record, it writes th
 anchor (seq 0) if there are neither records nor an anchor: from then on, records without an
 anchor can only mean the anchor was deleted.  A deleted (or moved back) ConfigMap is restored
 from the remembered anchor when the chain still extends it; after a restart nothing is
-remembered, and Prometheus (YUNSHANG_PROMETHEUS_URL, when set) is asked for the highest head it
+remembered, and Prometheus (``prometheus_url``, when set) is asked for the highest head it
 recorded instead.
 """
 from __future__ import annotations
@@ -21,33 +21,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import threading
 from contextlib import nullcontext
 from typing import Any, Callable
 
-import kopf
-
 from ..models.audit import (DEFAULT_ANCHOR, WITNESS_QUERY, Anchor, AnchorDecision, AnchorState, Link, decide_anchor,
                             witness_seq)
-from . import kube, metrics
-from .handlers import reconciler, spawn_rounds
+from .runtime import kube, metrics
+from .runtime.manager import Runtime
 
 log = logging.getLogger("yunshang.anchor")
-ANCHOR = os.environ.get("YUNSHANG_AUDIT_ANCHOR", DEFAULT_ANCHOR)
-ANCHOR_SECONDS = float(os.environ.get("YUNSHANG_AUDIT_ANCHOR_SECONDS", "30"))
-PROMETHEUS_URL = os.environ.get("YUNSHANG_PROMETHEUS_URL", "")
 START_ATTEMPTS = 10  # the start-up round, one second apart, before the periodic rounds take over
 
 
-def where(ref: str = ANCHOR) -> tuple[str, str]:
+def where(ref: str = DEFAULT_ANCHOR) -> tuple[str, str]:
     ns, _, name = ref.partition("/")
     if not ns or not name:
         raise ValueError(f"audit anchor {ref!r} is not namespace/name")
     return ns, name
 
 
-def read(api_client, ref: str = ANCHOR) -> Anchor | None:
+def read(api_client, ref: str = DEFAULT_ANCHOR) -> Anchor | None:
     ns, name = where(ref)
     cm = kube.get(api_client, "ConfigMap", name, ns)
     return Anchor.from_data((cm or {}).get("data"))
@@ -84,7 +78,7 @@ class Anchorer:
     Remembers the last anchor it published or checked (``last``), for the life of the process:
     that is what lets it restore a deleted ConfigMap, and refuse a chain shortened meanwhile."""
 
-    def __init__(self, api_client, ref: str = ANCHOR, prometheus: str = PROMETHEUS_URL,
+    def __init__(self, api_client, ref: str = DEFAULT_ANCHOR, prometheus: str = "",
                  clock: Callable[[], dt.datetime] = _utcnow):
         where(ref)
         self.api, self.ref, self.prometheus, self.clock = api_client, ref, prometheus, clock
@@ -149,21 +143,24 @@ class Anchorer:
             self._said = d.problem
 
 
-@kopf.on.startup()
-async def start_anchoring(memo: kopf.Memo, **_: Any) -> None:
-    """The genesis anchor first (holding the audit log's lock: nothing is appended meanwhile),
-    then a round every ANCHOR_SECONDS on the acting replica."""
-    r = reconciler(memo)
-    try:
-        anchorer = memo["anchorer"] = Anchorer(r.api)
-    except ValueError as e:  # YUNSHANG_AUDIT_ANCHOR: not running with an audit trail nobody anchors
-        raise kopf.PermanentError(str(e)) from None
-    hold = r.audit.appending  # no record may be appended before the genesis anchor
+def setup(rt: Runtime) -> Anchorer:
+    """The anchor on the runtime: its start-up round first (`start`), then a round every
+    ``audit_anchor_seconds`` on the acting replica."""
+    anchorer = Anchorer(rt.api, rt.settings.audit_anchor, rt.settings.prometheus_url)
+    rt.every("audit anchor", anchorer.round, rt.settings.audit_anchor_seconds)
+    if rt.elector is not None:  # a standby writes nothing: the genesis round when it starts leading
+        rt.on_leading(lambda: rt.spawn(start(rt, anchorer)))
+    return anchorer
+
+
+async def start(rt: Runtime, anchorer: Anchorer) -> None:
+    """The genesis anchor, holding the audit log's lock (nothing is appended meanwhile), before
+    anything else of the operator's starts; the API server may still be starting: a few tries."""
+    hold = rt.audit.appending  # no record may be appended before the genesis anchor
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
             await asyncio.to_thread(anchorer.round, True, hold)
-            break
-        except Exception as e:  # noqa: BLE001  (the API server may still be starting)
+            return
+        except Exception as e:  # noqa: BLE001
             log.warning("audit anchor at start-up (attempt %d of %d): %s", attempt, START_ATTEMPTS, kube.why(e))
             await asyncio.sleep(1)
-    spawn_rounds(memo, "audit anchor", anchorer.round, ANCHOR_SECONDS)

@@ -3,28 +3,20 @@ department's ClusterRole, view and the bindings that let it read them are brough
 its tenant, its agreements and the audit records that concern it; only what differs is written."""
 from __future__ import annotations
 
-import os
-from typing import Any
-
-import kopf
-
 from .. import tenancy, views
-from . import kube
-from .handlers import reconciler, spawn_rounds
+from .runtime import kube
+from .runtime.manager import Runtime
 
-# a round runs when a tenant, an agreement or an audit record appears or goes, and at the latest
-# every VIEW_SECONDS (repairing a view someone changed); each round lists what it compares
-VIEW_SECONDS = float(os.environ.get("YUNSHANG_VIEW_SECONDS", "300"))
 LIVE_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")
 
 
-@kopf.on.startup()
-async def start_views(memo: kopf.Memo, **_: Any) -> None:
-    r = reconciler(memo)
-    spawn_rounds(memo, "department views", lambda: sync(r), VIEW_SECONDS, wake=r.views_stale, settle=True)
+def setup(rt: Runtime) -> None:
+    """A round runs when a tenant, an agreement or an audit record appears or goes, and at the latest
+    every ``view_seconds`` (repairing a view someone changed); each round lists what it compares."""
+    rt.every("department views", lambda: sync(rt), rt.settings.view_seconds, wake=rt.views_stale, settle=True)
 
 
-def sync(r) -> int:
+def sync(r: Runtime) -> int:
     """One round: returns how many objects were written."""
     live = {}
     for kind in LIVE_KINDS:

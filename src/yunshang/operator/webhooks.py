@@ -16,13 +16,12 @@ import asyncio
 import datetime as dt
 import hmac
 import logging
-import os
 from typing import Callable, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import metrics
+from .runtime import metrics
 
 log = logging.getLogger("yunshang.webhooks")
 
@@ -178,14 +177,6 @@ async def serve(app: web.Application, host: str, port: int, cert: str = "", key:
     await web.TCPSite(runner, host, port, ssl_context=ctx).start()
     log.info("webhooks on %s://%s:%s (/alerts, /audit)", "https" if ctx else "http", host, port)
     return runner
-
-
-def token_from_env() -> str:
-    path = os.environ.get("YUNSHANG_WEBHOOK_TOKEN_FILE")
-    if path:
-        with open(path) as fh:
-            return fh.read().strip()
-    return os.environ.get("YUNSHANG_WEBHOOK_TOKEN", "")
 
 
 def now() -> str:

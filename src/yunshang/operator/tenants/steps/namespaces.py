@@ -1,8 +1,8 @@
 """Step 1: the tenant's namespaces (labels, Pod Security restricted, allowances as annotations)."""
 from __future__ import annotations
 
-from ... import tenancy
-from ...models.tenant import TenantSpec
+from .... import tenancy
+from ....models.tenant import TenantSpec
 
 KINDS = ("Namespace",)
 

@@ -28,7 +28,7 @@ KINDS = {
     "AuditRecord": ("/apis/platform.yunshang.io/v1alpha1", "auditrecords", False),
     "ConfigMap": ("/api/v1", "configmaps", True),
     "Secret": ("/api/v1", "secrets", True),
-    "ClusterKopfPeering": ("/apis/kopf.dev/v1", "clusterkopfpeerings", False),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
     "ShareOffer": ("/apis/platform.yunshang.io/v1alpha1", "shareoffers", False),
     "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
@@ -50,10 +50,37 @@ API_WRITES = Counter(
 )
 
 
-def _count(verb: str, kind: str) -> None:
+class NotLeading(RuntimeError):
+    """A write refused in this process: it no longer holds the leader election's lease."""
+
+
+def _count(verb: str, kind: str, api=None) -> None:
+    """Count a write, after asking the client's ``may_write`` (the runtime's leadership) if it has one."""
+    guard = getattr(api, "may_write", None)
+    if guard is not None and not guard():
+        raise NotLeading(f"{verb} {kind}: not the leader (any more); nothing written")
     with _lock:
         WRITES[f"{verb} {kind}"] += 1
     API_WRITES.labels(verb, kind).inc()
+
+
+def connect(kubeconfig: str = "", context: str = "", pool_size: int = 8, agent: str = "") -> client.ApiClient:
+    """A client for the API server: in-cluster when no kubeconfig is named and the pod's account is
+    there, else the kubeconfig (``kubeconfig``, or the client's default) at ``context``."""
+    from kubernetes import config
+
+    cfg = client.Configuration()
+    try:
+        if kubeconfig or context:
+            raise config.ConfigException("a kubeconfig was named")
+        config.load_incluster_config(client_configuration=cfg)
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig or None, context=context or None, client_configuration=cfg)
+    cfg.connection_pool_maxsize = pool_size
+    api = client.ApiClient(cfg)
+    if agent:
+        api.user_agent = agent
+    return api
 
 
 def api_version(kind: str) -> str:
@@ -105,7 +132,7 @@ def why(e: Exception) -> str:
 def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply ``obj`` as the operator (forcing conflicts: drift is repaired)."""
     md = obj["metadata"]
-    _count("apply", obj["kind"])
+    _count("apply", obj["kind"], api)
     return _call(
         api,
         "PATCH",
@@ -117,7 +144,7 @@ def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def patch(api: client.ApiClient, kind: str, name: str, body: dict, namespace: str | None = None, sub: str = ""):
-    _count(f"patch{'/' + sub if sub else ''}", kind)
+    _count(f"patch{'/' + sub if sub else ''}", kind, api)
     return _call(
         api,
         "PATCH",
@@ -129,7 +156,7 @@ def patch(api: client.ApiClient, kind: str, name: str, body: dict, namespace: st
 
 def delete(api: client.ApiClient, kind: str, name: str, namespace: str | None = None) -> bool:
     """Delete; False if it was already gone."""
-    _count("delete", kind)
+    _count("delete", kind, api)
     try:
         _call(api, "DELETE", path(kind, name, namespace), body={"propagationPolicy": "Background"})
         return True
@@ -139,15 +166,29 @@ def delete(api: client.ApiClient, kind: str, name: str, namespace: str | None = 
         raise
 
 
-def create(api: client.ApiClient, kind: str, body: dict) -> dict:
+def replace(api: client.ApiClient, kind: str, body: dict, *, count: bool = True) -> dict:
+    """PUT ``body`` (with its resourceVersion: refused with 409 if the object changed meanwhile)."""
+    md = body["metadata"]
+    if count:
+        _count("update", kind, api)
+    return _call(api, "PUT", path(kind, md["name"], md.get("namespace")), body=body)
+
+
+def create(api: client.ApiClient, kind: str, body: dict, *, count: bool = True) -> dict:
     prefix, plural, namespaced = KINDS[kind]
     ns = body["metadata"].get("namespace")
-    _count("create", kind)
+    if count:
+        _count("create", kind, api)
     return _call(api, "POST", f"{prefix}{f'/namespaces/{ns}' if namespaced else ''}/{plural}", body=body)
 
 
 def list_all(api: client.ApiClient, kind: str, label_selector: str = "", namespace: str | None = None) -> list[dict]:
     return listing(api, kind, label_selector, namespace)[0]
+
+
+def served(api: client.ApiClient, kind: str) -> None:
+    """One GET of at most one object of ``kind``: raises ApiException (404) while it is not served."""
+    _call(api, "GET", _collection(kind), query=[("limit", "1")])
 
 
 def _collection(kind: str, namespace: str | None = None) -> str:
@@ -201,7 +242,7 @@ def get(api: client.ApiClient, kind: str, name: str, namespace: str | None = Non
 
 
 def event(api: client.ApiClient, obj: dict, type_: str, reason: str, message: str) -> None:
-    """A core/v1 Event about ``obj`` (for use outside kopf handlers, e.g. from the webhooks)."""
+    """A core/v1 Event about ``obj``."""
     import datetime as dt
     import uuid
 
@@ -222,5 +263,5 @@ def event(api: client.ApiClient, obj: dict, type_: str, reason: str, message: st
         "lastTimestamp": now,
         "count": 1,
     }
-    _count("create", "Event")
+    _count("create", "Event", api)
     _call(api, "POST", f"/api/v1/namespaces/{ns}/events", body=body)

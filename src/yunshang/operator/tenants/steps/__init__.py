@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...models.tenant import TenantSpec
+from ....models.tenant import TenantSpec
 from . import namespaces, network, quota, rbac
 
 # namespaces first: everything else lives in them

@@ -1,15 +1,13 @@
-"""Lean watches of tenants and the objects each owns (the shape of client-go's reflector).
+"""Lean watches (the shape of client-go's reflector), one per kind the operator follows.
 
-kopf runs every watch event through its per-object machinery (a task per object, a diff base,
-the handler's keyword arguments), which at a thousand tenants was more than half of the time the
-operator held the GIL (py-spy during `bench/onboard.py`), for events that only have to reach
-``Reconciler.tenant_event`` / ``child_event``.  A Reflector lists one kind (with a server-side
-label selector), then watches from the listing's resourceVersion (bookmarks keep it fresh),
-hands every event to ``deliver`` and lists again when the API server says that version is gone
-(410) or the connection breaks; an object of an earlier listing that is missing from the new one
-is delivered as DELETED, so a gap loses no deletion.  An Inbox brings the events from the
-reflectors' threads to the event loop.  Kinds with few objects and handlers of their own
-(offers, agreements, the sharing paths) stay with kopf.
+A Reflector lists one kind (with a server-side label selector), then watches from the listing's
+resourceVersion (bookmarks keep it fresh), hands every event to ``deliver`` and lists again when
+the API server says that version is gone (410) or the connection breaks; an object of an earlier
+listing that is missing from the new one is delivered as DELETED, so a gap loses no deletion.  An
+Inbox brings the events from the reflectors' threads to the event loop.  (kopf ran every event
+through its per-object machinery: a task per object, a diff base, the handler's keyword
+arguments; at a thousand tenants that was more than half of the time the operator held the GIL,
+for events that only have to reach a handler.)
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Step 3: the owners' RoleBinding to `admin` in each namespace."""
 from __future__ import annotations
 
-from ... import tenancy
-from ...models.tenant import TenantSpec
+from .... import tenancy
+from ....models.tenant import TenantSpec
 
 KINDS = ("RoleBinding",)
 

@@ -11,8 +11,8 @@ import logging
 import threading
 from typing import Callable
 
-from ..models.audit import GENESIS, AuditRecordSpec, ObjectRef, make
-from ..models.tenant import API_VERSION
+from ...models.audit import GENESIS, AuditRecordSpec, ObjectRef, make
+from ...models.tenant import API_VERSION
 from . import kube
 
 log = logging.getLogger("yunshang.audit")

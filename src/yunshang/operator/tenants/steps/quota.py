@@ -1,8 +1,8 @@
 """Step 2: quota and limits per namespace (no pods while suspended, quarantined or past review)."""
 from __future__ import annotations
 
-from ... import tenancy
-from ...models.tenant import TenantSpec
+from .... import tenancy
+from ....models.tenant import TenantSpec
 
 KINDS = ("ResourceQuota", "LimitRange")
 

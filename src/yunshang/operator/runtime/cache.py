@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-from .. import tenancy
+from ... import tenancy
 
 Key = tuple[str, str, str]  # kind, namespace, name
 ANNOTATION_PREFIX = "platform.yunshang.io/"  # the tenant annotations worth keeping (elastic quota)

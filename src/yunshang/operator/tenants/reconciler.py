@@ -1,8 +1,8 @@
 """The tenant reconciler: one object that owns the operator's state.
 
-Built once at start-up (handlers.py puts it in kopf's memo) with the API client, the settings,
-the slim cache, the work queue, the audit log and the status bookkeeping; the reflectors
-(reflector.py) feed it the events of tenants and their children.  The loop, as in controller-runtime:
+Built once at start-up on the operator's Runtime (its API client, settings, slim cache and audit
+log), with its own work queue and status bookkeeping; the runtime's reflectors feed it the events
+of tenants and their children (`setup`).  The loop, as in controller-runtime:
 
 - an event only enqueues the tenant's name (child events find their tenant by label); echoes of
   our own writes and status-only changes enqueue nothing;
@@ -25,14 +25,16 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from .. import policies, signoff, tenancy
-from ..models.audit import ObjectRef
-from ..models.tenant import GROUP, Decision, Phase, TenantSpec
-from . import kube, metrics, steps
-from .audit import AuditLog
-from .cache import Cache, ChildEntry, Key, TenantRecord, digest, slim
-from .queue import WorkQueue
-from .settings import Settings
+from ... import policies, signoff, tenancy
+from ...models.audit import ObjectRef
+from ...models.tenant import GROUP, Decision, Phase, TenantSpec
+from ..runtime import kube, metrics
+from ..runtime.audit import AuditLog
+from ..runtime.manager import Runtime
+from ..runtime.cache import Cache, ChildEntry, Key, TenantRecord, digest, slim
+from ..runtime.queue import WorkQueue
+from ..runtime.settings import Settings
+from . import steps
 from .steps import status as status_step
 
 FINALIZER = f"{GROUP}/finalizer"  # the name the earlier (kopf-managed) operator used: existing tenants keep working
@@ -50,16 +52,37 @@ class Desired:
         self.by_key = {tenancy.key_of(o): (o, digest(o)) for step in objs for o in step}
 
 
+# what a tenant owns; asked from the API server by label: managed by the platform and naming its
+# tenant (a tenant's own RoleBindings and NetworkPolicies never arrive)
+CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "RoleBinding", "NetworkPolicy")
+CHILD_SELECTOR = f"{tenancy.MANAGED_BY_KEY}={tenancy.MANAGED_BY_VALUE},{tenancy.LABEL_TENANT}"
+
+
+def setup(rt: Runtime) -> "Reconciler":
+    """Tenants on the runtime: their watches (the tenants, and each kind they own by label), the
+    workers and the resync; everything enqueued again when this replica starts leading."""
+    r = Reconciler(rt.api, rt.settings, rt=rt)
+    rt.watch("Tenant", r.tenant_event)
+    for kind in CHILD_KINDS:
+        rt.watch(kind, r.child_event, CHILD_SELECTOR, stub_labels=(tenancy.LABEL_TENANT,))
+    rt.on_start(r.start)
+    rt.on_stop(r.stop)
+    rt.on_leading(lambda: [r.queue.add(name) for name in list(r.cache.tenants)])
+    return r
+
+
 class Reconciler:
-    def __init__(self, api, settings: Settings, *, cache: Cache | None = None, audit: AuditLog | None = None,
-                 today: Callable[[], dt.date] = dt.date.today, k=kube):
-        """``k``: the API calls (module `kube`; a fake in the unit tests), each taking ``api`` first."""
+    def __init__(self, api, settings: Settings, *, rt: Runtime | None = None, cache: Cache | None = None,
+                 audit: AuditLog | None = None, today: Callable[[], dt.date] = dt.date.today, k=kube):
+        """``rt``: the runtime it works on (one of its own, around ``api``, by default); ``k``: the API
+        calls (module `kube`; a fake in the unit tests), each taking ``api`` first."""
+        self.rt = rt or Runtime(api, settings, cache=cache, audit=audit, k=k)
         self.api = api
         self.k = k
         self.settings = settings
-        self.cache = cache or Cache()
+        self.cache = self.rt.cache
         self.queue = WorkQueue()
-        self.audit = audit or AuditLog(lambda: self.api)
+        self.audit = self.rt.audit
         self.today = today
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=settings.concurrency,
                                                            thread_name_prefix="yunshang-api")
@@ -67,14 +90,7 @@ class Reconciler:
         self._written: dict[str, dict] = {}  # tenant -> status this process wrote last
         self._desired: collections.OrderedDict[tuple, Desired] = collections.OrderedDict()
         self._specs: collections.OrderedDict[tuple, TenantSpec] = collections.OrderedDict()
-        self._last_event = time.monotonic()
-        self._unlisted: set[str] = set()  # kinds whose watch has not delivered its first listing yet
         self._tasks: list[asyncio.Task] = []
-        self._leader = False  # with peering: not until the peering object says so
-        self.on_tenant_gone: list[Callable[[str], None]] = []  # e.g. end the tenant's agreements
-        self.views_stale = asyncio.Event()  # need-to-know: a department's views want a new round (views.py)
-        self.decisions_seen: set[tuple[str, int, str]] = set()  # (tenant, round, role): timed once
-        self.started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)  # decisions before: not timed
 
     # ------------------------------------------------------------------ API calls
     async def call(self, fn, *args, **kwargs):
@@ -87,7 +103,6 @@ class Reconciler:
 
     # ------------------------------------------------------------------ intake
     def tenant_event(self, etype: str | None, body: dict) -> None:
-        self._last_event = time.monotonic()
         name = body["metadata"]["name"]
         if etype == "DELETED":
             self._forget(name)
@@ -95,7 +110,7 @@ class Reconciler:
         rec = TenantRecord.of(body)
         old = self.cache.put_tenant(rec)
         if old is None:
-            self.views_stale.set()
+            self.rt.views_stale.set()
         if old is None or old.generation != rec.generation or old.deleting != rec.deleting \
                 or old.uid != rec.uid or (rec.deleting and old.finalizers != rec.finalizers):
             self.queue.add(name)
@@ -104,7 +119,6 @@ class Reconciler:
                     self.queue.add(other)
 
     def child_event(self, etype: str | None, body: dict) -> None:
-        self._last_event = time.monotonic()
         md = body["metadata"]
         tenant = (md.get("labels") or {}).get(tenancy.LABEL_TENANT)
         if not tenant:
@@ -207,38 +221,17 @@ class Reconciler:
     # ------------------------------------------------------------------ the loop
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        # a record that concerns a department changes its view (need-to-know, views.py)
-        self.audit.on_append = lambda rec: loop.call_soon_threadsafe(self.views_stale.set)
         self._sem = asyncio.Semaphore(self.settings.concurrency)
         self._tasks = [loop.create_task(self._worker(i)) for i in range(self.settings.workers)]
         self._tasks.append(loop.create_task(self._resync()))
-        if self.settings.peering:
-            self._tasks.append(loop.create_task(self._watch_peers()))
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def follow(self, kind: str) -> None:
-        """A watch of ``kind`` feeds this reconciler: reconciling waits for its first listing."""
-        self._unlisted.add(kind)
-
-    def listed(self, kind: str) -> None:
-        self._unlisted.discard(kind)
-
-    async def settled(self, quiet: float = 1.0, at_most: float = 15.0, listing: float = 300.0) -> None:
-        """Until the watches' initial listings are in (each followed kind listed, then no event for
-        `quiet` seconds): a child not yet listed must not look missing."""
-        start = time.monotonic()
-        while self._unlisted and time.monotonic() - start < listing:
-            await asyncio.sleep(0.1)
-        start = time.monotonic()
-        while time.monotonic() - self._last_event < quiet and time.monotonic() - start < at_most:
-            await asyncio.sleep(0.2)
-
     async def _worker(self, i: int) -> None:
-        await self.settled()
+        await self.rt.settled()
         while True:
             name = await self.queue.get()
             try:
@@ -264,35 +257,7 @@ class Reconciler:
                 self.queue.add(name, low=True)
 
     def active(self) -> bool:
-        """With peering: only while no live peer has a higher priority (kopf pauses a standby's
-        watches of agreements and offers; the reflectors keep a standby's cache warm, and this keeps
-        its workers and loops quiet).  Reads what `_watch_peers` last saw: no API call on the event loop."""
-        return not self.settings.peering or self._leader
-
-    def _leader_now(self) -> bool:
-        """One read of the peering object (in a thread): is no live peer above us?"""
-        try:
-            obj = self.k.get(self.api, "ClusterKopfPeering", self.settings.peering) or {}
-        except Exception:  # noqa: BLE001  (cannot tell: stand by)
-            return False
-        now = dt.datetime.now(dt.timezone.utc)
-        for peer in (obj.get("status") or {}).values():
-            if not isinstance(peer, dict):
-                continue
-            seen = dt.datetime.fromisoformat(str(peer.get("lastseen") or "1970-01-01").replace("Z", "+00:00"))
-            seen = seen if seen.tzinfo else seen.replace(tzinfo=dt.timezone.utc)
-            alive = (now - seen).total_seconds() < float(peer.get("lifetime") or self.settings.peering_lifetime)
-            if alive and int(peer.get("priority") or 0) > self.settings.priority:
-                return False
-        return True
-
-    async def _watch_peers(self) -> None:
-        while True:
-            was, self._leader = self._leader, await asyncio.to_thread(self._leader_now)
-            if self._leader and not was:  # taking over: what the standby's workers let pass is done now
-                for name in list(self.cache.tenants):
-                    self.queue.add(name)
-            await asyncio.sleep(2)
+        return self.rt.active()
 
     # ------------------------------------------------------------------ reconcile
     async def reconcile(self, name: str) -> None:
@@ -472,11 +437,11 @@ class Reconciler:
         for r in v.roles:
             d = r.decision
             key = (name, v.round, r.role)
-            if d is None or key in self.decisions_seen or d.reason == signoff.MIGRATED_REASON:
+            if d is None or key in self.rt.decisions_seen or d.reason == signoff.MIGRATED_REASON:
                 continue
-            self.decisions_seen.add(key)
+            self.rt.decisions_seen.add(key)
             took = signoff.decision_seconds(opened, d)
-            if took is not None and d.at is not None and d.at >= self.started:
+            if took is not None and d.at is not None and d.at >= self.rt.started:
                 metrics.DECISION_SECONDS.labels("tenant", r.role).observe(took)
 
     def _usage(self, name: str) -> list[dict]:
@@ -542,7 +507,7 @@ class Reconciler:
                 log.info("tenant %s: waiting for namespaces %s to go", name, ", ".join(remaining))
                 asyncio.get_running_loop().call_later(2, self.queue.add, name)
                 return
-        for hook in self.on_tenant_gone:
+        for hook in self.rt.on_tenant_gone:
             await asyncio.to_thread(hook, name)
         await self.call(self.k.patch, "Tenant", name,
                         {"metadata": {"finalizers": [f for f in rec.finalizers if f != FINALIZER]}})

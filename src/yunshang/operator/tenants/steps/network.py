@@ -1,8 +1,8 @@
 """Step 4: default-deny and the few paths the platform opens (DNS, monitoring, intra-tenant)."""
 from __future__ import annotations
 
-from ... import tenancy
-from ...models.tenant import TenantSpec
+from .... import tenancy
+from ....models.tenant import TenantSpec
 
 KINDS = ("NetworkPolicy",)
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..models.quantity import to_decimal
-from ..models.tenant import Phase, TenantSpec
-from ..tenancy import QUOTA_KEYS
+from ...models.quantity import to_decimal
+from ...models.tenant import Phase, TenantSpec
+from ...tenancy import QUOTA_KEYS
 
 RESOURCE = ["tenant", "resource"]
 

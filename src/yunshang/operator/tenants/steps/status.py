@@ -4,8 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ... import tenancy
-from ...models.tenant import Phase, TenantSpec, TenantStatus
+from .... import tenancy
+from ....models.tenant import Phase, TenantSpec, TenantStatus
 
 
 def condition(ok: bool, reason: str, message: str, previous: dict) -> dict:
