@@ -31,7 +31,8 @@ from kubernetes import client, config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from yunshang import platform, signoff, tenancy  # noqa: E402
+from yunshang import platform, signoff  # noqa: E402
+from yunshang.operator.tenants import steps  # noqa: E402
 from yunshang.dev.controlplane import ControlPlane, free_port  # noqa: E402
 from yunshang.models.tenant import ADMIN_GROUP, TenantSpec  # noqa: E402
 from yunshang.operator.runtime import kube  # noqa: E402
@@ -300,7 +301,7 @@ def run(n: int, resync: float, workers: int, quiet_at_most: float = 900.0) -> di
         with cf.ThreadPoolExecutor(workers) as pool:
             uids = list(pool.map(floor_tenant, range(n)))
         ready_patch = {"status": {**ready_status, "signoff": None}}
-        objs = [(floor_names[i], tenancy.desired_objects(floor_names[i], uids[i], TenantSpec.model_validate(spec(i))))
+        objs = [(floor_names[i], steps.desired_objects(floor_names[i], uids[i], TenantSpec.model_validate(spec(i))))
                 for i in range(n)]
         floor_waited = wait_quiet(cp, {})  # the floor starts as quiet as the operator's window did
         bare_before = audit_counts(cp, BARE_USER)

@@ -679,15 +679,30 @@ def namespace_ownership_policy() -> list[dict[str, Any]]:
     })
 
 
+def governance_files(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] = DEFAULT_ROLES,
+                     default_registries: list[str] | None = None,
+                     host_suffixes: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every RBAC object and admission policy of the platform, listed once, by the file under
+    operator/ that shows it (`python -m yunshang.policies`, with the defaults), in apply order."""
+    return {
+        "policies/rbac.yaml": rbac(audit_anchor, roles),
+        "policies/tenant-admission.yaml": admission_policy(),
+        "policies/tenant-signoff.yaml": signoff_policy(),
+        "policies/sharing-admission.yaml": agreement_policy(),
+        "policies/offer-admission.yaml": [*offer_policy(), *offer_terms_policy(), *rating_policy()],
+        "policies/audit-admission.yaml": audit_policy(),
+        "policies/tenant-controls.yaml": tenant_controls(default_registries, host_suffixes),
+        "policies/platform-objects.yaml": platform_objects_policy(),
+        "policies/namespace-ownership.yaml": [*namespace_ownership_policy(), *provider_namespace_policy()],
+    }
+
+
 def governance(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] = DEFAULT_ROLES,
                default_registries: list[str] | None = None,
                host_suffixes: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every RBAC object and admission policy of the platform, in one list: the installer and the
-    Pulumi program both apply this."""
-    return [*rbac(audit_anchor, roles), *admission_policy(), *signoff_policy(), *agreement_policy(),
-            *offer_policy(), *offer_terms_policy(), *rating_policy(), *audit_policy(),
-            *tenant_controls(default_registries, host_suffixes), *platform_objects_policy(),
-            *namespace_ownership_policy(), *provider_namespace_policy()]
+    """The same objects in one list: the installer and the Pulumi program both apply this."""
+    return [o for objs in governance_files(audit_anchor, roles, default_registries, host_suffixes).values()
+            for o in objs]
 
 
 def _role(name: str, rules: list[dict]) -> dict:
@@ -843,17 +858,7 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
 
 def manifests() -> dict[str, list[dict[str, Any]]]:
     """File (under operator/) -> objects."""
-    return {
-        "policies/rbac.yaml": rbac(),
-        "policies/tenant-admission.yaml": admission_policy(),
-        "policies/tenant-signoff.yaml": signoff_policy(),
-        "policies/sharing-admission.yaml": agreement_policy(),
-        "policies/offer-admission.yaml": [*offer_policy(), *offer_terms_policy(), *rating_policy()],
-        "policies/audit-admission.yaml": audit_policy(),
-        "policies/tenant-controls.yaml": tenant_controls(),
-        "policies/platform-objects.yaml": platform_objects_policy(),
-        "policies/namespace-ownership.yaml": [*namespace_ownership_policy(), *provider_namespace_policy()],
-    }
+    return governance_files()
 
 
 def render(objs: list[dict[str, Any]]) -> str:

@@ -1,6 +1,7 @@
-"""Desired state of a tenant: pure functions of its spec (no I/O here).
-
-The operator, the CLI and the Pulumi program only call these and act on the result.
+"""What every part of the platform says about tenants: pure functions of a tenant's spec (no I/O
+here): the quota split, the hierarchy, hostnames, the review, the phase, the comparison of a
+desired object with a live one, the labels and names.  The objects a tenant owns are built by the
+operator's steps (yunshang.operator.tenants.steps), each with `child_meta`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from .models.tenant import (
     Phase,
     Quota,
     TenantSpec,
-    namespace_names,
 )
 
 LABEL_TENANT = "platform.yunshang.io/tenant"
@@ -232,8 +232,9 @@ def owner_reference(name: str, uid: str) -> dict[str, Any]:
     }
 
 
-def _meta(name: str, tenant: str, uid: str, namespace: str | None = None, labels=None,
-          annotations=None) -> dict[str, Any]:
+def child_meta(name: str, tenant: str, uid: str, namespace: str | None = None, labels=None,
+               annotations=None) -> dict[str, Any]:
+    """The metadata of an object a tenant owns: labelled as the platform's and the tenant's, owned by it."""
     md: dict[str, Any] = {
         "name": name,
         "labels": {LABEL_TENANT: tenant, **MANAGED_BY, **(labels or {})},
@@ -244,118 +245,6 @@ def _meta(name: str, tenant: str, uid: str, namespace: str | None = None, labels
     if namespace:
         md["namespace"] = namespace
     return md
-
-
-def allowances(spec: TenantSpec) -> dict[str, str]:
-    """The tenant's allowances as namespace annotations, read by the admission policy
-    (an empty registries list means the platform's default list)."""
-    a = spec.allowed
-    return {
-        ANN_REGISTRIES: ",".join(a.registries),
-        ANN_STORAGE_CLASSES: ",".join(a.storage_classes),
-        ANN_INGRESS_CLASSES: ",".join(a.ingress_classes),
-        ANN_SERVICE_TYPES: ",".join(t.value for t in a.service_types),
-        ANN_EXTERNAL_IPS: ",".join(a.external_ips),
-        ANN_HOSTNAMES: ",".join(a.hostnames),
-    }
-
-
-def namespace_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
-    """The tenant's namespaces: labelled, Pod Security restricted, annotated with its allowances."""
-    quarantine_label = {LABEL_QUARANTINE: "true"} if spec.quarantine else {}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": _meta(
-                ns,
-                tenant,
-                uid,
-                labels={
-                    LABEL_LEVEL: spec.level.value,
-                    LABEL_CLASSIFICATION: spec.classification.value,
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                    "pod-security.kubernetes.io/audit": "restricted",
-                    **quarantine_label,
-                },
-                annotations=allowances(spec),
-            ),
-        }
-        for ns in namespace_names(tenant, spec)
-    ]
-
-
-def quota_objects(tenant: str, uid: str, spec: TenantSpec, lapsed: bool = False) -> list[dict[str, Any]]:
-    """Per namespace: the ResourceQuota (the tenant's quota split evenly; ``pods: 0`` while
-    suspended, quarantined or past its review) and the LimitRange of default requests/limits."""
-    namespaces = namespace_names(tenant, spec)
-    hard = split_quota(spec.quota, len(namespaces))
-    if spec.suspended or spec.quarantine or lapsed:
-        hard["pods"] = "0"
-    out: list[dict[str, Any]] = []
-    for ns in namespaces:
-        out.append({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta(QUOTA_NAME, tenant, uid, ns),
-                    "spec": {"hard": dict(hard)}})
-        out.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta(LIMITRANGE_NAME, tenant, uid, ns),
-                    "spec": {"limits": [{"type": "Container",
-                                         "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
-                                         "default": {"cpu": "500m", "memory": "512Mi"}}]}})
-    return out
-
-
-def rbac_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
-    """Per namespace: the owners bound to `admin` (inside their namespaces only)."""
-    return [
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": _meta(OWNERS_BINDING, tenant, uid, ns),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
-            "subjects": [{"kind": o.kind, "name": o.name, "apiGroup": "rbac.authorization.k8s.io"} for o in spec.owners],
-        }
-        for ns in namespace_names(tenant, spec)
-    ]
-
-
-def network_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
-    """Per namespace: default-deny, then DNS, the platform's monitoring and (unless quarantined:
-    then only DNS and monitoring stay open) the tenant's own namespaces."""
-    tenant_ns = {"namespaceSelector": {"matchLabels": {LABEL_TENANT: tenant}}}
-    out: list[dict[str, Any]] = []
-    for ns in namespace_names(tenant, spec):
-        out.append(_netpol(tenant, uid, ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}))
-        if not spec.quarantine:
-            out.append(_netpol(tenant, uid, ns, "allow-intra-tenant", {
-                "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [tenant_ns]}], "egress": [{"to": [tenant_ns]}]}))
-        out.append(_netpol(tenant, uid, ns, "allow-dns", {
-            "podSelector": {}, "policyTypes": ["Egress"],
-            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
-        out.append(_netpol(tenant, uid, ns, "allow-monitoring", {
-            "podSelector": {}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {
-                "matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}]}]}))
-    return out
-
-
-def desired_objects(tenant: str, uid: str, spec: TenantSpec, lapsed: bool = False) -> list[dict[str, Any]]:
-    """Every object an approved tenant owns, namespaces first.  Suspended, quarantined or past
-    its review (``lapsed``): no pods may run; everything else stays."""
-    return [*namespace_objects(tenant, uid, spec), *quota_objects(tenant, uid, spec, lapsed),
-            *rbac_objects(tenant, uid, spec), *network_objects(tenant, uid, spec)]
-
-
-def _netpol(tenant: str, uid: str, ns: str, name: str, spec: dict) -> dict:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(name, tenant, uid, ns),
-        "spec": spec,
-    }
 
 
 def key_of(obj: Mapping[str, Any]) -> tuple[str, str, str]:

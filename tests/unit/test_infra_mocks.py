@@ -98,7 +98,8 @@ def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bur
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "reg/op:1" and c["args"][c["args"].index("--lease") + 1] == "yunshang-operator"
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # its identity in the Lease
     assert env["YUNSHANG_ALERTMANAGER_SECRET"] == "yunshang-monitoring/yunshang-alertmanager"
     assert env["YUNSHANG_AUDIT_ANCHOR"] == "yunshang-system/yunshang-audit-anchor"
     # the alerting base the operator mounts: the ops team from stack config

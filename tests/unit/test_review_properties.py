@@ -5,6 +5,7 @@ import datetime as dt
 
 from hypothesis import given, strategies as st
 
+from yunshang.operator.tenants import steps
 from yunshang import tenancy
 from yunshang.models.tenant import TenantSpec
 
@@ -27,8 +28,8 @@ def test_no_review_date_never_due():
 
 def test_a_lapsed_tenant_keeps_everything_but_may_run_no_pods():
     spec = TenantSpec.model_validate({**request(), "approval": approval(), "reviewDate": "2026-01-01"})
-    normal = tenancy.desired_objects("t", "uid", spec)
-    lapsed = tenancy.desired_objects("t", "uid", spec, lapsed=True)
+    normal = steps.desired_objects("t", "uid", spec)
+    lapsed = steps.desired_objects("t", "uid", spec, lapsed=True)
     assert [tenancy.key_of(o) for o in normal] == [tenancy.key_of(o) for o in lapsed]
     quota = next(o for o in lapsed if o["kind"] == "ResourceQuota")
     assert quota["spec"]["hard"]["pods"] == "0"

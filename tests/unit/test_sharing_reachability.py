@@ -6,7 +6,8 @@ import itertools
 
 from hypothesis import given, settings, strategies as st
 
-from yunshang import sharing, tenancy
+from yunshang.operator.tenants import steps
+from yunshang import sharing
 from yunshang.models.agreement import AgreementSpec
 from yunshang.models.tenant import TenantSpec
 
@@ -23,7 +24,7 @@ def world(agreements: list[tuple[str, str, str, bool]]):
     policies, ns_labels, pods = [], {}, []
     for t in TENANTS:
         spec = TenantSpec.model_validate({**request(namespaces=["x", "y"]), "approval": {"decision": "Approved", "by": "a"}})
-        for o in tenancy.desired_objects(t, f"uid-{t}", spec):
+        for o in steps.desired_objects(t, f"uid-{t}", spec):
             if o["kind"] == "Namespace":
                 ns_labels[o["metadata"]["name"]] = {**o["metadata"]["labels"], "kubernetes.io/metadata.name": o["metadata"]["name"]}
             elif o["kind"] == "NetworkPolicy":

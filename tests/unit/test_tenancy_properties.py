@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from pydantic import ValidationError
 
+from yunshang.operator.tenants import steps
 from yunshang import tenancy
 from yunshang.models.quantity import format_quantity, to_decimal
 from yunshang.models.tenant import (RESERVED_NAMES, RESERVED_PREFIXES, Quota, TenantRequest, TenantSpec,
@@ -41,7 +42,7 @@ def test_split_never_exceeds_the_tenant_quota(q, parts):
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60)
 def test_every_namespace_gets_the_full_isolation_set(suffixes, q, suspended):
     spec = TenantSpec.model_validate({**request(namespaces=suffixes), "quota": q.model_dump(), "suspended": suspended})
-    objs = tenancy.desired_objects("dept", "uid-1", spec)
+    objs = steps.desired_objects("dept", "uid-1", spec)
     keys = [tenancy.key_of(o) for o in objs]
     assert len(keys) == len(set(keys)), "no duplicates"
     for s in suffixes:
@@ -65,7 +66,7 @@ def test_every_namespace_gets_the_full_isolation_set(suffixes, q, suspended):
 @given(st.lists(label, min_size=1, max_size=4, unique=True))
 def test_desired_is_pure(suffixes):
     spec = TenantSpec.model_validate(request(namespaces=suffixes))
-    assert tenancy.desired_objects("d", "u", spec) == tenancy.desired_objects("d", "u", spec)
+    assert steps.desired_objects("d", "u", spec) == steps.desired_objects("d", "u", spec)
 
 
 def _with_server_defaults(obj):
@@ -80,7 +81,7 @@ def _with_server_defaults(obj):
 @settings(max_examples=30)
 def test_in_sync_ignores_server_additions_but_not_edits(suffixes):
     spec = TenantSpec.model_validate(request(namespaces=suffixes))
-    for obj in tenancy.desired_objects("d", "u", spec):
+    for obj in steps.desired_objects("d", "u", spec):
         live = _with_server_defaults(obj)
         assert tenancy.in_sync(obj, live)
         edited = copy.deepcopy(live)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import sharing, signoff, tenancy
 from ..models.agreement import AgreementPhase, AgreementSpec, OfferSpec
 from ..models.audit import ObjectRef
-from ..models.tenant import TenantSpec
+from ..models.tenant import TenantSpec, namespace_names
 from .runtime import kube, metrics
 from .runtime.manager import Runtime
 
@@ -158,7 +158,7 @@ class Agreements:
                 else:
                     target = port.get("targetPort", port["port"])
                     # the consumer's egress goes into the namespaces that are its by the record only
-                    mine = [ns for ns in tenancy.namespace_names(spec.consumer, cspec)
+                    mine = [ns for ns in namespace_names(spec.consumer, cspec)
                             if rt.cache.ns_owner.get(ns) == spec.consumer]
                     desired = sharing.desired_policies(name, uid, spec, selector, target, mine)
         phase, message = sharing.phase_of(spec, now, problem, auto)

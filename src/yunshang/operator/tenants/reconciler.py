@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from ... import policies, signoff, tenancy
 from ...models.audit import ObjectRef
-from ...models.tenant import GROUP, Decision, Phase, TenantSpec
+from ...models.tenant import GROUP, Decision, Phase, TenantSpec, namespace_names
 from ..runtime import kube, metrics
 from ..runtime.audit import AuditLog
 from ..runtime.manager import Runtime
@@ -54,7 +54,7 @@ class Desired:
 
 # what a tenant owns; asked from the API server by label: managed by the platform and naming its
 # tenant (a tenant's own RoleBindings and NetworkPolicies never arrive)
-CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "RoleBinding", "NetworkPolicy")
+CHILD_KINDS = steps.KINDS
 CHILD_SELECTOR = f"{tenancy.MANAGED_BY_KEY}={tenancy.MANAGED_BY_VALUE},{tenancy.LABEL_TENANT}"
 
 
@@ -364,7 +364,7 @@ class Reconciler:
         """A namespace this tenant would take that carries another tenant's mark, or hostnames it is
         allowed that another tenant had first: then nothing is applied (the tenant is held)."""
         name = rec.name
-        for ns in tenancy.namespace_names(name, spec):
+        for ns in namespace_names(name, spec):
             owner = self.cache.ns_owner.get(ns)
             if owner is not None and owner != name:
                 return (f"tenant {name}: namespace {ns} belongs to tenant {owner}; nothing was taken over "
