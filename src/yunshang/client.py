@@ -154,10 +154,9 @@ class Tenants:
             self.api  # noqa: B018  (a kubeconfig the client cannot use either fails here, in one line)
 
     def _usable_kubeconfig(self, named: str | None) -> None:
-        import os
+        from .target import Target
 
-        env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-        path = Path(self._kubeconfig or env or Path.home() / ".kube" / "config").expanduser()
+        path = Target(self._kubeconfig).path
         problem = self.kubeconfig_problem(path, self._context)
         if not problem:
             return
@@ -168,7 +167,7 @@ class Tenants:
         elif self._kubeconfig:
             where = f"cannot use {path}"
         else:
-            where = f"kubeconfig {path} ({'$KUBECONFIG' if env else 'the default: no --kubeconfig or $KUBECONFIG'})"
+            where = f"kubeconfig {path} (the default: no --kubeconfig or $KUBECONFIG)"
         hint = {"no such file": "; start the local platform with `yunshang dev up` (it writes one) or pass "
                                 "--kubeconfig",
                 "not a kubeconfig": "; a kubeconfig is what `yunshang dev up` writes or `kubectl config view --raw` "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import ssl
 import tempfile
 import urllib.parse
@@ -50,8 +49,7 @@ class Endpoint:
     """Server, TLS context and headers of one kubeconfig context."""
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None):
-        path = Path(kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-                    or Path.home() / ".kube" / "config").expanduser()
+        path = Path(kubeconfig or "~/.kube/config").expanduser()
         try:
             doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         except (OSError, yaml.YAMLError) as e:

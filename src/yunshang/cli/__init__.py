@@ -32,11 +32,12 @@ def root(
     ),
     context: Optional[str] = typer.Option(None, "--context", help="kubeconfig context (default: the current one)"),
 ) -> None:
+    from ..target import Target
+
     source = ctx.get_parameter_source("kubeconfig")
     from_env = source is not None and source.name == "ENVIRONMENT"
     named = ("$KUBECONFIG" if from_env else "--kubeconfig") if kubeconfig else None  # for its messages
-    ctx.obj = {"kubeconfig": kubeconfig.split(":")[0] if kubeconfig else None, "context": context,
-               "kubeconfig_named": named}
+    ctx.obj = Target(kubeconfig.split(":")[0] if kubeconfig else None, context, named)
 
 
 app.add_typer(dev_app, name="dev")

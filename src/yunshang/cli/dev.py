@@ -27,6 +27,20 @@ def _state(state_dir: Path | None) -> Path:
     return state_dir or cp_mod.default_state_dir()
 
 
+@dev_app.callback()
+def _local_only(ctx: typer.Context) -> None:
+    """The local platform is reached through its own kubeconfig (<state dir>/kubeconfig): a cluster
+    chosen with --kubeconfig or --context is refused, not silently ignored."""
+    from .common import UsageProblem
+    from .tenant import target
+
+    t = target(ctx)
+    if t.chosen:
+        flag = "--kubeconfig" if t.named == "--kubeconfig" else "--context"
+        raise UsageProblem(f"{flag} does not apply to `yunshang dev`: it runs the local platform of --state-dir "
+                           "(its kubeconfig: <state dir>/kubeconfig); leave it out")
+
+
 @dev_app.command()
 def up(
     state_dir: Path = StateOpt,
@@ -255,16 +269,15 @@ def _monitoring_settings():
 
 
 def _pulumi_up_local(cp) -> dict:
-    import os
-
     from pulumi import automation as auto
 
     from ..infra import automation
+    from ..target import Target
     from .common import UserError
 
-    os.environ["YUNSHANG_KUBECONFIG"] = str(cp.kubeconfig)
+    here = Target(str(cp.kubeconfig), named="--kubeconfig")  # this platform's, whatever the stack says
     try:
-        result = automation.stack("local", state=cp.state / "pulumi").up(color="never")
+        result = automation.stack("local", state=cp.state / "pulumi", env=here.pulumi_env()).up(color="never")
     except auto.errors.CommandError as e:
         raise UserError(f"pulumi up of the local stack failed: {str(e).strip().splitlines()[-1][:300]}; "
                         f"the platform is running, retry with `yunshang platform up`") from None

@@ -24,13 +24,17 @@ TakeOverOpt = typer.Option(
          "stack marks). Without it, up and preview stop before changing anything such an object.")
 
 
-def _stack(name: str, take_over: list[str] | None = None):
+def _stack(ctx: typer.Context, name: str, take_over: list[str] | None = None):
+    """The stack, its program told the Target when --kubeconfig or --context chose one (over the
+    stack's own yunshang:kubeconfig and yunshang:context)."""
     from pulumi import automation as auto
 
     from ..infra import automation, ownership
+    from .tenant import target
 
     try:
-        return automation.stack(name, env={ownership.TAKE_OVER_ENV: ",".join(take_over or [])})
+        return automation.stack(name, env={ownership.TAKE_OVER_ENV: ",".join(take_over or []),
+                                           **target(ctx).pulumi_env()})
     except automation.UnknownStack as e:
         raise UserError(str(e)) from None
     except auto.errors.CommandError as e:
@@ -55,10 +59,12 @@ def _run(what: str, fn, output: Output):
 
 
 @platform_app.command()
-def up(stack: str = StackOpt, output: Output = OutputOpt, take_over: list[str] = TakeOverOpt) -> None:
+def up(ctx: typer.Context, stack: str = StackOpt, output: Output = OutputOpt,
+       take_over: list[str] = TakeOverOpt) -> None:
     """Create or update everything the stack declares (pulumi up).  Objects another stack manages, or
-    that exist unmarked, are never adopted unless named with --take-over."""
-    s = _stack(stack, take_over)
+    that exist unmarked, are never adopted unless named with --take-over.  `yunshang --kubeconfig F
+    --context C platform up` deploys there instead of where the stack's config points."""
+    s = _stack(ctx, stack, take_over)
     result, secs = _run("up", s.up, output)
     outputs = {k: v.value for k, v in result.outputs.items()}
     if output == Output.json:
@@ -70,10 +76,11 @@ def up(stack: str = StackOpt, output: Output = OutputOpt, take_over: list[str] =
 
 
 @platform_app.command()
-def preview(stack: str = StackOpt, output: Output = OutputOpt, take_over: list[str] = TakeOverOpt) -> None:
+def preview(ctx: typer.Context, stack: str = StackOpt, output: Output = OutputOpt,
+            take_over: list[str] = TakeOverOpt) -> None:
     """Show what `up` would change, without changing anything (and stop where up would adopt an
     object that is not this stack's)."""
-    s = _stack(stack, take_over)
+    s = _stack(ctx, stack, take_over)
     result, secs = _run("preview", s.preview, output)
     if output == Output.json:
         emit_json({"changes": result.change_summary, "seconds": round(secs, 1)})
@@ -82,7 +89,7 @@ def preview(stack: str = StackOpt, output: Output = OutputOpt, take_over: list[s
 
 
 @platform_app.command()
-def destroy(stack: str = StackOpt, yes: bool = typer.Option(False, "--yes", "-y")) -> None:
+def destroy(ctx: typer.Context, stack: str = StackOpt, yes: bool = typer.Option(False, "--yes", "-y")) -> None:
     """Remove the platform the stack created (namespaces, policies, RBAC, operator, monitoring).
 
     Retained, by design: the CRDs (with every Tenant, ShareAgreement and AuditRecord) and the
@@ -90,15 +97,15 @@ def destroy(stack: str = StackOpt, yes: bool = typer.Option(False, "--yes", "-y"
     `kubectl delete crd tenants.platform.yunshang.io ...` (see the README)."""
     if not yes and not typer.confirm(f"destroy everything in stack {stack}?"):
         raise typer.Exit(1)
-    s = _stack(stack)
+    s = _stack(ctx, stack)
     result, secs = _run("destroy", s.destroy, Output.table)
     out.print(f"destroyed in {secs:.1f}s: {result.summary.resource_changes}")
 
 
 @platform_app.command()
-def outputs(stack: str = StackOpt, output: Output = OutputOpt) -> None:
+def outputs(ctx: typer.Context, stack: str = StackOpt, output: Output = OutputOpt) -> None:
     """The stack's outputs (API server, namespaces, tenants, dashboards)."""
-    s = _stack(stack)
+    s = _stack(ctx, stack)
     values = {k: v.value for k, v in s.outputs().items()}
     if output == Output.json:
         emit_json(values)
@@ -118,8 +125,9 @@ def pulumi(ctx: typer.Context) -> None:
     from ..dev import pulumi_env, toolchain
     from ..infra import automation
     from ..infra.config import PROJECT_ROOT
+    from .tenant import target
 
-    env = {**os.environ, **pulumi_env.env(automation.state_dir())}
+    env = {**os.environ, **pulumi_env.env(automation.state_dir()), **target(ctx).pulumi_env()}
     if os.environ.get("PULUMI_BACKEND_URL"):
         env["PULUMI_BACKEND_URL"] = os.environ["PULUMI_BACKEND_URL"]
     rc = subprocess.call([str(toolchain.find("pulumi")), *ctx.args], cwd=PROJECT_ROOT, env=env)

@@ -18,12 +18,19 @@ tenant_app = typer.Typer(
 )
 
 
+def target(ctx: typer.Context):
+    """The Target the root callback built (--kubeconfig/$KUBECONFIG, --context)."""
+    from ..target import Target
+
+    return ctx.find_root().obj or Target()
+
+
 def _client(ctx: typer.Context):
     from ..client import ClientError, Tenants
 
-    obj = ctx.find_root().obj or {}
+    t = target(ctx)
     try:
-        return Tenants(obj.get("kubeconfig"), obj.get("context"), named=obj.get("kubeconfig_named"))
+        return Tenants(t.kubeconfig, t.context, named=t.named)
     except ClientError as e:
         raise UserError(str(e)) from None
 

@@ -159,10 +159,17 @@ def from_pulumi() -> StackConfig:
         elif value in ("true", "false"):
             value = value == "true"
         raw[key] = value
-    cfg = parse(raw)
-    if os.environ.get("YUNSHANG_KUBECONFIG"):  # `yunshang dev up --state-dir X` deploys to its own platform
-        cfg = cfg.model_copy(update={"kubeconfig": os.environ["YUNSHANG_KUBECONFIG"]})
-    return cfg
+    return with_target(parse(raw), os.environ)
+
+
+def with_target(cfg: StackConfig, env) -> StackConfig:
+    """The stack's settings, with the Target the CLI chose (`yunshang --kubeconfig F --context C
+    platform up`, `yunshang dev up --state-dir X`) over its kubeconfig and context: the program's
+    environment at its start says so (yunshang.target)."""
+    from ..target import CONTEXT_ENV, KUBECONFIG_ENV
+
+    update = {k: env[e] for k, e in (("kubeconfig", KUBECONFIG_ENV), ("context", CONTEXT_ENV)) if e in env}
+    return cfg.model_copy(update=update) if update else cfg
 
 
 def from_stack_file(stack: str, root: Path) -> StackConfig:
