@@ -35,7 +35,7 @@ from yunshang import platform, signoff  # noqa: E402
 from yunshang.operator.tenants import steps  # noqa: E402
 from yunshang.dev.controlplane import ControlPlane, free_port  # noqa: E402
 from yunshang.models.tenant import ADMIN_GROUP, TenantSpec  # noqa: E402
-from yunshang.operator.runtime import kube  # noqa: E402
+from yunshang import kube  # noqa: E402
 from yunshang.operator.tenants.reconciler import FINALIZER  # noqa: E402
 
 OPERATOR_USER = "bench-operator"

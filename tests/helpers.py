@@ -139,7 +139,7 @@ def granted(who: "Impersonated", path: str, timeout: float = 30.0) -> None:
 def grant(api: client.ApiClient, tenant: str) -> None:
     """What the operator's views would grant the tenant's department, for tests without an operator."""
     from yunshang import views
-    from yunshang.operator.runtime import kube
+    from yunshang import kube
 
     uid = client.CustomObjectsApi(api).get_cluster_custom_object(
         "platform.yunshang.io", "v1alpha1", "tenants", tenant)["metadata"]["uid"]

@@ -13,21 +13,18 @@ import ssl
 
 import yaml
 
-from . import rest
+from . import kube, rest
 from .lazy import OnFirstUse
-from .models.names import API_VERSION, DEFAULT_ANCHOR, GROUP, VERSION
+from .models.names import API_VERSION, DEFAULT_ANCHOR, GROUP
 
 # imported on first use: `yunshang --help` and `tenant list` need neither the Kubernetes client
 # nor the models (bench/cli_latency.py)
-client = OnFirstUse("kubernetes.client")
 config = OnFirstUse("kubernetes.config")
 pydantic = OnFirstUse("pydantic")
 tenancy = OnFirstUse("yunshang.tenancy")
 tm = OnFirstUse("yunshang.models.tenant")
 am = OnFirstUse("yunshang.models.agreement")
 audm = OnFirstUse("yunshang.models.audit")
-
-PLURAL = "tenants"
 
 
 class ClientError(Exception):
@@ -144,7 +141,7 @@ class Tenants:
     def __init__(self, kubeconfig: str | None = None, context: str | None = None, named: str | None = None):
         """``named``: how the user gave the kubeconfig (e.g. --kubeconfig, $KUBECONFIG), for messages."""
         self._kubeconfig, self._context = kubeconfig, context
-        self._api = self._co = None
+        self._api = None
         self._identity: tuple[str, list[str]] | None = None
         try:  # reads go through the light path when the kubeconfig allows it (rest.py says why)
             self.rest: rest.Endpoint | None = rest.Endpoint(kubeconfig, context)
@@ -220,26 +217,19 @@ class Tenants:
         return self._api
 
     @property
-    def co(self):
-        if self._co is None:
-            self._co = client.CustomObjectsApi(self.api)
-        return self._co
+    def transport(self):
+        """What yunshang.kube's calls go over: the light path when the kubeconfig allows, else the client."""
+        return self.rest if self.rest is not None else self.api
 
     # -------------------------------------------------------------- reads
-    def read(self, what: str, path: str, fn, *args, listing: str = "yunshang tenant list", **kwargs):
-        """GET through the light path if there is one, else through the kubernetes client."""
-        if self.rest is None:
-            return self.call(what, fn, *args, listing=listing, **kwargs)
-        try:
-            return self.rest.get(path)
-        except rest.RestError as e:
-            raise ClientError(api_message(e, what, listing)) from None
-        except rest.Unreachable as e:
-            raise self._unreachable(e, self.rest.host) from None
+    def read(self, what: str, kind: str, name: str | None = None, namespace: str | None = None, *,
+             query: list[tuple[str, str]] | None = None, listing: str = "yunshang tenant list") -> Any:
+        """GET one object (``name``) or the collection of ``kind``, a one-line ClientError on failure."""
+        url = kube.path(kind, name, namespace) if name else kube.collection(kind, namespace)
+        return self.call(what, kube.request, self.transport, "GET", url, query=query, listing=listing)
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.read(f"tenant {name!r}", f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}",
-                         lambda: self.co.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
+        return self.read(f"tenant {name!r}", "Tenant", name)
 
     def list(self) -> list[dict[str, Any]]:
         """Every tenant; for a department (which may not list them: need-to-know) its own."""
@@ -250,8 +240,7 @@ class Tenants:
         return self._all()
 
     def _all(self) -> list[dict[str, Any]]:
-        return self.read("tenants", f"/apis/{GROUP}/{VERSION}/{PLURAL}",
-                         lambda: self.co.list_cluster_custom_object(GROUP, VERSION, PLURAL))["items"]
+        return self.read("tenants", "Tenant")["items"]
 
     def departments(self) -> list[str]:
         """The tenants the caller belongs to (groups yunshang:dept:<tenant>)."""
@@ -262,9 +251,7 @@ class Tenants:
         """A department's view (need-to-know, kept by the operator): its agreements and audit records."""
         from .views import VIEWS_NAMESPACE, view_name
 
-        cm = self.read(f"the view of {tenant}", f"/api/v1/namespaces/{VIEWS_NAMESPACE}/configmaps/{view_name(tenant)}",
-                       lambda: self.api.sanitize_for_serialization(
-                           client.CoreV1Api(self.api).read_namespaced_config_map(view_name(tenant), VIEWS_NAMESPACE)))
+        cm = self.read(f"the view of {tenant}", "ConfigMap", view_name(tenant), VIEWS_NAMESPACE)
         data = cm.get("data") or {}
         return {"agreements": json.loads(data.get("agreements.json") or "[]"),
                 "audit": json.loads(data.get("audit.json") or "[]")}
@@ -273,11 +260,13 @@ class Tenants:
         """One API call: an API error or an unreachable server becomes a one-line ClientError."""
         try:
             return fn(*args, **kwargs)
-        except client.ApiException as e:
-            raise ClientError(api_message(e, what, listing)) from None
         except ClientError:
             raise
+        except rest.Unreachable as e:
+            raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
         except Exception as e:
+            if kube.status_of(e) is not None:  # the API server's answer (either transport)
+                raise ClientError(api_message(e, what, listing)) from None
             raise self._unreachable(e) from None
 
     def _unreachable(self, e: Exception, host: str | None = None) -> ClientError:
@@ -288,51 +277,53 @@ class Tenants:
     def whoami(self) -> str:
         return self.identity()[0]
 
-    def events(self, name: str) -> list[Any]:
+    def events(self, name: str) -> list[dict[str, Any]]:
         try:
-            return client.CoreV1Api(self.api).list_event_for_all_namespaces(
-                field_selector=f"involvedObject.name={name},involvedObject.kind=Tenant"
-            ).items
-        except client.ApiException:
+            return kube.request(self.transport, "GET", kube.collection("Event"), query=[
+                ("fieldSelector", f"involvedObject.name={name},involvedObject.kind=Tenant")]).get("items") or []
+        except Exception as e:  # noqa: BLE001
+            if kube.status_of(e) is None:
+                raise self._unreachable(e) from None
             return []
 
     def quotas(self, name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
         """Each namespace's quota, hard and used, read live (what the caller may read; the
         operator keeps usage out of the tenant's status so that usage changes cost no writes)."""
-        core = client.CoreV1Api(self.api)
         out = []
         for suffix in spec.get("namespaces") or []:
             ns = f"{name}-{suffix}"
             try:
-                q = core.read_namespaced_resource_quota(tenancy.QUOTA_NAME, ns)
-            except client.ApiException:
+                q = kube.get(self.transport, "ResourceQuota", tenancy.QUOTA_NAME, ns)
+            except Exception as e:  # noqa: BLE001  (not the caller's to read)
+                if kube.status_of(e) is None:
+                    raise self._unreachable(e) from None
                 continue
-            st = q.status
-            out.append({"name": ns, "hard": dict((st.hard if st else None) or {}),
-                        "used": dict((st.used if st else None) or {})})
+            if q is None:
+                continue
+            st = q.get("status") or {}
+            out.append({"name": ns, "hard": dict(st.get("hard") or {}), "used": dict(st.get("used") or {})})
         return out
 
     def usage(self) -> dict[str, tuple[dict, dict]]:
         """tenant -> (used, hard) of "cpu" and "memory" requests, summed over its namespaces' quotas."""
         from .models.quantity import to_decimal
 
-        items = self.call("resource quotas", lambda: client.CoreV1Api(self.api).list_resource_quota_for_all_namespaces(
-            label_selector=tenancy.LABEL_TENANT).items)
+        items = self.call("resource quotas", kube.list_all, self.transport, "ResourceQuota",
+                          label_selector=tenancy.LABEL_TENANT)
         out: dict[str, tuple[dict, dict]] = {}
         for q in items:
-            tenant = (q.metadata.labels or {}).get(tenancy.LABEL_TENANT)
+            tenant = (q["metadata"].get("labels") or {}).get(tenancy.LABEL_TENANT)
             used, hard = out.setdefault(tenant, ({}, {}))
-            st = q.status
+            st = q.get("status") or {}
             for key, res in (("requests.cpu", "cpu"), ("requests.memory", "memory")):
-                for side, src in ((used, (st.used if st else None) or {}), (hard, (st.hard if st else None) or {})):
+                for side, src in ((used, st.get("used") or {}), (hard, st.get("hard") or {})):
                     if key in src:
                         side[res] = side.get(res, 0) + to_decimal(src[key])
         return out
 
     # -------------------------------------------------------------- writes
     def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.call(f"tenant {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, PLURAL, name,
-                         {"spec": spec})
+        return self.call(f"tenant {name!r}", kube.patch, self.transport, "Tenant", name, {"spec": spec})
 
     def request(self, name: str, spec: tm.TenantRequest) -> dict[str, Any]:
         try:
@@ -343,8 +334,7 @@ class Tenants:
             raise self.refused(problems, f"tenant {name!r}")
         if spec.parent:
             self._check_carve(name, tm.TenantSpec.model_validate(spec.model_dump()), approved_only=False)
-        return self.call(f"tenant {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, PLURAL,
-                         manifest(name, spec))
+        return self.call(f"tenant {name!r}", kube.create, self.transport, "Tenant", manifest(name, spec))
 
     def _spec(self, name: str) -> tm.TenantSpec:
         body = self.get(name)
@@ -455,54 +445,30 @@ class Tenants:
                  **({"name": name} if name else {}), **({"namespace": namespace} if namespace else {})}
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": attrs}}
-        if self.rest is not None:
-            try:
-                review = self.rest.send("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body)
-            except rest.RestError:
-                return False
-            except rest.Unreachable as e:
-                raise self._unreachable(e, self.rest.host) from None
-        else:
-            review = self.call("an access review", lambda: self.api.sanitize_for_serialization(
-                client.AuthorizationV1Api(self.api).create_self_subject_access_review(body)))
+        try:
+            review = kube.create(self.transport, "SelfSubjectAccessReview", body)
+        except Exception as e:  # noqa: BLE001  (a review that cannot be asked: not allowed)
+            if kube.status_of(e) is None:
+                raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
+            return False
         return bool((review.get("status") or {}).get("allowed"))
 
-    def lookup(self, what: str, path: str, fn) -> dict[str, Any] | None:
-        """GET ``path`` (``fn`` through the kubernetes client): the object, or None if it does not exist."""
-        if self.rest is not None:
-            try:
-                return self.rest.get(path)
-            except rest.RestError as e:
-                if e.status == 404:
-                    return None
-                raise ClientError(api_message(e, what)) from None
-            except rest.Unreachable as e:
-                raise self._unreachable(e, self.rest.host) from None
+    def lookup(self, what: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """GET one object: it, or None if it does not exist."""
         try:
-            return self.api.sanitize_for_serialization(fn())
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise ClientError(api_message(e, what)) from None
+            return kube.get(self.transport, kind, name, namespace)
         except Exception as e:  # noqa: BLE001
-            raise self._unreachable(e) from None
+            if kube.status_of(e) is not None:
+                raise ClientError(api_message(e, what)) from None
+            raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
 
     def identity(self) -> tuple[str, list[str]]:
         """Who the API server says the caller is: (username, groups); asked once per client."""
         if self._identity is None:
-            if self.rest is not None:
-                try:
-                    self._identity = self.rest.identity()
-                    return self._identity
-                except rest.Unreachable as e:
-                    raise self._unreachable(e, self.rest.host) from None
-                except rest.RestError:
-                    pass  # the kubernetes client says what is wrong
-            review = client.AuthenticationV1Api(self.api).create_self_subject_review(
-                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-            )
-            info = review.status.user_info
-            self._identity = (info.username, list(info.groups or []))
+            review = self.call("who you are", kube.create, self.transport, "SelfSubjectReview",
+                               {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+            info = (review.get("status") or {}).get("userInfo") or {}
+            self._identity = (info.get("username", ""), list(info.get("groups") or []))
         return self._identity
 
     def department_only(self, readers: tuple[str, ...] = ()) -> bool:
@@ -562,14 +528,15 @@ class Tenants:
             else:
                 ops.append({"op": "add", "path": "/spec/signoffs", "value": entries})
             try:
-                return roles, rnd, self.co.patch_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, name, ops, _content_type="application/json-patch+json")
-            except client.ApiException as e:
-                if e.status in (409, 422) and _generation_moved(e, self, name, body["metadata"]["generation"]):
-                    continue  # the spec changed meanwhile: read again
-                raise ClientError(api_message(e, f"tenant {name!r}")) from None
+                return roles, rnd, kube.patch(self.transport, "Tenant", name, ops,
+                                              content_type="application/json-patch+json")
             except Exception as e:  # noqa: BLE001
-                raise self._unreachable(e) from None
+                status = kube.status_of(e)
+                if status in (409, 422) and _generation_moved(e, self, name, body["metadata"]["generation"]):
+                    continue  # the spec changed meanwhile: read again
+                if status is not None:
+                    raise ClientError(api_message(e, f"tenant {name!r}")) from None
+                raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
         raise ClientError(f"tenant {name!r} kept changing while signing; try again")
 
     def approve(self, name: str, reason: str = "", roles: list[str] | None = None,
@@ -622,7 +589,8 @@ class Tenants:
 
     def delete(self, name: str) -> None:
         self.get(name)
-        self.call(f"tenant {name!r}", self.co.delete_cluster_custom_object, GROUP, VERSION, PLURAL, name)
+        self.call(f"tenant {name!r}", kube.request, self.transport, "DELETE", kube.path("Tenant", name),
+                  body={"propagationPolicy": "Background"})
 
 
 def _generation_moved(e, tenants: "Tenants", name: str, generation: int) -> bool:
@@ -645,25 +613,16 @@ def _short(e: Exception) -> str:
 class Agreements:
     """Sharing agreements on the cluster of the current kubeconfig context."""
 
-    PLURAL = "shareagreements"
-
     def __init__(self, tenants: Tenants):
         self.t = tenants
 
-    @property
-    def co(self):
-        return self.t.co
-
     def get(self, name: str) -> dict[str, Any]:
-        return self.t.read(f"agreement {name!r}", f"/apis/{GROUP}/{VERSION}/{self.PLURAL}/{name}",
-                           lambda: self.co.get_cluster_custom_object(GROUP, VERSION, self.PLURAL, name),
-                           listing="yunshang share list")
+        return self.t.read(f"agreement {name!r}", "ShareAgreement", name, listing="yunshang share list")
 
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every agreement; for a department, those it is a party to (from its view)."""
         if not self.t.department_only():
-            items = self.t.read("agreements", f"/apis/{GROUP}/{VERSION}/{self.PLURAL}",
-                                lambda: self.co.list_cluster_custom_object(GROUP, VERSION, self.PLURAL))["items"]
+            items = self.t.read("agreements", "ShareAgreement")["items"]
         else:
             seen: dict[str, dict] = {}
             for t in self.t.departments():
@@ -675,9 +634,8 @@ class Agreements:
     def tenant_problems(self, **sides: str | None) -> list[dict[str, Any]]:
         """A side (consumer=…, provider=…) that names no tenant, as far as the caller may see (asked first)."""
         for side, who in sides.items():
-            if who and self.t.may("get", PLURAL, who, group=GROUP) and self.t.lookup(
-                    f"tenant {who!r}", f"/apis/{GROUP}/{VERSION}/{PLURAL}/{who}",
-                    lambda: self.co.get_cluster_custom_object(GROUP, VERSION, PLURAL, who)) is None:
+            if who and self.t.may("get", "tenants", who, group=GROUP) and self.t.lookup(
+                    f"tenant {who!r}", "Tenant", who) is None:
                 return [self.t.problem((side,), who, "no such tenant (see `yunshang tenant list`)")]
         return []
 
@@ -690,16 +648,15 @@ class Agreements:
         t, svc = self.t, spec.service
         if problems := self.tenant_problems(consumer=getattr(spec, "consumer", None), provider=spec.provider):
             return problems
-        core = client.CoreV1Api
         if t.may("get", "namespaces", svc.namespace):
-            ns = t.lookup(f"namespace {svc.namespace}", f"/api/v1/namespaces/{svc.namespace}",
-                          lambda: core(t.api).read_namespace(svc.namespace))
+            ns = t.lookup(f"namespace {svc.namespace}", "Namespace", svc.namespace)
             if ns is None:
                 theirs = ""
                 if t.may("list", "namespaces"):
-                    found = t.call("namespaces", lambda: core(t.api).list_namespace(
-                        label_selector=f"{tenancy.LABEL_TENANT}={spec.provider}").items)
-                    theirs = (f"; provider {spec.provider}'s are {', '.join(sorted(n.metadata.name for n in found))}"
+                    found = t.call("namespaces", kube.list_all, t.transport, "Namespace",
+                                   label_selector=f"{tenancy.LABEL_TENANT}={spec.provider}")
+                    theirs = (f"; provider {spec.provider}'s are "
+                              f"{', '.join(sorted(n['metadata']['name'] for n in found))}"
                               if found else f"; provider {spec.provider} has none yet")
                 return [t.problem(("service", "namespace"), svc.namespace, f"no such namespace{theirs}")]
             owner = ((ns.get("metadata") or {}).get("labels") or {}).get(tenancy.LABEL_TENANT)
@@ -708,14 +665,12 @@ class Agreements:
                 return [t.problem(("service", "namespace"), svc.namespace,
                                   f"is {whose}, not provider {spec.provider}'s: only its own namespaces can be shared")]
         if t.may("get", "services", svc.name, namespace=svc.namespace):
-            found = t.lookup(f"service {svc.namespace}/{svc.name}",
-                             f"/api/v1/namespaces/{svc.namespace}/services/{svc.name}",
-                             lambda: core(t.api).read_namespaced_service(svc.name, svc.namespace))
+            found = t.lookup(f"service {svc.namespace}/{svc.name}", "Service", svc.name, svc.namespace)
             if found is None:
                 there = ""
                 if t.may("list", "services", namespace=svc.namespace):
-                    listed = t.call("services", lambda: core(t.api).list_namespaced_service(svc.namespace).items)
-                    names = sorted(x.metadata.name for x in listed)
+                    listed = t.call("services", kube.list_all, t.transport, "Service", namespace=svc.namespace)
+                    names = sorted(x["metadata"]["name"] for x in listed)
                     there = f" (its Services: {', '.join(names)})" if names else " (it has no Services)"
                 return [t.problem(("service", "name"), svc.name, f"no Service of that name in {svc.namespace}{there}")]
             ports = [p.get("port") for p in (found.get("spec") or {}).get("ports") or []
@@ -735,12 +690,12 @@ class Agreements:
             meta["labels"] = {am.OFFER_LABEL: spec.offer}
         body = {"apiVersion": API_VERSION, "kind": "ShareAgreement", "metadata": meta,
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
-        return self.t.call(f"agreement {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, self.PLURAL, body)
+        return self.t.call(f"agreement {name!r}", kube.create, self.t.transport, "ShareAgreement", body)
 
     def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         self.get(name)
-        return self.t.call(f"agreement {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, self.PLURAL,
-                           name, {"spec": spec})
+        return self.t.call(f"agreement {name!r}", kube.patch, self.t.transport, "ShareAgreement", name,
+                           {"spec": spec})
 
     def decide(self, name: str, decision: tm.Decision, reason: str = "") -> dict[str, Any]:
         if decision == tm.Decision.Rejected and not reason.strip():
@@ -768,17 +723,11 @@ class Agreements:
         return self._patch(name, {"rating": rating.model_dump(mode="json", by_alias=True)})
 
     # -------------------------------------------------------------- the catalogue (目录)
-    OFFERS = "shareoffers"
-
     def offers(self) -> list[dict[str, Any]]:
-        return self.t.read("offers", f"/apis/{GROUP}/{VERSION}/{self.OFFERS}",
-                           lambda: self.co.list_cluster_custom_object(GROUP, VERSION, self.OFFERS),
-                           listing="yunshang share catalog")["items"]
+        return self.t.read("offers", "ShareOffer", listing="yunshang share catalog")["items"]
 
     def offer(self, name: str) -> dict[str, Any]:
-        return self.t.read(f"offer {name!r}", f"/apis/{GROUP}/{VERSION}/{self.OFFERS}/{name}",
-                           lambda: self.co.get_cluster_custom_object(GROUP, VERSION, self.OFFERS, name),
-                           listing="yunshang share catalog")
+        return self.t.read(f"offer {name!r}", "ShareOffer", name, listing="yunshang share catalog")
 
     def publish(self, name: str, spec: am.OfferSpec) -> dict[str, Any]:
         if len(name) > 63:
@@ -787,7 +736,7 @@ class Agreements:
             raise self.t.refused(problems, f"offer {name!r}")
         body = {"apiVersion": API_VERSION, "kind": "ShareOffer", "metadata": {"name": name},
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
-        return self.t.call(f"offer {name!r}", self.co.create_cluster_custom_object, GROUP, VERSION, self.OFFERS, body,
+        return self.t.call(f"offer {name!r}", kube.create, self.t.transport, "ShareOffer", body,
                            listing="yunshang share catalog")
 
     def withdraw(self, name: str, reason: str, revoke: bool) -> dict[str, Any]:
@@ -796,7 +745,7 @@ class Agreements:
             raise ClientError(f"offer {name!r} was withdrawn already ({o['spec']['withdrawn'].get('at', '')})")
         w = am.Withdrawal(by=self.t.whoami(), reason=reason, at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
                           existing=am.ExistingAgreements.Revoke if revoke else am.ExistingAgreements.RunToEnd)
-        return self.t.call(f"offer {name!r}", self.co.patch_cluster_custom_object, GROUP, VERSION, self.OFFERS, name,
+        return self.t.call(f"offer {name!r}", kube.patch, self.t.transport, "ShareOffer", name,
                            {"spec": {"withdrawn": w.model_dump(mode="json", by_alias=True)}},
                            listing="yunshang share catalog")
 
@@ -808,14 +757,8 @@ class Agreements:
 class AuditTrail:
     """The hash-chained audit records (read-only for everyone but the operator)."""
 
-    PLURAL = "auditrecords"
-
     def __init__(self, tenants: Tenants):
         self.t = tenants
-
-    @property
-    def co(self):
-        return self.t.co
 
     def records(self) -> list[audm.AuditRecordSpec]:
         """Every record; for a department, the newest ones that concern it (from its view)."""
@@ -829,34 +772,21 @@ class AuditTrail:
         return sorted(seen.values(), key=lambda r: r.seq)
 
     def _all_records(self) -> list[audm.AuditRecordSpec]:
-        out, token = [], None
-        while True:
-            page = self.t.call("audit records", self.co.list_cluster_custom_object, GROUP, VERSION, self.PLURAL,
-                               limit=500, **({"_continue": token} if token else {}))
-            for item in page["items"]:
-                try:
-                    out.append(audm.AuditRecordSpec.model_validate(item["spec"]))
-                except pydantic.ValidationError:
-                    raise ClientError(f"audit record {item['metadata']['name']} is malformed") from None
-            token = page["metadata"].get("continue")
-            if not token:
-                return sorted(out, key=lambda r: r.seq)
+        out = []
+        for item in self.t.call("audit records", kube.list_all, self.t.transport, "AuditRecord"):
+            try:
+                out.append(audm.AuditRecordSpec.model_validate(item["spec"]))
+            except pydantic.ValidationError:
+                raise ClientError(f"audit record {item['metadata']['name']} is malformed") from None
+        return sorted(out, key=lambda r: r.seq)
 
     def anchor(self, ref: str) -> audm.Anchor | None:
         """The chain's anchor kept in the ConfigMap ``namespace/name`` (None if there is none yet)."""
         ns, _, name = ref.partition("/")
         if not ns or not name:
             raise ClientError(f"--anchor {ref!r} is not namespace/name (e.g. {DEFAULT_ANCHOR})")
-        core = client.CoreV1Api(self.t.api)
-        try:
-            cm = core.read_namespaced_config_map(name, ns)
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise ClientError(api_message(e, f"audit anchor {ref}")) from None
-        except Exception as e:
-            raise self.t._unreachable(e) from None
-        return audm.Anchor.from_data(cm.data)
+        cm = self.t.lookup(f"audit anchor {ref}", "ConfigMap", name, ns)
+        return None if cm is None else audm.Anchor.from_data(cm.get("data"))
 
     def witness(self, prometheus: str) -> int | None:
         """The highest audit head or anchor seq Prometheus at ``prometheus`` ever recorded (as far

@@ -50,30 +50,24 @@ def install(api, objs: Iterable[dict[str, Any]] | None = None, timeout: float = 
     """Server-side apply every object; CRDs first, and wait until they are served.  Each is marked
     as the ``stack``'s (the local platform's: its `pulumi up` then manages them, and no other stack
     takes them over unasked; yunshang.infra.ownership)."""
-    from kubernetes import dynamic
+    from . import kube
 
     objs = [_marked(o, stack) for o in (objs or manifests())]
     defs = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
-    rest = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
-    dyn = dynamic.DynamicClient(api)
-    crd_res = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
     for obj in defs:
-        crd_res.server_side_apply(body=obj, field_manager=FIELD_MANAGER, force_conflicts=True)
+        kube.apply(api, obj, manager=FIELD_MANAGER)
     deadline = time.monotonic() + timeout
     for obj in defs:
         while True:
-            conds = crd_res.get(name=obj["metadata"]["name"]).status.conditions or []
-            if any(c.type == "Established" and c.status == "True" for c in conds):
+            conds = ((kube.get(api, obj["kind"], obj["metadata"]["name"]) or {}).get("status") or {}).get("conditions")
+            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds or []):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {obj['metadata']['name']} not established after {timeout}s")
             time.sleep(0.2)
-    dyn = dynamic.DynamicClient(api)  # fresh discovery: sees the new kinds
-    for obj in rest:
-        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        res.server_side_apply(
-            body=obj, namespace=obj["metadata"].get("namespace"), field_manager=FIELD_MANAGER, force_conflicts=True
-        )
+    for obj in objs:
+        if obj["kind"] != "CustomResourceDefinition":
+            kube.apply(api, obj, manager=FIELD_MANAGER)
 
 
 def _marked(obj: dict[str, Any], stack: str) -> dict[str, Any]:

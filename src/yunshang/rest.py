@@ -110,21 +110,27 @@ class Endpoint:
 
     def send(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
         """One request -> the decoded JSON."""
+        return self.send_raw(method, path, body=body, timeout=timeout)
+
+    def send_raw(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
+                 content_type: str | None = None, timeout: float = 30) -> Any:
+        """One request (yunshang.kube's transport) -> the decoded JSON; RestError, Unreachable."""
         conn = (HTTPSConnection(self.netloc, timeout=timeout, context=self.tls) if self.tls
                 else HTTPConnection(self.netloc, timeout=timeout))
         headers = dict(self.headers)
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type or "application/json"
+        url = self.prefix + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         try:
-            conn.request(method, self.prefix + path, body=data, headers=headers)
+            conn.request(method, url, body=data, headers=headers)
             resp = conn.getresponse()
-            body = resp.read().decode("utf-8", "replace")
+            text = resp.read().decode("utf-8", "replace")
         except (OSError, ssl.SSLError) as e:
             raise Unreachable(str(e) or type(e).__name__) from None
         finally:
             conn.close()
         if resp.status >= 400:
-            raise RestError(resp.status, resp.reason, body)
-        return json.loads(body)
+            raise RestError(resp.status, resp.reason, text)
+        return json.loads(text) if text else {}

@@ -288,9 +288,9 @@ def show(ctx: typer.Context, name: str, output: Output = OutputOpt) -> None:
             table.add_row(ns["name"], *(f"{u.get(k, '0')}/{h.get(k, '-')}"
                                         for k in ("requests.cpu", "requests.memory", "pods")))
         out.print(table)
-    events = sorted(c.events(name), key=lambda e: str(e.last_timestamp or e.event_time or ""))[-8:]
+    events = sorted(c.events(name), key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))[-8:]
     for e in events:
-        out.print(f"  [dim]{e.last_timestamp or e.event_time}[/] {e.reason}: {e.message}")
+        out.print(f"  [dim]{e.get('lastTimestamp') or e.get('eventTime')}[/] {e.get('reason')}: {e.get('message')}")
 
 
 RoleOpt = typer.Option([], "--role", help="the reviewer role you sign for, e.g. security; repeat for several "

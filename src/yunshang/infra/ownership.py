@@ -55,7 +55,7 @@ def live_getter(kubeconfig: str, context: str) -> Callable[[Mapping[str, Any]], 
     """GET each object as it is in the cluster (None when it does not exist, or its kind is not served yet)."""
     from kubernetes import client, config
 
-    from ..operator.runtime import kube
+    from .. import kube
 
     api = config.new_client_from_config(config_file=kubeconfig or None, context=context or None)
 

@@ -88,6 +88,7 @@ def build(cfg: StackConfig, root: Path | None = None, take_over: frozenset[str] 
     return {
         "environment": cfg.environment,
         "kubeconfig": kubeconfig or "(default)",
+        "context": cfg.context or "(its current one)",
         "cluster": cfg.cluster,
         "namespaces": namespaces.names,
         "tenants": departments.tenants,

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from .. import auditing
-from .runtime import kube
+from .. import kube
 from .runtime.manager import Runtime
 from .runtime.settings import Settings
 

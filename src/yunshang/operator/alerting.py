@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from .. import alerting
 from ..models.tenant import Contact
-from .runtime import kube
+from .. import kube
 from .runtime.cache import TenantRecord
 from .runtime.manager import Runtime
 from .runtime.settings import Settings

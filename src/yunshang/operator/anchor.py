@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 from ..models.audit import (DEFAULT_ANCHOR, WITNESS_QUERY, Anchor, AnchorDecision, AnchorState, Link, decide_anchor,
                             witness_seq)
-from .runtime import kube, metrics
+from .. import kube
+from .runtime import metrics
 from .runtime.manager import Runtime
 
 log = logging.getLogger("yunshang.anchor")

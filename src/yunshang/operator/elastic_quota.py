@@ -10,7 +10,8 @@ from decimal import Decimal
 from .. import elastic, signoff
 from ..models.audit import ObjectRef
 from ..models.tenant import GROUP, TenantSpec
-from .runtime import kube, metrics
+from .. import kube
+from .runtime import metrics
 from .runtime.manager import Runtime
 
 ELASTIC_ANNOTATION = f"{GROUP}/elastic-last-change"

@@ -9,7 +9,7 @@ import logging
 
 from .. import policies
 from ..models.agreement import OFFER_LABEL
-from .runtime import kube
+from .. import kube
 from .runtime.manager import Runtime
 
 log = logging.getLogger("yunshang.offers")

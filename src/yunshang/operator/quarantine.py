@@ -11,7 +11,7 @@ from .. import auditing
 from ..models.audit import ObjectRef
 from ..models.tenant import DEPT_GROUP_PREFIX
 from . import webhooks
-from .runtime import kube
+from .. import kube
 from .runtime.manager import Runtime
 
 log = logging.getLogger("yunshang.operator")

@@ -18,7 +18,8 @@ from .. import sharing, signoff, tenancy
 from ..models.agreement import AgreementPhase, AgreementSpec, OfferSpec
 from ..models.audit import ObjectRef
 from ..models.tenant import TenantSpec, namespace_names
-from .runtime import kube, metrics
+from .. import kube
+from .runtime import metrics
 from .runtime.manager import Runtime
 
 log = logging.getLogger("yunshang.sharing")

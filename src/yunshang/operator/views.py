@@ -4,7 +4,7 @@ its tenant, its agreements and the audit records that concern it; only what diff
 from __future__ import annotations
 
 from .. import tenancy, views
-from .runtime import kube
+from .. import kube
 from .runtime.manager import Runtime
 
 LIVE_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")

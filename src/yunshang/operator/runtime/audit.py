@@ -13,7 +13,7 @@ from typing import Callable
 
 from ...models.audit import GENESIS, AuditRecordSpec, ObjectRef, make
 from ...models.tenant import API_VERSION
-from . import kube
+from ... import kube
 
 log = logging.getLogger("yunshang.audit")
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Callable
 
-from . import kube
+from ... import kube
 from .queue import WorkQueue
 
 log = logging.getLogger("yunshang.operator")

@@ -22,7 +22,7 @@ from typing import Callable
 from kubernetes import client
 from prometheus_client import Counter, Gauge
 
-from . import kube
+from ... import kube
 
 log = logging.getLogger("yunshang.leader")
 LEADING = Gauge("yunshang_operator_leading", "1 while this replica holds the leader election's Lease")

@@ -20,10 +20,11 @@ from typing import Any, Awaitable, Callable
 from .audit import AuditLog
 from .cache import Cache
 from .controller import Controller
+from . import metrics
 from .leader import LeaderElector
 from .reflector import Inbox, Reflector
 from .settings import Settings
-from . import kube
+from ... import kube
 
 log = logging.getLogger("yunshang.operator")
 
@@ -47,6 +48,7 @@ class Runtime:
                                          on_started=self._started_leading, k=k)
         if api is not None:
             api.may_write = self.active  # kube's write guard
+            api.on_write = metrics.count_write
         self.inbox: Inbox | None = None
         self._watches: list[tuple[str, str, Callable[[str, dict], None], tuple[str, ...]]] = []
         self._reflectors: list[Reflector] = []

@@ -13,6 +13,15 @@ from ...models.quantity import to_decimal
 from ...models.tenant import Phase, TenantSpec
 from ...tenancy import QUOTA_KEYS
 
+API_WRITES = Counter(
+    "yunshang_operator_api_writes", "Write calls the operator made to the API server", ["verb", "kind"]
+)
+
+
+def count_write(verb: str, kind: str) -> None:
+    """yunshang.kube's ``on_write`` hook on the operator's client."""
+    API_WRITES.labels(verb, kind).inc()
+
 RESOURCE = ["tenant", "resource"]
 
 USAGE = Gauge("yunshang_tenant_resource_usage", "Resources in use by a tenant (sum over its namespaces)", RESOURCE)

@@ -17,7 +17,7 @@ import logging
 import threading
 from typing import Callable
 
-from . import kube
+from ... import kube
 
 log = logging.getLogger("yunshang.operator")
 

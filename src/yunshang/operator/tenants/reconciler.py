@@ -28,7 +28,8 @@ from pydantic import ValidationError
 from ... import policies, signoff, tenancy
 from ...models.audit import ObjectRef
 from ...models.tenant import GROUP, Decision, Phase, TenantSpec, namespace_names
-from ..runtime import kube, metrics
+from ... import kube
+from ..runtime import metrics
 from ..runtime.audit import AuditLog
 from ..runtime.manager import Runtime
 from ..runtime.cache import Cache, ChildEntry, Key, TenantRecord, digest, slim

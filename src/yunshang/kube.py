@@ -1,17 +1,23 @@
-"""The few API calls the operator makes: server-side apply, delete, status patch.
+"""The one way the platform's code talks to the API server: the kind table, and get, list, watch,
+server-side apply, patch, replace, create, delete and Events over it.
 
-A small table of the kinds a tenant owns replaces discovery, so starting costs no requests.
-Every write is counted (``WRITES``) so tests and the benchmark can assert steady state.
+The operator, the installer, the Pulumi program's ownership check and the CLI all call these.  A
+call goes over one of two transports: the kubernetes client's ApiClient (`connect`; the operator
+and anything that needs what only the client understands: exec plugins, auth providers, proxies),
+or the CLI's standard-library Endpoint (yunshang.rest: a GET costs no import of the kubernetes
+package).  Errors: ``kubernetes.client.ApiException`` over the ApiClient, ``rest.RestError`` over
+an Endpoint.  A client object may carry two hooks the operator's runtime sets: ``may_write()``
+(every write asks it first: a replica that lost its lease writes nothing) and ``on_write(verb,
+kind)`` (its write counter).  The kubernetes package is imported on first use.
 """
 from __future__ import annotations
 
-import collections
 import json
-import threading
 from typing import Any, Iterator
 
-from kubernetes import client
-from prometheus_client import Counter
+from .lazy import OnFirstUse
+
+client = OnFirstUse("kubernetes.client")
 
 FIELD_MANAGER = "yunshang-operator"
 
@@ -30,6 +36,16 @@ KINDS = {
     "Secret": ("/api/v1", "secrets", True),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
     "ShareOffer": ("/apis/platform.yunshang.io/v1alpha1", "shareoffers", False),
+    "Event": ("/api/v1", "events", True),
+    "Pod": ("/api/v1", "pods", True),
+    "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices", True),
+    "DaemonSet": ("/apis/apps/v1", "daemonsets", True),
+    "SelfSubjectAccessReview": ("/apis/authorization.k8s.io/v1", "selfsubjectaccessreviews", False),
+    "SelfSubjectReview": ("/apis/authentication.k8s.io/v1", "selfsubjectreviews", False),
+    "SubjectAccessReview": ("/apis/authorization.k8s.io/v1", "subjectaccessreviews", False),
+    "MutatingAdmissionPolicy": ("/apis/admissionregistration.k8s.io/v1", "mutatingadmissionpolicies", False),
+    "MutatingAdmissionPolicyBinding": ("/apis/admissionregistration.k8s.io/v1", "mutatingadmissionpolicybindings",
+                                       False),
     "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
@@ -43,33 +59,27 @@ KINDS = {
     "PriorityClass": ("/apis/scheduling.k8s.io/v1", "priorityclasses", False),
 }
 
-WRITES: collections.Counter[str] = collections.Counter()
-_lock = threading.Lock()
-API_WRITES = Counter(
-    "yunshang_operator_api_writes", "Write calls the operator made to the API server", ["verb", "kind"]
-)
-
 
 class NotLeading(RuntimeError):
     """A write refused in this process: it no longer holds the leader election's lease."""
 
 
 def _count(verb: str, kind: str, api=None) -> None:
-    """Count a write, after asking the client's ``may_write`` (the runtime's leadership) if it has one."""
+    """Before a write: ask the client's ``may_write`` (the runtime's leadership), tell its ``on_write``."""
     guard = getattr(api, "may_write", None)
     if guard is not None and not guard():
         raise NotLeading(f"{verb} {kind}: not the leader (any more); nothing written")
-    with _lock:
-        WRITES[f"{verb} {kind}"] += 1
-    API_WRITES.labels(verb, kind).inc()
+    hook = getattr(api, "on_write", None)
+    if hook is not None:
+        hook(verb, kind)
 
 
-def connect(kubeconfig: str = "", context: str = "", pool_size: int = 8, agent: str = "") -> client.ApiClient:
-    """A client for the API server: in-cluster when no kubeconfig is named and the pod's account is
+def connect(kubeconfig: str = "", context: str = "", pool_size: int = 8, agent: str = "") -> Any:
+    """A client (kubernetes' ApiClient) for the API server: in-cluster when no kubeconfig is named and the pod's account is
     there, else the kubeconfig (``kubeconfig``, or the client's default) at ``context``."""
-    from kubernetes import config
+    from kubernetes import client as k8s, config
 
-    cfg = client.Configuration()
+    cfg = k8s.Configuration()
     try:
         if kubeconfig or context:
             raise config.ConfigException("a kubeconfig was named")
@@ -77,7 +87,7 @@ def connect(kubeconfig: str = "", context: str = "", pool_size: int = 8, agent: 
     except config.ConfigException:
         config.load_kube_config(config_file=kubeconfig or None, context=context or None, client_configuration=cfg)
     cfg.connection_pool_maxsize = pool_size
-    api = client.ApiClient(cfg)
+    api = k8s.ApiClient(cfg)
     if agent:
         api.user_agent = agent
     return api
@@ -95,7 +105,7 @@ def path(kind: str, name: str, namespace: str | None = None, sub: str = "") -> s
     return f"{prefix}{ns}/{plural}/{name}" + (f"/{sub}" if sub else "")
 
 
-def _send(api: client.ApiClient, method: str, url: str, *, body=None, query=None, content_type=None, timeout=None):
+def _send(api, method: str, url: str, *, body=None, query=None, content_type=None, timeout=None):
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
@@ -110,7 +120,10 @@ def _send(api: client.ApiClient, method: str, url: str, *, body=None, query=None
     return api.call_api(method, full_url, header_params=headers, body=body, _request_timeout=timeout)
 
 
-def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None, content_type=None):
+def request(api, method: str, url: str, *, body=None, query=None, content_type=None) -> Any:
+    """One request over either transport -> the decoded JSON (``query``: a list of pairs)."""
+    if hasattr(api, "send_raw"):  # yunshang.rest.Endpoint
+        return api.send_raw(method, url, body=body, query=query, content_type=content_type)
     resp = _send(api, method, url, body=body, query=query, content_type=content_type)
     data = resp.read()
     if not 200 <= resp.status <= 299:
@@ -118,99 +131,102 @@ def _call(api: client.ApiClient, method: str, url: str, *, body=None, query=None
     return json.loads(data) if data else {}
 
 
+def status_of(e: BaseException) -> int | None:
+    """The HTTP status of an API error from either transport (None for anything else)."""
+    status = getattr(e, "status", None)
+    return status if isinstance(status, int) and hasattr(e, "body") else None
+
+
 def why(e: Exception) -> str:
     """One line: the API server's message for an ApiException, else the exception's first line."""
-    if isinstance(e, client.ApiException):
+    status, text = status_of(e), getattr(e, "body", None)
+    if status is not None:  # ApiException, rest.RestError
         try:
-            msg = json.loads(e.body or "{}").get("message")
+            msg = json.loads(text or "{}").get("message")
         except (ValueError, AttributeError):
             msg = None
-        return f"{e.status} {msg or e.reason}"[:300]
+        return f"{status} {msg or getattr(e, 'reason', '')}"[:300]
     return (str(e).splitlines() or [type(e).__name__])[0][:300]
 
 
-def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
-    """Server-side apply ``obj`` as the operator (forcing conflicts: drift is repaired)."""
+def apply(api, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+    """Server-side apply ``obj`` as ``manager`` (forcing conflicts: drift is repaired)."""
     md = obj["metadata"]
     _count("apply", obj["kind"], api)
-    return _call(
+    return request(
         api,
         "PATCH",
         path(obj["kind"], md["name"], md.get("namespace")),
         body=obj,
-        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        query=[("fieldManager", manager), ("force", "true")],
         content_type="application/apply-patch+yaml",
     )
 
 
-def patch(api: client.ApiClient, kind: str, name: str, body: dict, namespace: str | None = None, sub: str = ""):
+def patch(api, kind: str, name: str, body: Any, namespace: str | None = None, sub: str = "",
+          content_type: str = "application/merge-patch+json"):
+    """A merge patch (or a JSON patch: ``content_type="application/json-patch+json"``, ``body`` a list)."""
     _count(f"patch{'/' + sub if sub else ''}", kind, api)
-    return _call(
-        api,
-        "PATCH",
-        path(kind, name, namespace, sub),
-        body=body,
-        content_type="application/merge-patch+json",
-    )
+    return request(api, "PATCH", path(kind, name, namespace, sub), body=body, content_type=content_type)
 
 
-def delete(api: client.ApiClient, kind: str, name: str, namespace: str | None = None) -> bool:
+def delete(api, kind: str, name: str, namespace: str | None = None) -> bool:
     """Delete; False if it was already gone."""
     _count("delete", kind, api)
     try:
-        _call(api, "DELETE", path(kind, name, namespace), body={"propagationPolicy": "Background"})
+        request(api, "DELETE", path(kind, name, namespace), body={"propagationPolicy": "Background"})
         return True
-    except client.ApiException as e:
-        if e.status == 404:
+    except Exception as e:  # noqa: BLE001
+        if status_of(e) == 404:
             return False
         raise
 
 
-def replace(api: client.ApiClient, kind: str, body: dict, *, count: bool = True) -> dict:
+def replace(api, kind: str, body: dict, *, count: bool = True) -> dict:
     """PUT ``body`` (with its resourceVersion: refused with 409 if the object changed meanwhile)."""
     md = body["metadata"]
     if count:
         _count("update", kind, api)
-    return _call(api, "PUT", path(kind, md["name"], md.get("namespace")), body=body)
+    return request(api, "PUT", path(kind, md["name"], md.get("namespace")), body=body)
 
 
-def create(api: client.ApiClient, kind: str, body: dict, *, count: bool = True) -> dict:
+def create(api, kind: str, body: dict, *, count: bool = True) -> dict:
     prefix, plural, namespaced = KINDS[kind]
-    ns = body["metadata"].get("namespace")
+    ns = (body.get("metadata") or {}).get("namespace")
     if count:
         _count("create", kind, api)
-    return _call(api, "POST", f"{prefix}{f'/namespaces/{ns}' if namespaced else ''}/{plural}", body=body)
+    return request(api, "POST", f"{prefix}{f'/namespaces/{ns}' if namespaced else ''}/{plural}", body=body)
 
 
-def list_all(api: client.ApiClient, kind: str, label_selector: str = "", namespace: str | None = None) -> list[dict]:
+def list_all(api, kind: str, label_selector: str = "", namespace: str | None = None) -> list[dict]:
     return listing(api, kind, label_selector, namespace)[0]
 
 
-def served(api: client.ApiClient, kind: str) -> None:
+def served(api, kind: str) -> None:
     """One GET of at most one object of ``kind``: raises ApiException (404) while it is not served."""
-    _call(api, "GET", _collection(kind), query=[("limit", "1")])
+    request(api, "GET", collection(kind), query=[("limit", "1")])
 
 
-def _collection(kind: str, namespace: str | None = None) -> str:
+def collection(kind: str, namespace: str | None = None) -> str:
     prefix, plural, _ = KINDS[kind]
     return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
-def listing(api: client.ApiClient, kind: str, label_selector: str = "", namespace: str | None = None,
+def listing(api, kind: str, label_selector: str = "", namespace: str | None = None,
             page: int = 500) -> tuple[list[dict], str]:
     """Every object of ``kind`` (in pages) and the listing's resourceVersion, to watch from."""
     items, token = [], None
     while True:
         query = [("limit", str(page))] + ([("continue", token)] if token else []) + \
             ([("labelSelector", label_selector)] if label_selector else [])
-        resp = _call(api, "GET", _collection(kind, namespace), query=query)
+        resp = request(api, "GET", collection(kind, namespace), query=query)
         items += resp.get("items", [])
         token = (resp.get("metadata") or {}).get("continue")
         if not token:
             return items, (resp.get("metadata") or {}).get("resourceVersion", "")
 
 
-def watch(api: client.ApiClient, kind: str, resource_version: str, label_selector: str = "",
+def watch(api, kind: str, resource_version: str, label_selector: str = "",
           timeout: int = 300) -> Iterator[dict]:
     """The watch events of ``kind`` after ``resource_version`` (bookmarks included), as decoded
     JSON, until the API server ends the watch (after ``timeout`` seconds)."""
@@ -218,7 +234,7 @@ def watch(api: client.ApiClient, kind: str, resource_version: str, label_selecto
 
     query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", resource_version),
              ("timeoutSeconds", str(timeout))] + ([("labelSelector", label_selector)] if label_selector else [])
-    resp = _send(api, "GET", _collection(kind), query=query, timeout=(10, timeout + 30))
+    resp = _send(api, "GET", collection(kind), query=query, timeout=(10, timeout + 30))
     if not 200 <= resp.status <= 299:
         data = resp.read()
         raise client.ApiException(status=resp.status, reason=resp.reason, body=data.decode(errors="replace"))
@@ -232,16 +248,16 @@ def watch(api: client.ApiClient, kind: str, resource_version: str, label_selecto
         raw.release_conn()
 
 
-def get(api: client.ApiClient, kind: str, name: str, namespace: str | None = None) -> dict | None:
+def get(api, kind: str, name: str, namespace: str | None = None) -> dict | None:
     try:
-        return _call(api, "GET", path(kind, name, namespace))
-    except client.ApiException as e:
-        if e.status == 404:
+        return request(api, "GET", path(kind, name, namespace))
+    except Exception as e:  # noqa: BLE001
+        if status_of(e) == 404:
             return None
         raise
 
 
-def event(api: client.ApiClient, obj: dict, type_: str, reason: str, message: str) -> None:
+def event(api, obj: dict, type_: str, reason: str, message: str) -> None:
     """A core/v1 Event about ``obj``."""
     import datetime as dt
     import uuid
@@ -264,4 +280,4 @@ def event(api: client.ApiClient, obj: dict, type_: str, reason: str, message: st
         "count": 1,
     }
     _count("create", "Event", api)
-    _call(api, "POST", f"/api/v1/namespaces/{ns}/events", body=body)
+    request(api, "POST", f"/api/v1/namespaces/{ns}/events", body=body)
