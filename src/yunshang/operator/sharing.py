@@ -76,7 +76,7 @@ class Agreements:
             self.bodies.pop(name, None)
             self.writer.forget(name)
             self.parties.pop(name, None)
-            self.rt.views_stale.set()  # its parties lose it from their roles and views
+            self.rt.views_changed()  # its parties lose it from their roles and views
             return
         old = self.bodies.get(name)
         self.bodies[name] = body
@@ -126,7 +126,7 @@ class Agreements:
                                       "message": f"invalid: {e.errors()[0]['msg']}"})
             return
         if name not in self.parties:
-            rt.views_stale.set()  # its parties may read it once their roles name it
+            rt.views_changed()  # its parties may read it once their roles name it
         self.parties[name] = (spec.consumer, spec.provider)
         tenants = rt.cache.tenants
         consumer, provider = tenants.get(spec.consumer), tenants.get(spec.provider)

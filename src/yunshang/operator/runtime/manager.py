@@ -50,6 +50,7 @@ class Runtime:
             api.may_write = self.active  # kube's write guard
             api.on_write = metrics.count_write
         self.inbox: Inbox | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._watches: list[tuple[str, str, Callable[[str, dict], None], tuple[str, ...]]] = []
         self._reflectors: list[Reflector] = []
         self._starters: list[Callable[[], Any]] = []
@@ -59,6 +60,18 @@ class Runtime:
         self._tasks: list[asyncio.Task] = []
         self._unlisted: set[str] = set()
         self._last_event = time.monotonic()
+
+    def views_changed(self) -> None:
+        """A department's view wants a new round (views.py); callable from any thread."""
+        loop = self._loop
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if loop is None or here is loop:
+            self.views_stale.set()
+        else:
+            loop.call_soon_threadsafe(self.views_stale.set)
 
     # ------------------------------------------------------------------ leadership
     def active(self) -> bool:
@@ -151,10 +164,10 @@ class Runtime:
 
     # ------------------------------------------------------------------ start and stop
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self.inbox = Inbox(loop)
         # a record that concerns a department changes its view (need-to-know, views.py)
-        self.audit.on_append = lambda rec: loop.call_soon_threadsafe(self.views_stale.set)
+        self.audit.on_append = lambda rec: self.views_changed()
         self._unlisted = {kind for kind, *_ in self._watches}
         for kind, selector, handler, stub in self._watches:
             # the mark "listed" goes through the inbox after the listing's events: handled after them

@@ -176,7 +176,7 @@ def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
                     "elect a leader through the coordination.k8s.io/v1 Lease NAME and only the leader writes "
                     "(the others keep warm caches and take over when its lease runs out).")
     p.add_argument("--kubeconfig", default=e.get("KUBECONFIG", "").split(os.pathsep)[0],
-                   help="kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)")
+                   help="kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)")
     p.add_argument("--context", default="", help="the kubeconfig's context (default: its current one)")
     p.add_argument("--lease", default=e.get("YUNSHANG_LEASE", ""),
                    help="the leader election's Lease ($YUNSHANG_LEASE); empty: standalone")

@@ -111,7 +111,7 @@ class Reconciler:
         rec = TenantRecord.of(body)
         old = self.cache.put_tenant(rec)
         if old is None:
-            self.rt.views_stale.set()
+            self.rt.views_changed()
         if old is None or old.generation != rec.generation or old.deleting != rec.deleting \
                 or old.uid != rec.uid or (rec.deleting and old.finalizers != rec.finalizers):
             self.queue.add(name)
