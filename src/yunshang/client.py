@@ -262,17 +262,19 @@ class Tenants:
             return fn(*args, **kwargs)
         except ClientError:
             raise
-        except rest.Unreachable as e:
-            raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
         except Exception as e:
-            if kube.status_of(e) is not None:  # the API server's answer (either transport)
-                raise ClientError(api_message(e, what, listing)) from None
-            raise self._unreachable(e) from None
+            raise self._failed(e, what, listing) from None
 
-    def _unreachable(self, e: Exception, host: str | None = None) -> ClientError:
-        """The API server did not answer (``host``: the light path's, else the client's)."""
-        return ClientError(f"cannot reach the API server at {host or self.api.configuration.host} ({_short(e)}); "
-                           "is it running (`yunshang dev status`)?")
+    def _failed(self, e: Exception, what: str, listing: str = "yunshang tenant list") -> ClientError:
+        """The API server's answer (either transport) in one line, or that it did not answer."""
+        if kube.status_of(e) is not None:
+            return ClientError(api_message(e, what, listing))
+        return self._unreachable(e)
+
+    def _unreachable(self, e: Exception) -> ClientError:
+        """The API server did not answer (at the address of the transport the call went over)."""
+        host = self.rest.host if self.rest is not None else self.api.configuration.host
+        return ClientError(f"cannot reach the API server at {host} ({_short(e)}); is it running (`yunshang dev status`)?")
 
     def whoami(self) -> str:
         return self.identity()[0]
@@ -449,18 +451,13 @@ class Tenants:
             review = kube.create(self.transport, "SelfSubjectAccessReview", body)
         except Exception as e:  # noqa: BLE001  (a review that cannot be asked: not allowed)
             if kube.status_of(e) is None:
-                raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
+                raise self._unreachable(e) from None
             return False
         return bool((review.get("status") or {}).get("allowed"))
 
     def lookup(self, what: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """GET one object: it, or None if it does not exist."""
-        try:
-            return kube.get(self.transport, kind, name, namespace)
-        except Exception as e:  # noqa: BLE001
-            if kube.status_of(e) is not None:
-                raise ClientError(api_message(e, what)) from None
-            raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
+        return self.call(what, kube.get, self.transport, kind, name, namespace)
 
     def identity(self) -> tuple[str, list[str]]:
         """Who the API server says the caller is: (username, groups); asked once per client."""
@@ -531,12 +528,9 @@ class Tenants:
                 return roles, rnd, kube.patch(self.transport, "Tenant", name, ops,
                                               content_type="application/json-patch+json")
             except Exception as e:  # noqa: BLE001
-                status = kube.status_of(e)
-                if status in (409, 422) and _generation_moved(e, self, name, body["metadata"]["generation"]):
+                if kube.status_of(e) in (409, 422) and _generation_moved(e, self, name, body["metadata"]["generation"]):
                     continue  # the spec changed meanwhile: read again
-                if status is not None:
-                    raise ClientError(api_message(e, f"tenant {name!r}")) from None
-                raise self._unreachable(e, self.rest.host if self.rest is not None else None) from None
+                raise self._failed(e, f"tenant {name!r}") from None
         raise ClientError(f"tenant {name!r} kept changing while signing; try again")
 
     def approve(self, name: str, reason: str = "", roles: list[str] | None = None,

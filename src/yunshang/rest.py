@@ -97,21 +97,6 @@ class Endpoint:
             tls.load_cert_chain(base / user["client-certificate"], base / user["client-key"])
         return tls
 
-    def get(self, path: str, timeout: float = 30) -> Any:
-        """GET path (e.g. /apis/platform.yunshang.io/v1alpha1/tenants) -> the decoded JSON."""
-        return self.send("GET", path, timeout=timeout)
-
-    def identity(self) -> tuple[str, list[str]]:
-        """(username, groups) as the API server authenticates the caller (a SelfSubjectReview)."""
-        review = self.send("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                           {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
-        info = (review.get("status") or {}).get("userInfo") or {}
-        return info.get("username", ""), list(info.get("groups") or [])
-
-    def send(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
-        """One request -> the decoded JSON."""
-        return self.send_raw(method, path, body=body, timeout=timeout)
-
     def send_raw(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
                  content_type: str | None = None, timeout: float = 30) -> Any:
         """One request (yunshang.kube's transport) -> the decoded JSON; RestError, Unreachable."""

@@ -226,7 +226,7 @@ def no_cluster(monkeypatch):
         sent.append(repr(args[:3]))
         raise AssertionError("reached the API server")
 
-    monkeypatch.setattr("yunshang.rest.Endpoint.send", refuse_to_send)
+    monkeypatch.setattr("yunshang.rest.Endpoint.send_raw", refuse_to_send)
     monkeypatch.setattr("yunshang.client.Tenants.call", refuse_to_send)
     monkeypatch.setattr("yunshang.client.Tenants.lookup", refuse_to_send)
     return sent
