@@ -53,17 +53,8 @@ def problems(manifests: Iterable[Mapping[str, Any]], live_of: Callable[[Mapping[
 
 def live_getter(kubeconfig: str, context: str) -> Callable[[Mapping[str, Any]], Mapping | None]:
     """GET each object as it is in the cluster (None when it does not exist, or its kind is not served yet)."""
-    from kubernetes import client, config
-
     from .. import kube
 
-    api = config.new_client_from_config(config_file=kubeconfig or None, context=context or None)
-
-    def live_of(m: Mapping[str, Any]) -> Mapping | None:
-        try:
-            return kube.get(api, m["kind"], m["metadata"]["name"], m["metadata"].get("namespace"))
-        except client.ApiException as e:
-            if e.status == 404:  # the kind itself (a CRD not installed yet)
-                return None
-            raise
-    return live_of
+    api = kube.connect(kubeconfig, context)
+    # (a kind not served yet, a CRD not installed: 404 too, so None)
+    return lambda m: kube.get(api, m["kind"], m["metadata"]["name"], m["metadata"].get("namespace"))

@@ -33,7 +33,7 @@ def build(settings: Settings) -> tuple[Runtime, object]:
     tenants.setup(rt)
     offers = Offers(rt).setup()
     agreements = Agreements(rt, offers.spec).setup()
-    views.setup(rt)
+    views.setup(rt, lambda: list(agreements.bodies.values()))
     alerting.setup(rt)
     quarantine.setup(rt, lambda name: agreements.parties.get(name, ()))
     elastic_quota.setup(rt)

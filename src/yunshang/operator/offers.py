@@ -19,7 +19,6 @@ class Offers:
     def __init__(self, rt: Runtime):
         self.rt, self.api = rt, rt.api
         self.specs: dict[str, dict] = {}  # name -> spec, as last seen
-        self._generations: dict[str, tuple[str, int]] = {}
         self.controller = rt.controller("offer", self.reconcile, workers=1, keys=lambda: list(self.specs))
 
     def setup(self) -> "Offers":
@@ -34,13 +33,11 @@ class Offers:
         name = md["name"]
         if etype == "DELETED":
             self.specs.pop(name, None)
-            self._generations.pop(name, None)
             self.controller.add(name)
             return
-        self.specs[name] = dict(body.get("spec") or {})
-        seen = (md.get("uid", ""), md.get("generation", 0))
-        if self._generations.get(name) != seen:  # new, or its spec changed
-            self._generations[name] = seen
+        spec = dict(body.get("spec") or {})
+        if self.specs.get(name) != spec:  # new, or its spec changed
+            self.specs[name] = spec
             self.controller.add(name)
 
     def reconcile(self, name: str) -> None:

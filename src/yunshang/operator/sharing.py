@@ -54,6 +54,7 @@ class Agreements:
         """``offer(name)``: an offer's spec as last seen (offers.Offers.spec), None if unknown."""
         self.rt, self.api, self.offer_spec = rt, rt.api, offer
         self.bodies: dict[str, dict] = {}  # name -> the agreement as last seen
+        self.names: dict[str, str] = {}  # uid -> name (a sharing policy's label names its agreement's uid)
         self.policies: dict[str, dict[tuple[str, str], dict]] = {}  # agreement uid -> (ns, name) -> its policy
         self.parties: dict[str, tuple[str, str]] = {}  # name -> (consumer, provider), for the audit trail
         self.ratings: dict[str, tuple[str, int]] = {}  # name -> (provider, score)
@@ -74,12 +75,14 @@ class Agreements:
         name = md["name"]
         if etype == "DELETED":
             self.bodies.pop(name, None)
+            self.names.pop(md.get("uid", ""), None)
             self.writer.forget(name)
             self.parties.pop(name, None)
             self.rt.views_changed()  # its parties lose it from their roles and views
             return
         old = self.bodies.get(name)
         self.bodies[name] = body
+        self.names[md.get("uid", "")] = name
         # what a person changed (spec: generation), or a new one; not our own status writes
         if old is None or (old["metadata"].get("generation"), old["metadata"].get("uid")) != \
                 (md.get("generation"), md.get("uid")):
@@ -98,13 +101,8 @@ class Agreements:
                 self.policies.pop(uid, None)
         else:
             live[key] = body
-        for ref in md.get("ownerReferences") or []:
-            if ref.get("uid") == uid:
-                self.controller.add(ref["name"])
-        if etype == "DELETED":  # a stub after a relist names no owner: its agreement by uid
-            for name, a in list(self.bodies.items()):
-                if a["metadata"].get("uid") == uid:
-                    self.controller.add(name)
+        if uid in self.names:  # (a policy whose agreement is gone: the garbage collector's)
+            self.controller.add(self.names[uid])
 
     def tick(self) -> None:
         """Active and refused agreements looked at again (low priority: behind what people did)."""

@@ -3,6 +3,8 @@ department's ClusterRole, view and the bindings that let it read them are brough
 its tenant, its agreements and the audit records that concern it; only what differs is written."""
 from __future__ import annotations
 
+from typing import Callable, Iterable
+
 from .. import tenancy, views
 from .. import kube
 from .runtime.manager import Runtime
@@ -10,13 +12,15 @@ from .runtime.manager import Runtime
 LIVE_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")
 
 
-def setup(rt: Runtime) -> None:
+def setup(rt: Runtime, agreements: Callable[[], Iterable[dict]]) -> None:
     """A round runs when a tenant, an agreement or an audit record appears or goes, and at the latest
-    every ``view_seconds`` (repairing a view someone changed); each round lists what it compares."""
-    rt.every("department views", lambda: sync(rt), rt.settings.view_seconds, wake=rt.views_stale, settle=True)
+    every ``view_seconds`` (repairing a view someone changed); each round lists the views and the
+    records it compares (``agreements()``: the agreements as the operator's watch last saw them)."""
+    rt.every("department views", lambda: sync(rt, agreements()), rt.settings.view_seconds, wake=rt.views_stale,
+             settle=True)
 
 
-def sync(r: Runtime) -> int:
+def sync(r: Runtime, all_agreements: Iterable[dict]) -> int:
     """One round: returns how many objects were written."""
     live = {}
     for kind in LIVE_KINDS:
@@ -26,7 +30,7 @@ def sync(r: Runtime) -> int:
             live[(kind, md.get("namespace", ""), md["name"])] = obj
     # each agreement and record to the departments it concerns, once (not all of them per department)
     agreements: dict[str, list[dict]] = {}
-    for a in kube.list_all(r.api, "ShareAgreement"):
+    for a in all_agreements:
         for party in set(views.parties(a)):
             agreements.setdefault(party, []).append(a)
     audit: dict[str, list[dict]] = {}

@@ -62,7 +62,6 @@ class LeaderElector:
         self._renewed: float | None = None  # when this replica last renewed (its clock), while it leads
         self._observed: Record | None = None
         self._observed_at = 0.0
-        self._rv = ""
 
     def leading(self) -> bool:
         """True only while the last successful renewal is younger than the renew deadline."""
@@ -113,7 +112,6 @@ class LeaderElector:
 
     def _seen(self, lease: dict) -> None:
         self._observed, self._observed_at = Record.of(lease), self.clock()
-        self._rv = (lease.get("metadata") or {}).get("resourceVersion", "")
 
     def release(self) -> None:
         """Give the lease up (only if still ours): a standby takes it at its next try."""
