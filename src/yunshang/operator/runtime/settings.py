@@ -109,62 +109,39 @@ class Settings:
             raise ValueError(f"audit anchor {self.audit_anchor!r} is not namespace/name (YUNSHANG_AUDIT_ANCHOR)")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
-        """From the environment only (what `load` does without a command line)."""
-        return cls.load([], env)
-
-    @classmethod
     def load(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> "Settings":
-        """The command line over the environment over the defaults; argv/env default to the process's."""
+        """The command line over the environment over the defaults; argv/env default to the process's.
+        Each field not on the command line is read from its variable (`env_name`), typed like its
+        default (a tuple: comma-separated); an empty variable counts as unset."""
         e = dict(os.environ if env is None else env)
-        args = parser(e).parse_args(argv)
-
-        def csv(key: str, default: Sequence[str]) -> tuple[str, ...]:
-            return tuple(x.strip() for x in e.get(key, ",".join(default)).split(",") if x.strip())
-
-        token = e.get("YUNSHANG_WEBHOOK_TOKEN", "")
+        args = vars(parser(e).parse_args(argv))
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in args:
+                values[f.name] = args[f.name]
+                continue
+            raw = e.get(env_name(f.name), "")
+            if not raw:
+                continue
+            default = f.default
+            if isinstance(default, tuple):
+                values[f.name] = tuple(x.strip() for x in raw.split(",") if x.strip())
+            else:
+                values[f.name] = type(default)(raw)
         if e.get("YUNSHANG_WEBHOOK_TOKEN_FILE"):
             with open(e["YUNSHANG_WEBHOOK_TOKEN_FILE"]) as fh:
-                token = fh.read().strip()
-        d = cls()
-        return cls(
-            kubeconfig=args.kubeconfig, context=args.context,
-            resync_seconds=float(e.get("YUNSHANG_RESYNC_SECONDS", d.resync_seconds)),
-            workers=int(e.get("YUNSHANG_WORKERS", d.workers)),
-            concurrency=int(e.get("YUNSHANG_CONCURRENCY", d.concurrency)),
-            review_warn_days=int(e.get("YUNSHANG_REVIEW_WARN_DAYS", d.review_warn_days)),
-            review_grace_days=int(e.get("YUNSHANG_REVIEW_GRACE_DAYS", d.review_grace_days)),
-            signoff_roles=csv("YUNSHANG_SIGNOFF_ROLES", DEFAULT_ROLES),
-            tenant_days=float(e.get("YUNSHANG_SIGNOFF_TENANT_DAYS", d.tenant_days)),
-            agreement_days=float(e.get("YUNSHANG_SIGNOFF_AGREEMENT_DAYS", d.agreement_days)),
-            host_suffixes=csv("YUNSHANG_HOST_SUFFIXES", DEFAULT_HOST_SUFFIXES),
-            prometheus_url=e.get("YUNSHANG_PROMETHEUS_URL", ""),
-            elastic_seconds=float(e.get("YUNSHANG_ELASTIC_SECONDS", d.elastic_seconds)),
-            elastic_window=e.get("YUNSHANG_ELASTIC_WINDOW", d.elastic_window),
-            elastic_resolution=e.get("YUNSHANG_ELASTIC_RESOLUTION", d.elastic_resolution),
-            elastic_cooldown_seconds=float(e.get("YUNSHANG_ELASTIC_COOLDOWN", d.elastic_cooldown_seconds)),
-            elastic_min_samples=int(e.get("YUNSHANG_ELASTIC_MIN_SAMPLES", d.elastic_min_samples)),
-            share_check_seconds=float(e.get("YUNSHANG_SHARE_CHECK_SECONDS", d.share_check_seconds)),
-            view_seconds=float(e.get("YUNSHANG_VIEW_SECONDS", d.view_seconds)),
-            audit_anchor=e.get("YUNSHANG_AUDIT_ANCHOR", d.audit_anchor),
-            audit_anchor_seconds=float(e.get("YUNSHANG_AUDIT_ANCHOR_SECONDS", d.audit_anchor_seconds)),
-            alerting_base=e.get("YUNSHANG_ALERTING_BASE", ""),
-            alertmanager_config=e.get("YUNSHANG_ALERTMANAGER_CONFIG", ""),
-            alertmanager_url=e.get("YUNSHANG_ALERTMANAGER_URL", ""),
-            alertmanager_secret=e.get("YUNSHANG_ALERTMANAGER_SECRET", ""),
-            alerting_seconds=float(e.get("YUNSHANG_ALERTING_SECONDS", d.alerting_seconds)),
-            webhook_port=int(e.get("YUNSHANG_WEBHOOK_PORT", "0") or 0),
-            webhook_address=e.get("YUNSHANG_WEBHOOK_ADDRESS", d.webhook_address),
-            webhook_token=token,
-            webhook_tls_cert=e.get("YUNSHANG_WEBHOOK_TLS_CERT", ""),
-            webhook_tls_key=e.get("YUNSHANG_WEBHOOK_TLS_KEY", ""),
-            metrics_port=args.metrics_port, metrics_address=args.metrics_address,
-            health_port=args.health_port, health_address=args.health_address,
-            verbose=args.verbose,
-            lease=args.lease, lease_namespace=args.lease_namespace,
-            identity=args.identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
-            lease_duration=args.lease_duration, renew_deadline=args.renew_deadline, retry_period=args.retry_period,
-        )
+                values["webhook_token"] = fh.read().strip()
+        values["identity"] = values["identity"] or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+        return cls(**values)
+
+
+# the variables whose names are not YUNSHANG_ and the field's name in capitals
+ENV_NAMES = {"tenant_days": "YUNSHANG_SIGNOFF_TENANT_DAYS", "agreement_days": "YUNSHANG_SIGNOFF_AGREEMENT_DAYS",
+             "elastic_cooldown_seconds": "YUNSHANG_ELASTIC_COOLDOWN"}
+
+
+def env_name(field: str) -> str:
+    return ENV_NAMES.get(field, f"YUNSHANG_{field.upper()}")
 
 
 def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
