@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: setup up down test toolchain clean-state
+.PHONY: setup up down test toolchain clean-state image
 
 setup: $(VENV)/.installed toolchain  ## venv + pinned toolchain (idempotent, cached)
 
@@ -20,6 +20,10 @@ up: setup
 
 down:
 	$(VENV)/bin/yunshang dev down
+
+# the operator's image as an OCI archive (dist/operator-<version>.oci.tar), from Debian's packages
+image: $(VENV)/.installed
+	$(VENV)/bin/yunshang dev image
 
 # tests stand alone: modules and the tests in each run in a shuffled order, the seed printed in the
 # header (`make test SEED=<n>` repeats an order; SEED=none runs them in file order)

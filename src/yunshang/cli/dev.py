@@ -199,6 +199,48 @@ def setup() -> None:
 
 
 @dev_app.command()
+def image(
+    tag: str = typer.Option("", "--tag", help="the image's tag (default: the project's version, pyproject.toml)"),
+    output_dir: Path = typer.Option(Path("dist"), "--output-dir", help="where operator-<tag>.oci.tar is written"),
+    load: bool = typer.Option(False, "--load", help="also import it into the real node of the local platform "
+                              "(--state-dir), as yunshang.local/operator:<tag>"),
+    state_dir: Path = StateOpt,
+    output: Output = OutputOpt,
+) -> None:
+    """Build the operator's image as an OCI archive, from Debian's packages (mmdebstrap), the operator's
+    pinned dependencies and this project's wheel: no container daemon, no base image, no registry
+    (what `make image` runs).  Push it where a cluster pulls from, e.g.
+
+      skopeo copy oci-archive:dist/operator-0.1.0.oci.tar docker://registry.gz.gov.local/yunshang/operator:0.1.0
+
+    (or `crane push`), then set `yunshang:operator.image` in the stack to that reference."""
+    from ..dev import operator_image
+
+    with out.status("building the operator image") as s:
+        try:
+            built = operator_image.build(output_dir, tag or None, lambda m: (s.update(m), out.print(f"[dim]{m}[/]")))
+        except RuntimeError as e:
+            raise UserError(f"the operator image was not built: {e}") from None
+        if load:
+            from ..dev import node
+
+            rn = node.RealNode.load(cp_mod.ControlPlane(state=_state(state_dir)).node_state)
+            if rn is None:
+                raise UserError(f"no real node runs in {_state(state_dir)}: start it with `yunshang dev up`, "
+                                "or build without --load")
+            rn.import_image(built.path, built.ref)
+    info = built.summary() | {"loaded": load}
+    if output == Output.json:
+        emit_json(info)
+    else:
+        out.print(f"{built.ref}  {info['size_mib']} MiB ({info['unpacked_mib']} MiB unpacked), "
+                  f"{info['debian_packages']} Debian packages, {info['python_distributions']} Python distributions, "
+                  f"built in {info['seconds']} s", markup=False, highlight=False)
+        out.print(f"{built.path}  {built.digest}" + ("  (loaded into the local node)" if load else ""),
+                  markup=False, highlight=False)
+
+
+@dev_app.command()
 def tools(output: Output = OutputOpt) -> None:
     """Show the binary each tool resolves to (YUNSHANG_<TOOL>, then YUNSHANG_BIN_DIR, then the pinned
     toolchain cache) and, where it says, its version."""

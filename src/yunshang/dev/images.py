@@ -14,6 +14,7 @@ imported into containerd with ``ctr images import``; pods use them with ``imageP
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import io
 import json
@@ -62,6 +63,7 @@ class File:
     mode: int = 0o644
     link: str = ""  # a symlink's target
     directory: bool = False
+    owner: int = 0  # uid and gid
 
 
 def layer(files: Iterable[File]) -> bytes:
@@ -70,7 +72,7 @@ def layer(files: Iterable[File]) -> bytes:
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for f in sorted(files, key=lambda f: f.path):
             info = tarfile.TarInfo(f.path)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, f.owner, f.owner, "", ""
             info.mode = f.mode
             if f.directory:
                 info.type = tarfile.DIRTYPE
@@ -91,15 +93,21 @@ def _blob(blobs: dict[str, bytes], data: bytes, media_type: str) -> dict:
 
 
 def oci_archive(name: str, layers: list[bytes], entrypoint: list[str], cmd: list[str] | None = None,
-                user: int = NOBODY) -> bytes:
-    """An OCI image layout as a tar: what ``ctr images import`` takes, named ``name``."""
+                user: int = NOBODY, env: list[str] | None = None, labels: dict[str, str] | None = None,
+                gzipped: bool = False) -> bytes:
+    """An OCI image layout as a tar: what ``ctr images import``, skopeo (``oci-archive:``) and crane
+    take, named ``name``.  ``gzipped``: layers stored compressed (what a registry should get)."""
     blobs: dict[str, bytes] = {}
-    layer_descs = [_blob(blobs, data, "application/vnd.oci.image.layer.v1.tar") for data in layers]
+    if gzipped:  # mtime 0 and no file name in the header: the same layer, the same bytes
+        layer_descs = [_blob(blobs, gzip.compress(data, compresslevel=6, mtime=0),
+                             "application/vnd.oci.image.layer.v1.tar+gzip") for data in layers]
+    else:
+        layer_descs = [_blob(blobs, data, "application/vnd.oci.image.layer.v1.tar") for data in layers]
     config = {"architecture": "amd64", "os": "linux",
               "config": {"Entrypoint": entrypoint, "Cmd": cmd or [], "User": str(user),
-                         "Env": ["PATH=/bin"], "WorkingDir": "/"},
-              "rootfs": {"type": "layers",
-                         "diff_ids": [d["digest"] for d in layer_descs]}}  # uncompressed: digest == diff_id
+                         "Env": env or ["PATH=/bin"], "WorkingDir": "/", **({"Labels": labels} if labels else {})},
+              "rootfs": {"type": "layers",  # a layer's diff_id: the digest of its uncompressed tar
+                         "diff_ids": ["sha256:" + hashlib.sha256(data).hexdigest() for data in layers]}}
     config_desc = _blob(blobs, json.dumps(config, sort_keys=True).encode(), "application/vnd.oci.image.config.v1+json")
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": config_desc, "layers": layer_descs}

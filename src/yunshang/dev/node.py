@@ -479,9 +479,7 @@ class RealNode:
         self.save()
         wait("containerd", lambda: self.sock.exists() and self._ctr("version").returncode == 0, timeout, proc)
         for ref, archive in built.items():
-            r = self._ctr("images", "import", "--all-platforms", str(archive))
-            if r.returncode != 0:
-                raise RuntimeError(f"importing {ref} into containerd failed: {r.stderr.strip()[-300:]}")
+            self.import_image(archive, ref)
         # the kubelet's identity and serving certificate, from the cluster's CA
         pki.issue_client(cluster_pki, f"kubelet-{self.index}", f"system:node:{self.name}", ["system:nodes"])
         pki.issue_server(cluster_pki, f"kubelet-serving-{self.index}", [bridge_ip(self.index), self.name])
@@ -569,6 +567,12 @@ class RealNode:
         progress("starting CoreDNS on the node")
         apply(dns_objects())
         return proc
+
+    def import_image(self, archive: Path, ref: str = "") -> None:
+        """An OCI archive into the node's containerd (pods run it with imagePullPolicy Never/IfNotPresent)."""
+        r = self._ctr("images", "import", "--all-platforms", str(archive), timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"importing {ref or archive} into containerd failed: {r.stderr.strip()[-300:]}")
 
     # ------------------------------------------------------------------ down
     def _ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

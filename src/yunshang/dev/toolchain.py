@@ -63,6 +63,7 @@ DEBIAN_PACKAGES = {
     "cni-bridge": "containernetworking-plugins",
     "ipset": "ipset",  # kube-router's firewall keeps its address sets there
     "iptables": "iptables",  # the guard, kube-proxy and kube-router, in the node's namespace
+    "mmdebstrap": "mmdebstrap",  # the operator image's Debian root (dev/operator_image.py)
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
@@ -76,6 +77,7 @@ DEBIAN_PATHS = {
     "cni-bridge": "/usr/lib/cni/bridge",
     "ipset": "/usr/sbin/ipset",
     "iptables": "/usr/sbin/iptables",
+    "mmdebstrap": "/usr/bin/mmdebstrap",
 }
 # installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots
 DEBIAN_EXTRAS = ["fonts-wqy-microhei"]
