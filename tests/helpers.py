@@ -5,6 +5,7 @@ import contextlib
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import urllib3
@@ -57,6 +58,30 @@ class Impersonated:
 
     def delete(self, path: str):
         return self.request("DELETE", path)
+
+
+def make_project(root, kubeconfig, config: dict | None = None):
+    """A copy of the project (Pulumi.yaml, infra/, tenants/, the virtualenv linked) with a stack
+    `test` configured like `local` but for this control plane (``config``: more of the stack's
+    settings, e.g. ``{"yunshang:operator": {...}}``)."""
+    import shutil
+
+    import yaml
+
+    root = Path(root)
+    here = Path(__file__).resolve().parents[1]
+    (root / "stacks").mkdir(parents=True)
+    shutil.copy(here / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(here / "tenants", root / "tenants")
+    shutil.copytree(here / "infra", root / "infra")
+    (root / ".venv").symlink_to(here / ".venv")
+    cfg = yaml.safe_load((here / "stacks" / "Pulumi.local.yaml").read_text())
+    cfg["config"]["yunshang:kubeconfig"] = str(kubeconfig)
+    cfg["config"]["yunshang:cluster"] = "test"
+    cfg["config"].update(config or {})
+    cfg.pop("encryptionsalt", None)
+    (root / "stacks" / "Pulumi.test.yaml").write_text(yaml.safe_dump(cfg))
+    return root
 
 
 def pulumi(args: list[str], cwd, state, env: dict[str, str] | None = None, check: bool = True):

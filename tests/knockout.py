@@ -60,13 +60,13 @@ CONTROLS = ["tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provid
             "yunshang-tenant-governance", "yunshang-offer-governance", "yunshang-sharing-consent",
             "yunshang-agreement-rating", "yunshang-offer-terms", "rbac-need-to-know",
             "apiserver-admission-resourcequota", "apiserver-admission-podsecurity", "apiserver-authorization-rbac",
-            "networkpolicy-sharing", "node-traffic-guard"]
+            "networkpolicy-sharing", "node-traffic-guard", "yunshang-operator-scope"]
 SUITES = ["tests/integration/test_boundary_attacks.py", "tests/integration/test_conformance.py",
           "tests/integration/test_audit_trail.py", "tests/integration/test_features.py",
           "tests/integration/test_need_to_know.py", "tests/integration/test_offers.py",
           "tests/integration/test_signoff.py", "tests/integration/test_tenant_admission.py",
           "tests/integration/test_controlplane.py", "tests/integration/test_packets.py",
-          "tests/integration/test_real_node.py"]
+          "tests/integration/test_real_node.py", "tests/integration/test_operator_privileges.py"]
 
 TENANT_LABEL = "platform.yunshang.io/tenant"
 MANAGED = "app.kubernetes.io/managed-by=yunshang"

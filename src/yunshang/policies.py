@@ -679,6 +679,51 @@ def namespace_ownership_policy() -> list[dict[str, Any]]:
     })
 
 
+OPERATOR_SCOPE_POLICY = "yunshang-operator-scope"
+OPERATOR_OWN_NAMESPACES = [SYSTEM_NAMESPACE, VIEWS_NAMESPACE, MONITORING_NAMESPACE]
+
+
+def operator_scope_policy() -> list[dict[str, Any]]:
+    """What the operator's ServiceAccount may write, narrower than its ClusterRole can say (RBAC cannot
+    select by label or name prefix): namespaces that carry a tenant's mark; objects inside those and
+    inside the platform's own namespaces only (never kube-system, default, a namespace made by hand);
+    cluster roles and bindings of the departments' need-to-know (``yunshang:dept:*``) only, so it can
+    neither rewrite cluster-admin nor the platform's roles.  A stolen token of the operator is bounded
+    by this.  (Not the offers' admission policy bindings it keeps: no admission policy applies to
+    admission objects, and RBAC cannot name a prefix.)"""
+    label = f"'{LABEL_TENANT}'"
+    mark = lambda o: f"(has({o}.metadata.labels) && {label} in {o}.metadata.labels)"  # noqa: E731
+    own = ", ".join(f"'{n}'" for n in OPERATOR_OWN_NAMESPACES)
+    return _with_binding(OPERATOR_SCOPE_POLICY, {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+             "resources": ["namespaces", "resourcequotas", "limitranges", "configmaps", "secrets", "services"]},
+            {"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+             "resources": ["roles", "rolebindings", "clusterroles", "clusterrolebindings"]},
+            {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+             "resources": ["networkpolicies"]}]},
+        "matchConditions": [{"name": "the-operator", "expression": f"request.userInfo.username == '{OPERATOR_USER}'"}],
+        "variables": [
+            {"name": "res", "expression": "request.resource.resource"},
+            {"name": "where", "expression": ("variables.res == 'namespaces' ? "
+                                             f"(request.operation == 'CREATE' ? {mark('object')} : {mark('oldObject')}) : "
+                                             "variables.res in ['clusterroles', 'clusterrolebindings'] ? "
+                                             "request.name.startsWith('yunshang:dept:') : "
+                                             f"request.namespace in [{own}] || "
+                                             f"(namespaceObject != null && {mark('namespaceObject')})")},
+        ],
+        "validations": [{
+            "expression": "variables.where",
+            "messageExpression": ("'the operator may not ' + request.operation.lowerAscii() + ' ' + variables.res + ' ' + "
+                                  "(has(request.namespace) && request.namespace != '' ? request.namespace + '/' : '') + request.name + "
+                                  "': it writes tenant namespaces and what is in them, the platform namespaces "
+                                  f"({', '.join(OPERATOR_OWN_NAMESPACES)}) and the yunshang:dept:* roles of "
+                                  "departments, nothing else'"),
+            "reason": "Forbidden"}],
+    })
+
+
 def governance_files(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] = DEFAULT_ROLES,
                      default_registries: list[str] | None = None,
                      host_suffixes: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -694,6 +739,7 @@ def governance_files(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] 
         "policies/tenant-controls.yaml": tenant_controls(default_registries, host_suffixes),
         "policies/platform-objects.yaml": platform_objects_policy(),
         "policies/namespace-ownership.yaml": [*namespace_ownership_policy(), *provider_namespace_policy()],
+        "policies/operator-scope.yaml": operator_scope_policy(),
     }
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from helpers import changes, pulumi, wait_for
+from helpers import changes, make_project, pulumi, wait_for
 
 pytestmark = pytest.mark.pulumi
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,22 +44,6 @@ def own_api(own_platform):
     api = config.new_client_from_config(str(own_platform.kubeconfig))
     yield api
     api.close()
-
-
-def make_project(root: Path, kubeconfig: Path) -> Path:
-    """A copy of the project (Pulumi.yaml, infra/, tenants/, the virtualenv linked) with a stack
-    `test` configured like `local` but for this control plane."""
-    (root / "stacks").mkdir(parents=True)
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(ROOT / "tenants", root / "tenants")
-    shutil.copytree(ROOT / "infra", root / "infra")
-    (root / ".venv").symlink_to(ROOT / ".venv")
-    cfg = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())
-    cfg["config"]["yunshang:kubeconfig"] = str(kubeconfig)
-    cfg["config"]["yunshang:cluster"] = "test"
-    cfg.pop("encryptionsalt", None)
-    (root / "stacks" / "Pulumi.test.yaml").write_text(yaml.safe_dump(cfg))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,8 @@ def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bur
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "reg/op:1" and c["args"][c["args"].index("--lease") + 1] == "yunshang-operator"
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["imagePullPolicy"] == "IfNotPresent"  # placed by the scheduler wherever it fits, unasked
+    assert "nodeSelector" not in dep["spec"]["template"]["spec"] and "tolerations" not in dep["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # its identity in the Lease
     assert env["YUNSHANG_ALERTMANAGER_SECRET"] == "yunshang-monitoring/yunshang-alertmanager"
@@ -113,6 +115,17 @@ def test_prod_stack_deploys_a_restricted_operator_and_leaves_approval_to_the_bur
     assert all("pulumi.com/waitFor" not in o["metadata"]["annotations"] for o in m.values() if o["kind"] == "Tenant")
 
 
+def test_the_operator_can_be_placed_on_chosen_nodes_with_an_image_the_nodes_already_hold(recorder):
+    """What the local real node needs (its image imported, its taint) and a province's system nodes use."""
+    toleration = {"key": "platform.yunshang.io/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    cfg = parse({"operator": {"mode": "deployment", "image": "yunshang.local/operator:0.1.0", "imagePullPolicy": "Never",
+                              "nodeSelector": {"platform.yunshang.io/real-node": "true"}, "tolerations": [toleration]}})
+    run_program(cfg, {})
+    pod = manifests(recorder)["deployment-yunshang-system-yunshang-operator"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["imagePullPolicy"] == "Never"
+    assert pod["nodeSelector"] == {"platform.yunshang.io/real-node": "true"} and pod["tolerations"] == [toleration]
+
+
 def test_a_kubeconfig_that_is_not_there_is_one_line(recorder, tmp_path):
     with pytest.raises(pulumi.RunError, match=r"^config yunshang:kubeconfig: .*/nope does not exist; start"):
         run_program(parse({"kubeconfig": str(tmp_path / "nope")}), {})
@@ -121,6 +134,7 @@ def test_a_kubeconfig_that_is_not_there_is_one_line(recorder, tmp_path):
 @pytest.mark.parametrize("raw, message", [
     ({"operator": {"replicas": 0}}, "config yunshang:operator.replicas: Input should be greater than or equal to 1"),
     ({"operator": {"mode": "helm"}}, "config yunshang:operator.mode:"),
+    ({"operator": {"imagePullPolicy": "Sometimes"}}, "config yunshang:operator.imagePullPolicy:"),
     ({"approveCatalog": "maybe"}, "config yunshang:approveCatalog:"),
     ({"kubeconfg": "/x"}, "config yunshang:kubeconfg is not a setting"),
     ({"environment": "staging"}, "config yunshang:environment:"),

@@ -108,10 +108,13 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                     "serviceAccountName": policies.OPERATOR_SA,
                     "priorityClassName": "yunshang-platform-critical",
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    **({"nodeSelector": cfg.operator.node_selector} if cfg.operator.node_selector else {}),
+                    **({"tolerations": cfg.operator.tolerations} if cfg.operator.tolerations else {}),
                     "volumes": [{"name": "alerting", "configMap": {"name": ALERTING_CONFIGMAP}}],
                     "containers": [{
                         "name": "operator",
                         "image": cfg.operator.image,
+                        "imagePullPolicy": cfg.operator.image_pull_policy,
                         "args": ["python", "-m", "yunshang.operator", "--lease", policies.OPERATOR_LEASE,
                                  "--health-port", "8080", "--health-address", "0.0.0.0",
                                  "--metrics-port", "9090", "--metrics-address", "0.0.0.0"],

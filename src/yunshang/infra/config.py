@@ -36,6 +36,12 @@ class OperatorConfig(BaseModel):
     """Container image of the operator (deployment mode)."""
     replicas: int = Field(default=2, ge=1, le=5)
     """Operator replicas; they elect a leader through a coordination.k8s.io Lease."""
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(default="IfNotPresent", alias="imagePullPolicy")
+    """When the kubelet pulls the image (Never: it was imported into the nodes, as on the local real node)."""
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    """Labels of the nodes the operator may run on (e.g. the cluster's system nodes)."""
+    tolerations: list[dict[str, str]] = Field(default_factory=list)
+    """Taints of those nodes the operator tolerates (Kubernetes' toleration objects)."""
 
 
 class SignOffConfig(BaseModel):
