@@ -88,7 +88,7 @@ def test_it_cannot_escalate_through_rbac(operator_account, tenant_ns):
     assert code == 201, body
 
 
-@pytest.mark.control(OPERATOR_SCOPE_POLICY)
+@pytest.mark.control("yunshang-operator-scope")
 def test_it_cannot_touch_what_is_not_the_platforms(kube_api, operator_account, tenant_ns):
     """Control: the admission policy yunshang-operator-scope.  RBAC lets the operator's ClusterRole
     delete any namespace, write quotas and network policies anywhere and patch any ClusterRole (to
