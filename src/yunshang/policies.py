@@ -42,6 +42,7 @@ from .tenancy import (
 
 OPERATOR_SA = "yunshang-operator"
 OPERATOR_LEASE = "yunshang-operator"  # the leader election's Lease, in SYSTEM_NAMESPACE
+OPERATOR_WEBHOOK_SERVICE = "yunshang-operator-webhook"  # its webhooks' Service (the leader's address), ditto
 OPERATOR_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{OPERATOR_SA}"
 PROMETHEUS_USER = "yunshang-prometheus"  # the local platform's Prometheus client certificate
 POLICY = "yunshang-tenant-governance"
@@ -873,7 +874,11 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
                       "labels": {"app.kubernetes.io/part-of": "yunshang"}},
          "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [OPERATOR_LEASE],
                     "verbs": ["get", "update"]},
-                   {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}]},
+                   {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+                   # the webhooks' Service follows the leader (yunshang.operator.webhook_endpoint): its one slice
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                    "resourceNames": [OPERATOR_WEBHOOK_SERVICE], "verbs": ["get", "patch", "update"]},
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["create"]}]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": {"name": "yunshang:operator-leader", "namespace": SYSTEM_NAMESPACE,
                       "labels": {"app.kubernetes.io/part-of": "yunshang"}},

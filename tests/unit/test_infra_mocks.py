@@ -1,6 +1,7 @@
 """Fast tests of the Pulumi program with Pulumi's mocks (no engine, no cluster)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pulumi
@@ -207,3 +208,44 @@ def test_stack_files_parse_to_what_they_say():
     # a real cluster runs the image that was built and pushed, by name, not the placeholder default
     assert prod.operator.image == "registry.gz.gov.local/yunshang/operator:0.1.0" and prod.operator.replicas == 2
     assert prod.context == "gov-cloud-prod" and [c.name for c in prod.alerting.ops] == ["platform-oncall"]
+
+
+def test_monitoring_deployed_by_the_program_scrapes_every_replica_and_routes_to_the_leaders_webhook(recorder):
+    """monitoring.mode deploy: Prometheus (rules from the ConfigMap, the operator's pods, the kubelets,
+    alerts to Alertmanager's Service), Alertmanager on the Secret the operator keeps, and the operator's
+    webhooks behind a Service without a selector (the leader keeps its EndpointSlice)."""
+    import yaml as _yaml
+
+    cfg = parse({"operator": {"mode": "deployment", "image": "reg/op:1", "webhookSecret": "op-webhook"},
+                 "monitoring": {"mode": "deploy", "prometheusImage": "reg/prom:2", "alertmanagerImage": "reg/am:0",
+                                "scrapeInterval": "5s"}})
+    run_program(cfg, {})
+    m = manifests(recorder)
+    prom = _yaml.safe_load(m["configmap-yunshang-monitoring-yunshang-prometheus-config"]["data"]["prometheus.yml"])
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    assert {"yunshang-operator", "kubelet-resource", "kubelet-cadvisor", "kube-apiserver"} <= set(jobs)
+    assert jobs["yunshang-operator"]["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["yunshang-system"]}}]
+    assert prom["rule_files"] == ["/etc/prometheus/rules/*.yml"] and prom["global"]["scrape_interval"] == "5s"
+    pod = m["deployment-yunshang-monitoring-yunshang-prometheus"]["spec"]["template"]["spec"]
+    assert {v["name"]: v.get("configMap", {}).get("name") for v in pod["volumes"]}["rules"] == "yunshang-prometheus-rules"
+    assert pod["containers"][0]["image"] == "reg/prom:2" and pod["serviceAccountName"] == "yunshang-prometheus"
+    am = m["deployment-yunshang-monitoring-yunshang-alertmanager"]["spec"]["template"]["spec"]
+    assert {v["name"]: v.get("secret", {}).get("secretName") for v in am["volumes"]} == {
+        "config": "yunshang-alertmanager", "data": None, "operator-webhook": "op-webhook"}
+    svc = m["service-yunshang-system-yunshang-operator-webhook"]
+    assert "selector" not in svc["spec"] and svc["spec"]["ports"][0]["port"] == 8443
+    c = m["deployment-yunshang-system-yunshang-operator"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+    assert env["YUNSHANG_ALERTMANAGER_URL"] == "http://yunshang-alertmanager.yunshang-monitoring.svc:9093"
+    assert env["YUNSHANG_WEBHOOK_SERVICE"] == "yunshang-system/yunshang-operator-webhook"
+    assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    base = json.loads(m["configmap-yunshang-system-yunshang-alerting"]["data"]["base.json"])
+    assert base["operator"]["url"] == "https://yunshang-operator-webhook.yunshang-system.svc:8443/alerts"
+
+
+def test_external_monitoring_deploys_no_prometheus(recorder):
+    run_program(parse({"operator": {"mode": "deployment", "image": "reg/op:1"}}), {})
+    m = manifests(recorder)
+    assert not [k for k in m if "yunshang-prometheus-config" in k or k.startswith("deployment-yunshang-monitoring")]
+    assert "configmap-yunshang-monitoring-yunshang-prometheus-rules" in m  # for the cluster's own Prometheus
+    assert "operator" not in json.loads(m["configmap-yunshang-system-yunshang-alerting"]["data"]["base.json"])

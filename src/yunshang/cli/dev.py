@@ -204,6 +204,8 @@ def image(
     output_dir: Path = typer.Option(Path("dist"), "--output-dir", help="where operator-<tag>.oci.tar is written"),
     load: bool = typer.Option(False, "--load", help="also import it into the real node of the local platform "
                               "(--state-dir), as yunshang.local/operator:<tag>"),
+    monitoring: bool = typer.Option(False, "--monitoring", help="also build Prometheus' and Alertmanager's images "
+                                    "from Debian's packages (for stack config yunshang:monitoring.mode deploy)"),
     state_dir: Path = StateOpt,
     output: Output = OutputOpt,
 ) -> None:
@@ -221,6 +223,11 @@ def image(
             built = operator_image.build(output_dir, tag or None, lambda m: (s.update(m), out.print(f"[dim]{m}[/]")))
         except RuntimeError as e:
             raise UserError(f"the operator image was not built: {e}") from None
+        extra: dict = {}
+        if monitoring:
+            from ..dev import images
+
+            extra = images.monitoring_images(output_dir, lambda m: (s.update(m), out.print(f"[dim]{m}[/]")))
         if load:
             from ..dev import node
 
@@ -228,8 +235,9 @@ def image(
             if rn is None:
                 raise UserError(f"no real node runs in {_state(state_dir)}: start it with `yunshang dev up`, "
                                 "or build without --load")
-            rn.import_image(built.path, built.ref)
-    info = built.summary() | {"loaded": load}
+            for ref, path in {built.ref: built.path, **extra}.items():
+                rn.import_image(path, ref)
+    info = built.summary() | {"loaded": load, "monitoring": {ref: str(p) for ref, p in extra.items()}}
     if output == Output.json:
         emit_json(info)
     else:
@@ -238,6 +246,8 @@ def image(
                   f"built in {info['seconds']} s", markup=False, highlight=False)
         out.print(f"{built.path}  {built.digest}" + ("  (loaded into the local node)" if load else ""),
                   markup=False, highlight=False)
+        for ref, path in extra.items():
+            out.print(f"{ref}  {path}  {path.stat().st_size / 2**20:.1f} MiB", markup=False, highlight=False)
 
 
 @dev_app.command()

@@ -7,6 +7,10 @@ untouched (TLS end to end: the client checks the API server's own certificate).
 
     python -m yunshang.dev.door --netns /run/netns/ysnode0 --listen 127.0.0.1:6443 \\
         --listen 10.244.0.1:6443 --to 127.0.0.1:34567
+
+With ``--reverse`` the other way round, for the API server's own webhooks (audit events) to a Service
+in the cluster: listening on the host's loopback, connecting from inside the node (kube-proxy there
+turns the Service's ClusterIP into a pod), as a control-plane node's kube-proxy would.
 """
 from __future__ import annotations
 
@@ -76,10 +80,25 @@ def listeners(addresses: list[tuple[str, int]], netns: str | None) -> list[socke
     return make() if not netns else in_netns(netns, make)  # type: ignore[return-value]
 
 
-async def serve(socks: list[socket.socket], target: tuple[str, int]) -> None:
+async def _connect(target: tuple[str, int], netns: str | None):
+    """A connection to ``target``, made from inside ``netns`` if given (its socket is created there;
+    connected from the loop)."""
+    if not netns:
+        return await asyncio.open_connection(*target)
+    sock = in_netns(netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, target)
+    except OSError:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
+
+
+async def serve(socks: list[socket.socket], target: tuple[str, int], connect_in: str | None = None) -> None:
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*target)
+            up_reader, up_writer = await _connect(target, connect_in)
         except OSError:
             writer.close()
             return
@@ -105,9 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--listen", required=True, type=_addr, action="append",
                    help="address:port to listen on (repeatable)")
     p.add_argument("--to", required=True, type=_addr, help="the API server's address:port (the host's loopback)")
+    p.add_argument("--reverse", action="store_true",
+                   help="the other way: listen on the host, connect from inside --netns (the API server's webhooks "
+                        "to a Service of the node: its ClusterIP, through the node's kube-proxy)")
     args = p.parse_args(argv)
-    socks = listeners(args.listen, args.netns)
-    asyncio.run(serve(socks, args.to))
+    if args.reverse:
+        asyncio.run(serve(listeners(args.listen, None), args.to, connect_in=args.netns))
+    else:
+        asyncio.run(serve(listeners(args.listen, args.netns), args.to))
 
 
 if __name__ == "__main__":

@@ -153,14 +153,59 @@ def coredns_archive(binary: bytes) -> bytes:
 
 def busybox_static(work: Path, run: Callable[[list[str], Path], None]) -> bytes:
     """Debian's busybox-static binary, taken from its package (downloaded, not installed on the host)."""
+    root, _ = _debian_package(work, run, "busybox-static")
+    return (root / "bin" / "busybox").read_bytes()
+
+
+PROMETHEUS_REPO, ALERTMANAGER_REPO = f"{REGISTRY}/prometheus", f"{REGISTRY}/alertmanager"
+# what of Debian's libc6 a Go program linked against it loads (the loader, libc; GODEBUG netdns=go:
+# the Go resolver, no NSS modules)
+LIBC = ["lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6",
+        "lib/x86_64-linux-gnu/libpthread.so.0", "lib/x86_64-linux-gnu/libresolv.so.2"]
+
+
+def _debian_package(work: Path, run: Callable[[list[str], Path], None], package: str) -> tuple[Path, str]:
+    """Debian's ``package`` downloaded (not installed) and unpacked under work/<package>; its upstream version."""
     try:
-        run(["apt-get", "download", "-qq", "busybox-static"], work)
+        run(["apt-get", "download", "-qq", package], work)
     except RuntimeError:  # no package lists yet on a fresh machine
         run(["apt-get", "update", "-qq"], work)
-        run(["apt-get", "download", "-qq", "busybox-static"], work)
-    deb = next(work.glob("busybox-static_*.deb"))
-    run(["dpkg-deb", "-x", str(deb), str(work / "root")], work)
-    return (work / "root" / "bin" / "busybox").read_bytes()
+        run(["apt-get", "download", "-qq", package], work)
+    deb = next(work.glob(f"{package}_*.deb"))
+    run(["dpkg-deb", "-x", str(deb), str(work / package)], work)
+    upstream = deb.name.split("_")[1].split(":")[-1].split("-")[0].split("+")[0]
+    return work / package, upstream
+
+
+def _go_program(root: Path, binary: str, libc: Path, name: str, entry: list[str], cmd: list[str]) -> bytes:
+    """A Go program of Debian's with the part of libc it loads, run as nobody."""
+    files = [*_base(), File("lib", directory=True, mode=0o755), File("lib/x86_64-linux-gnu", directory=True, mode=0o755),
+             File("lib64", directory=True, mode=0o755),
+             File("lib64/ld-linux-x86-64.so.2", link="/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+             *(File(f, (libc / f).read_bytes(), 0o755) for f in LIBC),
+             File("bin", directory=True, mode=0o755),
+             File(f"bin/{Path(binary).name}", (root / binary).read_bytes(), 0o755)]
+    return oci_archive(name, [layer(files)], entry, cmd, env=["PATH=/bin", "GODEBUG=netdns=go"], gzipped=True)
+
+
+def monitoring_images(dest: Path, progress: Callable[[str], None] = print) -> dict[str, Path]:
+    """Prometheus and Alertmanager as images, from Debian's packages (their binaries and libc): for
+    the platform program's in-cluster monitoring (stack config yunshang:monitoring.mode deploy)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        progress("images: Prometheus and Alertmanager from Debian's packages")
+        libc, _ = _debian_package(work, _run, "libc6")
+        prom, prom_v = _debian_package(work, _run, "prometheus")
+        am, am_v = _debian_package(work, _run, "prometheus-alertmanager")
+        out = {f"{PROMETHEUS_REPO}:{prom_v}": dest / f"prometheus-{prom_v}.oci.tar",
+               f"{ALERTMANAGER_REPO}:{am_v}": dest / f"alertmanager-{am_v}.oci.tar"}
+        (p_ref, p_path), (a_ref, a_path) = out.items()
+        if not p_path.exists():
+            _write(p_path, _go_program(prom, "usr/bin/prometheus", libc, p_ref, ["/bin/prometheus"], []))
+        if not a_path.exists():
+            _write(a_path, _go_program(am, "usr/bin/prometheus-alertmanager", libc, a_ref, ["/bin/prometheus-alertmanager"], []))
+    return out
 
 
 def _run(cmd: list[str], cwd: Path) -> None:

@@ -12,7 +12,8 @@ from .. import platform, policies
 from ..catalog import Entry
 from ..models.tenant import API_VERSION
 from ..tenancy import MONITORING_NAMESPACE, SYSTEM_NAMESPACE
-from .config import OperatorMode, StackConfig
+from . import monitoring_stack
+from .config import MonitoringMode, OperatorMode, StackConfig
 from .kube import declare, resource_name
 
 # What stays in the cluster when Pulumi lets go of it (`pulumi destroy`, a renamed resource, a
@@ -110,7 +111,9 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                     **({"nodeSelector": cfg.operator.node_selector} if cfg.operator.node_selector else {}),
                     **({"tolerations": cfg.operator.tolerations} if cfg.operator.tolerations else {}),
-                    "volumes": [{"name": "alerting", "configMap": {"name": ALERTING_CONFIGMAP}}],
+                    "volumes": [{"name": "alerting", "configMap": {"name": ALERTING_CONFIGMAP}},
+                                *([{"name": "webhook", "secret": {"secretName": cfg.operator.webhook_secret}}]
+                                  if cfg.operator.webhook_secret else [])],
                     "containers": [{
                         "name": "operator",
                         "image": cfg.operator.image,
@@ -119,14 +122,19 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                                  "--health-port", "8080", "--health-address", "0.0.0.0",
                                  "--metrics-port", "9090", "--metrics-address", "0.0.0.0"],
                         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                *_operator_wiring_env(cfg),
                                 {"name": "YUNSHANG_AUDIT_ANCHOR", "value": cfg.audit_anchor},
                                 {"name": "YUNSHANG_HOST_SUFFIXES", "value": ",".join(cfg.default_host_suffixes)},
                                 *({"name": k, "value": v} for k, v in cfg.signoff.env().items()),
                                 {"name": "YUNSHANG_ALERTING_BASE", "value": "/etc/yunshang/alerting/base.json"},
                                 {"name": "YUNSHANG_ALERTMANAGER_SECRET",
                                  "value": f"{MONITORING_NAMESPACE}/{ALERTMANAGER_SECRET}"}],
-                        "volumeMounts": [{"name": "alerting", "mountPath": "/etc/yunshang/alerting", "readOnly": True}],
-                        "ports": [{"name": "metrics", "containerPort": 9090}],
+                        "volumeMounts": [{"name": "alerting", "mountPath": "/etc/yunshang/alerting", "readOnly": True},
+                                         *([{"name": "webhook", "mountPath": WEBHOOK_DIR, "readOnly": True}]
+                                           if cfg.operator.webhook_secret else [])],
+                        "ports": [{"name": "metrics", "containerPort": 9090},
+                                  *([{"name": "webhook", "containerPort": monitoring_stack.WEBHOOK_PORT}]
+                                    if cfg.operator.webhook_secret else [])],
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                       "limits": {"cpu": "1", "memory": "512Mi"}},
@@ -137,7 +145,29 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
             },
         },
     })
+    if cfg.operator.webhook_secret:
+        objs.append(monitoring_stack.webhook_service())
     return objs
+
+
+WEBHOOK_DIR = "/etc/yunshang/webhook"
+
+
+def _operator_wiring_env(cfg: StackConfig) -> list[dict[str, Any]]:
+    """What ties the operator's Deployment to the monitoring the program deploys and to its webhooks' Service."""
+    env = []
+    if cfg.monitoring.mode == MonitoringMode.deploy:
+        env += [{"name": "YUNSHANG_PROMETHEUS_URL", "value": monitoring_stack.prometheus_url()},
+                {"name": "YUNSHANG_ALERTMANAGER_URL", "value": monitoring_stack.alertmanager_url()}]
+    if cfg.operator.webhook_secret:
+        env += [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "YUNSHANG_WEBHOOK_PORT", "value": str(monitoring_stack.WEBHOOK_PORT)},
+                {"name": "YUNSHANG_WEBHOOK_ADDRESS", "value": "0.0.0.0"},
+                {"name": "YUNSHANG_WEBHOOK_TOKEN_FILE", "value": f"{WEBHOOK_DIR}/token"},
+                {"name": "YUNSHANG_WEBHOOK_TLS_CERT", "value": f"{WEBHOOK_DIR}/tls.crt"},
+                {"name": "YUNSHANG_WEBHOOK_TLS_KEY", "value": f"{WEBHOOK_DIR}/tls.key"},
+                {"name": "YUNSHANG_WEBHOOK_SERVICE", "value": f"{SYSTEM_NAMESPACE}/{policies.OPERATOR_WEBHOOK_SERVICE}"}]
+    return env
 
 
 class Operator(_Group):
@@ -201,8 +231,20 @@ def monitoring_manifests(cfg: StackConfig | None = None) -> list[dict[str, Any]]
                       "labels": {**labels, "grafana_dashboard": "1"}}, "data": boards},
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": ALERTING_CONFIGMAP, "namespace": SYSTEM_NAMESPACE, "labels": labels},
-         "data": {"base.json": cfg.alerting.model_dump_json(by_alias=True, exclude_none=True)}},
+         "data": {"base.json": alerting_base(cfg).model_dump_json(by_alias=True, exclude_none=True)}},
+        *(monitoring_stack.deployed(cfg) if cfg.monitoring.mode == MonitoringMode.deploy else []),
     ]
+
+
+def alerting_base(cfg: StackConfig):
+    """The stack's alerting settings, with the operator's own webhook where it serves one."""
+    if not cfg.operator.webhook_secret or cfg.alerting.operator is not None:
+        return cfg.alerting
+    from ..alerting import OperatorWebhook
+
+    d = monitoring_stack.OPERATOR_CLIENT_DIR
+    return cfg.alerting.model_copy(update={"operator": OperatorWebhook(
+        url=monitoring_stack.operator_webhook_url(), token_file=f"{d}/token", ca_file=f"{d}/ca.crt")})
 
 
 class Monitoring(_Group):

@@ -42,6 +42,37 @@ class OperatorConfig(BaseModel):
     """Labels of the nodes the operator may run on (e.g. the cluster's system nodes)."""
     tolerations: list[dict[str, str]] = Field(default_factory=list)
     """Taints of those nodes the operator tolerates (Kubernetes' toleration objects)."""
+    webhook_secret: str = Field(default="", alias="webhookSecret", pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    """A Secret in yunshang-system (tls.crt, tls.key, token) the operator serves its webhooks with
+    (Alertmanager's /alerts, the API server's /audit), behind Service yunshang-operator-webhook, which
+    points at the leader.  '' = no webhooks (no automatic quarantine)."""
+
+
+class MonitoringMode(str, enum.Enum):
+    external = "external"  # the cluster's own Prometheus and Alertmanager mount the rules ConfigMap and the Secret
+    deploy = "deploy"  # the program runs Prometheus and Alertmanager in yunshang-monitoring
+
+
+Duration = Annotated[str, Field(pattern=r"^[0-9]+(ms|s|m|h|d)$")]
+
+
+class MonitoringConfig(BaseModel):
+    """Where the platform's rules are evaluated and its alerts routed (stack config yunshang:monitoring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: MonitoringMode = MonitoringMode.external
+    """external: the cluster's own (kube-prometheus-stack: mount ConfigMap yunshang-prometheus-rules and
+    Secret yunshang-alertmanager); deploy: Prometheus and Alertmanager run in yunshang-monitoring."""
+    prometheus_image: str = Field(default="registry.local/yunshang/prometheus:2.42.0", min_length=1,
+                                  alias="prometheusImage")
+    """Prometheus' image (deploy mode; `yunshang dev image --monitoring` builds it from Debian's package)."""
+    alertmanager_image: str = Field(default="registry.local/yunshang/alertmanager:0.25.0", min_length=1,
+                                    alias="alertmanagerImage")
+    """Alertmanager's image (deploy mode)."""
+    scrape_interval: Duration = Field(default="30s", alias="scrapeInterval")
+    """How often Prometheus scrapes (and evaluates the rules)."""
+    retention: Duration = "15d"
+    """How long Prometheus keeps samples (its storage: an emptyDir; a restart starts afresh)."""
 
 
 class SignOffConfig(BaseModel):
@@ -79,6 +110,8 @@ class StackConfig(BaseModel):
     approve_catalog: bool = False
     """Tenants merged into the catalog are approved (git review is the bureau's approval)."""
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    """Prometheus and Alertmanager: the cluster's own, or deployed by the program (placed like the operator)."""
     environment: Literal["local", "production"] = "production"
     """Shown in outputs and labels."""
     default_registries: list[Registry] = Field(default_factory=lambda: list(DEFAULT_REGISTRIES), min_length=1)
@@ -110,6 +143,7 @@ KEYS = {
     "catalog": "catalog",
     "approveCatalog": "approve_catalog",
     "operator": "operator",
+    "monitoring": "monitoring",
     "environment": "environment",
     "defaultRegistries": "default_registries",
     "defaultHostSuffixes": "default_host_suffixes",

@@ -21,7 +21,7 @@ log = logging.getLogger("yunshang.operator")
 
 def build(settings: Settings) -> tuple[Runtime, object]:
     """The runtime with every feature on it; the anchorer (whose start-up round goes first)."""
-    from . import alerting, anchor, elastic_quota, quarantine, tenants, views
+    from . import alerting, anchor, elastic_quota, quarantine, tenants, views, webhook_endpoint
     from .offers import Offers
     from .sharing import Agreements
 
@@ -36,6 +36,7 @@ def build(settings: Settings) -> tuple[Runtime, object]:
     views.setup(rt, lambda: list(agreements.bodies.values()))
     alerting.setup(rt)
     quarantine.setup(rt, lambda name: agreements.parties.get(name, ()))
+    webhook_endpoint.setup(rt)
     elastic_quota.setup(rt)
     return rt, anchorer
 

@@ -104,7 +104,24 @@ def sync_once(routing: Routing, api, settings: Settings, tenants: Iterable[Tenan
                            "data": {"alertmanager.yaml": base64.b64encode(text.encode()).decode()}})
         routing.written_secret = text
         wrote = True
+    if settings.alertmanager_secret and settings.alertmanager_url and routing.written_secret:
+        reload_until_loaded(settings.alertmanager_url, routing.written_secret)
     return wrote
+
+
+def reload_until_loaded(url: str, text: str) -> bool:
+    """Alertmanager reads its Secret from a mounted file that the kubelet refreshes a while after the
+    Secret changed: ask it what it runs (/api/v2/status) and reload it until that is ``text``.
+    True when it runs ``text``."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/status", timeout=5) as r:
+            running = (json.load(r).get("config") or {}).get("original", "")
+        if running.strip() == text.strip():
+            return True
+        urllib.request.urlopen(urllib.request.Request(f"{url}/-/reload", method="POST"), timeout=5)
+    except (OSError, ValueError) as e:  # not started yet, or restarting: it reads the file when it starts
+        log.info("alertmanager at %s: %s", url, e)
+    return False
 
 
 def setup(rt: Runtime) -> Routing | None:

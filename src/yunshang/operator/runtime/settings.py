@@ -78,6 +78,11 @@ class Settings:
     webhook_token: str = ""
     webhook_tls_cert: str = ""
     webhook_tls_key: str = ""
+    webhook_service: str = ""
+    """namespace/name of a Service without a selector for the webhooks: the leader points its
+    EndpointSlice at itself (``pod_ip``), so Alertmanager and the API server reach the replica that may act."""
+    pod_ip: str = ""
+    """This replica's address (the Deployment gives status.podIP)."""
     # ---- serving
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
@@ -104,6 +109,9 @@ class Settings:
                              f"(got {self.retry_period} < {self.renew_deadline} < {self.lease_duration})")
         if self.webhook_port and not self.webhook_token:
             raise ValueError("a webhook port is set but no token: set YUNSHANG_WEBHOOK_TOKEN or _TOKEN_FILE")
+        if self.webhook_service and not (self.webhook_port and self.pod_ip and "/" in self.webhook_service):
+            raise ValueError("a webhook Service (YUNSHANG_WEBHOOK_SERVICE, namespace/name) needs the webhook port and "
+                             "this replica's address (POD_IP)")
         ns, _, name = self.audit_anchor.partition("/")
         if not ns or not name:
             raise ValueError(f"audit anchor {self.audit_anchor!r} is not namespace/name (YUNSHANG_AUDIT_ANCHOR)")
@@ -137,7 +145,7 @@ class Settings:
 
 # the variables whose names are not YUNSHANG_ and the field's name in capitals
 ENV_NAMES = {"tenant_days": "YUNSHANG_SIGNOFF_TENANT_DAYS", "agreement_days": "YUNSHANG_SIGNOFF_AGREEMENT_DAYS",
-             "elastic_cooldown_seconds": "YUNSHANG_ELASTIC_COOLDOWN"}
+             "elastic_cooldown_seconds": "YUNSHANG_ELASTIC_COOLDOWN", "pod_ip": "POD_IP"}
 
 
 def env_name(field: str) -> str:
