@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 from kubernetes import client, config
@@ -21,7 +22,7 @@ from kubernetes import client, config
 from factories import approval, tenant
 from helpers import make_project, pulumi, wait_for
 
-from yunshang.dev import controlplane, node, operator_image
+from yunshang.dev import controlplane, images, node, operator_image
 from yunshang.models.tenant import TenantSpec
 from yunshang.operator.tenants import steps
 
@@ -36,39 +37,93 @@ LEASE = "yunshang-operator"
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
 
 
-def operator_config(image: str) -> dict:
+WEBHOOK_SECRET = "yunshang-operator-webhook"
+
+
+def stack_config(image: str, monitoring: dict[str, str]) -> dict:
+    """The local stack's settings with the operator and monitoring as a province's cluster would have
+    them, but for where images come from (imported into the node) and where pods run (the real node)."""
     return {"yunshang:operator": {"mode": "deployment", "image": image, "replicas": 2, "imagePullPolicy": "Never",
-                                  "nodeSelector": {node.NODE_LABEL: "true"}, "tolerations": [node.TOLERATION]},
+                                  "nodeSelector": {node.NODE_LABEL: "true"}, "tolerations": [node.TOLERATION],
+                                  "webhookSecret": WEBHOOK_SECRET},
+            "yunshang:monitoring": {"mode": "deploy", "scrapeInterval": "5s",
+                                    "prometheusImage": monitoring["prometheus"],
+                                    "alertmanagerImage": monitoring["alertmanager"]},
+            "yunshang:alerting": {"ops": [], "timing": {"groupWait": "2s", "groupInterval": "10s", "repeatInterval": "4h"}},
             "yunshang:demo": False}
+
+
+def webhook_secrets(cp, api) -> None:
+    """What a platform engineer (or cert-manager) provides: the operator's serving certificate for its
+    Service, its token, and for Alertmanager the CA and the token; made once the namespaces exist."""
+    import base64
+
+    from yunshang.dev import pki
+
+    pki.issue_server(cp.pki, "operator-webhook-incluster",
+                     [f"{WEBHOOK_SECRET}.{NS}.svc", "127.0.0.1"])  # 127.0.0.1: the API server's audit webhook
+    b64 = lambda path: base64.b64encode(path.read_bytes()).decode()  # noqa: E731
+    token, ca = b64(cp.webhook_token_file), b64(cp.pki / "ca.crt")
+    core = client.CoreV1Api(api)
+    wanted = {NS: {"tls.crt": b64(cp.pki / "operator-webhook-incluster.crt"), "token": token, "ca.crt": ca,
+                   "tls.key": b64(cp.pki / "operator-webhook-incluster.key")},
+              "yunshang-monitoring": {"token": token, "ca.crt": ca}}
+    for ns, data in wanted.items():
+        wait_for(f"namespace {ns}", lambda ns=ns: ns in {n.metadata.name for n in core.list_namespace().items},
+                 timeout=300, interval=0.5)
+        if WEBHOOK_SECRET not in {x.metadata.name for x in core.list_namespaced_secret(ns).items}:
+            core.create_namespaced_secret(ns, {"metadata": {"name": WEBHOOK_SECRET}, "data": data})
 
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
-    """The control plane with its node, the image (built once, imported under two tags: the upgrade's
-    too) and the project whose stack `test` deploys the first."""
-    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("prod-path"), real_node=True, audit_webhook=False)
+    """The control plane with its node (its API server sends audit events to the operator's Service,
+    through a reverse door into the node), the images (the operator's built once and imported under
+    two tags: the upgrade's too; Prometheus' and Alertmanager's), and the project whose stack `test`
+    deploys them."""
+    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("prod-path"), real_node=True)
     cp.up()
+    door = None
     try:
         assert cp.real_node_name(), cp.node_note
         dist = tmp_path_factory.mktemp("dist")
+        started = time.monotonic()
         built = operator_image.build(dist, tag="t1", progress=lambda m: None)
         print(f"\nimage {built.ref}: {built.summary()}")
+        mon = images.monitoring_images(dist, progress=lambda m: None)
         second = operator_image.retag(built.path, f"{operator_image.REPOSITORY}:t2", dist / "operator-t2.oci.tar")
         rn = node.RealNode.load(cp.node_state)
-        rn.import_image(built.path, built.ref)
-        rn.import_image(second)
+        for ref, path in {built.ref: built.path, "t2": second, **mon}.items():
+            rn.import_image(path, ref)
+        print(f"images built and imported in {time.monotonic() - started:.1f} s")
+        monitoring = {ref.split("/")[1].split(":")[0]: ref for ref in mon}
         api = config.new_client_from_config(str(cp.kubeconfig))
-        root = make_project(tmp_path_factory.mktemp("project") / "yunshang", cp.kubeconfig, operator_config(built.ref))
+        cfg = stack_config(built.ref, monitoring)
+        root = make_project(tmp_path_factory.mktemp("project") / "yunshang", cp.kubeconfig, cfg)
         state = tmp_path_factory.mktemp("pulumi-state")
         pulumi(["stack", "init", "test"], root, state)
+        secrets = threading.Thread(target=webhook_secrets, args=(cp, api), daemon=True)
+        secrets.start()
         started = time.monotonic()
         up = pulumi(["up", "--yes", "--skip-preview", "--stack", "test"], root, state, check=False)
         assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
-        print(f"pulumi up (deployment mode, catalog Ready): {time.monotonic() - started:.1f} s")
-        yield cp, api, root, state, built
+        print(f"pulumi up (deployment mode, monitoring deployed, catalog Ready): {time.monotonic() - started:.1f} s")
+        service = client.CoreV1Api(api).read_namespaced_service(WEBHOOK_SECRET, NS)
+        door = subprocess.Popen([sys.executable, "-m", "yunshang.dev.door", "--reverse", "--netns",
+                                 str(node.netns_path(rn.index)), "--listen", f"127.0.0.1:{cp.ports['operator-webhook']}",
+                                 "--to", f"{service.spec.cluster_ip}:8443"], start_new_session=True)
+        yield cp, api, root, state, built, cfg
         api.close()
     finally:
+        if door is not None:
+            door.terminate()
+            door.wait(10)
         cp.down()
+
+
+def image_of_the_stack(api) -> str:
+    dep = client.AppsV1Api(api).read_namespaced_deployment("yunshang-operator", NS)
+    return dep.spec.template.spec.containers[0].image
 
 
 def pods(api) -> list:
@@ -130,22 +185,24 @@ def audit_verify(cp) -> dict:
 
 def test_the_operator_runs_from_its_image_as_two_replicas_one_leading(prod):
     """`pulumi up` made the catalog Ready (it waits for the operator): the two replicas run the image
-    built here, as uid 10001 on a read-only root, and the Lease names one of them."""
-    cp, api, _, _, built = prod
-    wait_for("two replicas Running and ready", lambda: len(running(api, built.ref)) == 2, timeout=120)
-    names = {p.metadata.name for p in running(api, built.ref)}
+    built here, as uid 10001 on a read-only root under the operator's ServiceAccount, and the Lease
+    names one of them."""
+    cp, api, _, _, built, _ = prod
+    image = image_of_the_stack(api)
+    assert image.startswith(operator_image.REPOSITORY + ":")
+    wait_for("two replicas Running and ready", lambda: len(running(api, image)) == 2, timeout=120)
+    names = {p.metadata.name for p in running(api, image)}
     wait_for("a replica leads", lambda: holder(api) in names, timeout=60)
-    for p in running(api, built.ref):
+    for p in running(api, image):
         c = p.spec.containers[0]
         assert p.spec.service_account_name == "yunshang-operator"
         assert c.security_context.run_as_user == 10001 and c.security_context.read_only_root_filesystem
         assert p.status.container_statuses[0].image_id  # containerd ran it: it knows the image's digest
-    # pod start to leader: the first replica to lead, its container's start to the Lease's acquireTime
+    # pod start to leader: the leading replica's container start to the Lease's acquireTime
     lease = client.CoordinationV1Api(api).read_namespaced_lease(LEASE, NS)
-    leader = next(p for p in running(api, built.ref) if p.metadata.name == lease.spec.holder_identity)
+    leader = next(p for p in running(api, image) if p.metadata.name == lease.spec.holder_identity)
     began = leader.status.container_statuses[0].state.running.started_at
-    print(f"pod start to leader: {(lease.spec.acquire_time - began).total_seconds():.1f} s "
-          f"(container started {began:%H:%M:%S}, lease acquired {lease.spec.acquire_time:%H:%M:%S.%f})")
+    print(f"\npod start to leader: {(lease.spec.acquire_time - began).total_seconds():.1f} s")
     assert set(phases(api, ["gz-bigdata", "gy-police", "gy-health", "xf-health"]).values()) == {"Ready"}
 
 
@@ -153,8 +210,9 @@ def test_deleting_the_leader_during_an_onboarding_loses_and_doubles_nothing(prod
     """200 tenants requested approved; while the leader provisions them its pod is deleted (as
     `kubectl delete pod` does): the standby takes over, every tenant ends Ready with exactly its
     objects, and the audit chain is whole (two leaders at once would fork it)."""
-    cp, api, _, _, built = prod
-    wait_for("two replicas Running", lambda: len(running(api, built.ref)) == 2, timeout=120)
+    cp, api, *_ = prod
+    image = image_of_the_stack(api)
+    wait_for("two replicas Running", lambda: len(running(api, image)) == 2, timeout=120)
     names = [f"fo{i:03d}" for i in range(200)]
     first = holder(api)
     maker = threading.Thread(target=make_tenants, args=(api, names))
@@ -164,50 +222,128 @@ def test_deleting_the_leader_during_an_onboarding_loses_and_doubles_nothing(prod
     client.CoreV1Api(api).delete_namespaced_pod(first, NS)
     deleted = time.monotonic()
     wait_for("another replica leads", lambda: holder(api) not in ("", first), timeout=60, interval=0.2)
-    print(f"failover after the leader's pod was deleted: {time.monotonic() - deleted:.1f} s")
+    print(f"\nfailover after the leader's pod was deleted: {time.monotonic() - deleted:.1f} s")
     maker.join()
     wait_for("all 200 Ready", lambda: set(phases(api, names).values()) == {"Ready"}, timeout=300, interval=1)
     print(f"200 tenants Ready in {time.monotonic() - started:.1f} s across the failover")
     exactly_its_objects(api, names)
     result = audit_verify(cp)
     assert result["exit"] == 0 and result["intact"], result
-    wait_for("the Deployment whole again", lambda: len(running(api, built.ref)) == 2, timeout=120)
+    wait_for("the Deployment whole again", lambda: len(running(api, image)) == 2, timeout=120)
+
+
+def set_image(root, image: str) -> None:
+    import yaml
+
+    path = root / "stacks" / "Pulumi.test.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["config"]["yunshang:operator"]["image"] = image
+    path.write_text(yaml.safe_dump(cfg))
 
 
 def test_pulumi_up_with_a_new_tag_rolls_the_operator_without_a_lost_write(prod):
-    """The stack's image changed to the t2 tag: `pulumi up` rolls the Deployment (one new replica at a
-    time), the Lease passes to a replica of the new image, tenants requested during the roll are
-    Ready with exactly their objects, and the audit chain stays whole."""
-    cp, api, root, state, built = prod
-    new = f"{operator_image.REPOSITORY}:t2"
-    make_project_config(root, operator_config(new))
-    names = [f"up{i:02d}" for i in range(40)]
+    """The stack's image changed to the other tag: `pulumi up` rolls the Deployment (a new replica
+    before an old one goes), the Lease passes to a replica of the new image, tenants requested during
+    the roll are Ready with exactly their objects, and the audit chain stays whole."""
+    cp, api, root, state, *_ = prod
+    old = image_of_the_stack(api)
+    new = f"{operator_image.REPOSITORY}:{'t2' if old.endswith(':t1') else 't1'}"
+    set_image(root, new)
+    names = [f"up{uuid.uuid4().hex[:4]}{i:02d}" for i in range(40)]
     maker = threading.Thread(target=make_tenants, args=(api, names))
     maker.start()
     up = pulumi(["up", "--yes", "--skip-preview", "--stack", "test"], root, state, check=False)
     maker.join()
     assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
-    wait_for("two replicas of t2", lambda: len(running(api, new)) == 2 and not running(api, built.ref), timeout=180)
-    wait_for("a t2 replica leads", lambda: holder(api) in {p.metadata.name for p in running(api, new)}, timeout=60)
+    wait_for(f"two replicas of {new}", lambda: len(running(api, new)) == 2 and not [
+        p for p in pods(api) if p.spec.containers[0].image == old], timeout=180)
+    wait_for("a new replica leads", lambda: holder(api) in {p.metadata.name for p in running(api, new)}, timeout=60)
     wait_for("all Ready", lambda: set(phases(api, names).values()) == {"Ready"}, timeout=180, interval=1)
     exactly_its_objects(api, names)
     result = audit_verify(cp)
     assert result["exit"] == 0 and result["intact"], result
 
 
-def make_project_config(root, extra: dict) -> None:
-    import yaml
+def in_cluster(core, command: str) -> str:
+    """``command`` run in a toolbox pod of namespace `probe-tools` (made once): what a pod sees."""
+    from helpers import run_in, shell_in
 
-    path = root / "stacks" / "Pulumi.test.yaml"
-    cfg = yaml.safe_load(path.read_text())
-    cfg["config"].update(extra)
-    path.write_text(yaml.safe_dump(cfg))
+    if "probe-tools" not in {n.metadata.name for n in core.list_namespace().items}:
+        core.create_namespace({"metadata": {"name": "probe-tools"}})
+        shell_in(core, "probe-tools")
+    return run_in(core, "probe-tools", command)
+
+
+def prometheus(core, path: str) -> dict:
+    out = in_cluster(core, f"wget -q -O- 'http://yunshang-prometheus.yunshang-monitoring.svc:9090{path}'")
+    return json.loads(out or "{}")
+
+
+def test_prometheus_in_the_cluster_loads_the_rules_and_scrapes_both_replicas_and_the_kubelet(prod):
+    """Deployed by the program: the rules of the ConfigMap are loaded, both operator replicas (the
+    standby too: its metrics say it is not leading) and the real node's kubelet are scraped."""
+    cp, api, *_ = prod
+    core = client.CoreV1Api(api)
+    files = {p.name for p in (operator_image.ROOT / "monitoring" / "rules").glob("*.yml")}
+    groups = wait_for("rules loaded", lambda: prometheus(core, "/api/v1/rules").get("data", {}).get("groups"), timeout=120)
+    assert {g["file"].rsplit("/", 1)[1] for g in groups} == files
+    assert "YunshangTenantProbing" in {r["name"] for g in groups for r in g["rules"]}
+
+    def up(job: str) -> list[str]:
+        res = prometheus(core, f"/api/v1/query?query=up%7Bjob%3D%22{job}%22%7D").get("data", {}).get("result", [])
+        return [r["metric"].get("pod") or r["metric"].get("node", "") for r in res if r["value"][1] == "1"]
+
+    wait_for("both replicas scraped", lambda: len(up("yunshang-operator")) == 2, timeout=120)
+    wait_for("the kubelet scraped", lambda: up("kubelet-cadvisor") and up("kubelet-resource"), timeout=120)
+    res = prometheus(core, "/api/v1/query?query=sum(yunshang_operator_leading)")["data"]["result"]
+    assert float(res[0]["value"][1]) == 1.0  # one of the two leads
+
+
+def test_probing_with_a_pods_identity_quarantines_its_department_and_its_contact_is_told(prod):
+    """End to end inside the cluster: a tenant's pod identity (its namespace's ServiceAccount) makes
+    refused writes; the API server's audit events reach the leading operator through its Service;
+    the in-cluster Prometheus fires YunshangTenantProbing; Alertmanager calls the operator's webhook
+    through the same Service (TLS, token) and the tenant's contact webhook; the tenant is quarantined."""
+    from factories import approval, tenant as tenant_body
+    from helpers import Impersonated, on_the_node
+
+    cp, api, *_ = prod
+    core, co = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    # the department's on-call hook: a pod that answers and prints what it is sent
+    if "oncall" not in {n.metadata.name for n in core.list_namespace().items}:
+        core.create_namespace({"metadata": {"name": "oncall"}})
+        core.create_namespaced_pod("oncall", on_the_node(
+            "hook", "while true; do printf 'HTTP/1.0 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n' | nc -l -p 8080; done",
+            {"app": "hook"}, "Always"))
+        core.create_namespaced_service("oncall", {"metadata": {"name": "hook"}, "spec": {
+            "selector": {"app": "hook"}, "ports": [{"port": 8080, "targetPort": 8080}]}})
+    name = f"pq{uuid.uuid4().hex[:5]}"
+    body = tenant_body(name, contacts=[{"name": "oncall", "url": "http://hook.oncall.svc:8080/hook"}])
+    body["spec"]["approval"] = approval()
+    co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
+    wait_for("Ready", lambda: phases(api, [name])[name] == "Ready")
+    sa = f"system:serviceaccount:{name}-main:default"
+    pod = Impersonated(api, sa, ["system:serviceaccounts", f"system:serviceaccounts:{name}-main", "system:authenticated"])
+    for i in range(8):
+        code, _ = pod.create(f"/api/v1/namespaces/{name}-main/pods", {"metadata": {"name": f"p{i}"}, "spec": {
+            "containers": [{"name": "c", "image": "registry.gz.gov.local/app:1"}]}})
+        assert code == 403  # RBAC: a pod's identity may not make pods
+    q = wait_for("quarantined", lambda: co.get_cluster_custom_object(GROUP, VERSION, "tenants", name)["spec"].get("quarantine"),
+                 timeout=180, interval=1)
+    assert q["alert"] == "YunshangTenantProbing" and name in q["reason"]
+    wait_for("Suspended", lambda: phases(api, [name])[name] == "Suspended", timeout=60)
+    told = wait_for("the contact told", lambda: [line for line in core.read_namespaced_pod_log("hook", "oncall").splitlines()
+                                                 if "YunshangTenantProbing" in line and name in line], timeout=120, interval=1)
+    assert told
+    # control: the catalog's tenants, whose identities probed nothing, are not quarantined
+    assert not co.get_cluster_custom_object(GROUP, VERSION, "tenants", "gy-police")["spec"].get("quarantine")
 
 
 def test_destroy_of_the_stack_keeps_the_tenants_the_audit_trail_and_its_anchor(prod):
-    """`pulumi destroy` takes the operator's Deployment away; the departments, their namespaces, the
-    audit records and the anchor of their chain stay (only a person deletes those)."""
-    cp, api, root, state, _ = prod
+    """`pulumi destroy` takes the operator's Deployment and the monitoring away; the departments,
+    their namespaces and objects, the audit records and the anchor of their chain stay (only a person
+    deletes those); `up` then brings the operator back over them."""
+    cp, api, root, state, *_ = prod
     co = client.CustomObjectsApi(api)
     before = {t["metadata"]["name"] for t in co.list_cluster_custom_object(GROUP, VERSION, "tenants")["items"]}
     records = len(co.list_cluster_custom_object(GROUP, VERSION, "auditrecords")["items"])
@@ -222,3 +358,9 @@ def test_destroy_of_the_stack_keeps_the_tenants_the_audit_trail_and_its_anchor(p
     assert anchor.data
     exactly_its_objects(api, sorted(before))  # their namespaces and what is in them, untouched
     assert audit_verify(cp)["intact"]
+    # and back (the other tests of this module may come after this one); yunshang-monitoring went
+    # with the stack, and with it the Secret the engineer had put there
+    threading.Thread(target=webhook_secrets, args=(cp, api), daemon=True).start()
+    up = pulumi(["up", "--yes", "--skip-preview", "--stack", "test"], root, state, check=False)
+    assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
+    wait_for("two replicas again", lambda: len(running(api, image_of_the_stack(api))) == 2, timeout=180)

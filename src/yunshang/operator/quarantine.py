@@ -15,6 +15,7 @@ from .. import kube
 from .runtime.manager import Runtime
 
 log = logging.getLogger("yunshang.operator")
+SA_PREFIX = "system:serviceaccount:"
 
 
 def setup(rt: Runtime, parties: Callable[[str], tuple[str, ...]]) -> None:
@@ -40,8 +41,13 @@ def setup(rt: Runtime, parties: Callable[[str], tuple[str, ...]]) -> None:
 
 
 def owned_by(r, user: str, groups: list[str]) -> list[str]:
-    """The tenants whose owners name this user or one of its groups (from the reconciler's cache)."""
+    """The tenants whose owners name this user or one of its groups (from the reconciler's cache); for
+    a pod's identity (system:serviceaccount:<namespace>:<name>), the tenant whose namespace it is in."""
     out = []
+    if user.startswith(SA_PREFIX):
+        ns = user[len(SA_PREFIX):].partition(":")[0]
+        return sorted(name for name, rec in list(r.cache.tenants.items())
+                      if ns in {f"{name}-{suffix}" for suffix in rec.spec.get("namespaces") or ()})
     for name, rec in list(r.cache.tenants.items()):
         for o in rec.spec.get("owners") or ():
             if (o.get("kind", "User") == "User" and o.get("name") == user) or \
