@@ -38,6 +38,7 @@ KINDS = {
     "ShareOffer": ("/apis/platform.yunshang.io/v1alpha1", "shareoffers", False),
     "Event": ("/api/v1", "events", True),
     "Pod": ("/api/v1", "pods", True),
+    "Node": ("/api/v1", "nodes", False),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices", True),
     "DaemonSet": ("/apis/apps/v1", "daemonsets", True),
     "SelfSubjectAccessReview": ("/apis/authorization.k8s.io/v1", "selfsubjectaccessreviews", False),

@@ -825,6 +825,8 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
                 {"apiGroups": [GROUP], "resources": ["tenants/status", "shareagreements/status"],
                  "verbs": ["get", "patch", "update"]},
                 {"apiGroups": [""], "resources": ["services"], "verbs": read},
+                # where the kubelets are, for Prometheus (yunshang.operator.discovery): read only
+                {"apiGroups": [""], "resources": ["nodes"], "verbs": read},
                 {"apiGroups": [GROUP], "resources": ["auditrecords"], "verbs": [*read, "create"]},
                 {
                     "apiGroups": [""],

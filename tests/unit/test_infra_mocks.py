@@ -224,7 +224,11 @@ def test_monitoring_deployed_by_the_program_scrapes_every_replica_and_routes_to_
     prom = _yaml.safe_load(m["configmap-yunshang-monitoring-yunshang-prometheus-config"]["data"]["prometheus.yml"])
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
     assert {"yunshang-operator", "kubelet-resource", "kubelet-cadvisor", "kube-apiserver"} <= set(jobs)
-    assert jobs["yunshang-operator"]["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["yunshang-system"]}}]
+    # Debian's Prometheus has no Kubernetes discovery: the replicas by DNS, the kubelets from the operator
+    assert jobs["yunshang-operator"]["dns_sd_configs"][0]["names"] == ["yunshang-operator-metrics.yunshang-system.svc"]
+    assert jobs["kubelet-cadvisor"]["http_sd_configs"][0]["url"] == \
+        "http://yunshang-operator-metrics.yunshang-system.svc:8080/sd/kubelets"
+    assert m["service-yunshang-system-yunshang-operator-metrics"]["spec"]["clusterIP"] == "None"
     assert prom["rule_files"] == ["/etc/prometheus/rules/*.yml"] and prom["global"]["scrape_interval"] == "5s"
     pod = m["deployment-yunshang-monitoring-yunshang-prometheus"]["spec"]["template"]["spec"]
     assert {v["name"]: v.get("configMap", {}).get("name") for v in pod["volumes"]}["rules"] == "yunshang-prometheus-rules"

@@ -177,14 +177,19 @@ def _debian_package(work: Path, run: Callable[[list[str], Path], None], package:
     return work / package, upstream
 
 
-def _go_program(root: Path, binary: str, libc: Path, name: str, entry: list[str], cmd: list[str]) -> bytes:
-    """A Go program of Debian's with the part of libc it loads, run as nobody."""
+def _go_program(root: Path, binary: str, libc: Path, name: str, entry: list[str], cmd: list[str],
+                data: tuple[str, ...] = ()) -> bytes:
+    """A Go program of Debian's with the part of libc it loads (and ``data``: files of its package it
+    reads), run as nobody."""
     files = [*_base(), File("lib", directory=True, mode=0o755), File("lib/x86_64-linux-gnu", directory=True, mode=0o755),
              File("lib64", directory=True, mode=0o755),
              File("lib64/ld-linux-x86-64.so.2", link="/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
              *(File(f, (libc / f).read_bytes(), 0o755) for f in LIBC),
              File("bin", directory=True, mode=0o755),
              File(f"bin/{Path(binary).name}", (root / binary).read_bytes(), 0o755)]
+    dirs = {str(Path(d).parents[i]) for d in data for i in range(len(Path(d).parents) - 1)}
+    files += [File(d, directory=True, mode=0o755) for d in sorted(dirs)]
+    files += [File(d, (root / d).read_bytes()) for d in data]
     return oci_archive(name, [layer(files)], entry, cmd, env=["PATH=/bin", "GODEBUG=netdns=go"], gzipped=True)
 
 
@@ -201,10 +206,9 @@ def monitoring_images(dest: Path, progress: Callable[[str], None] = print) -> di
         out = {f"{PROMETHEUS_REPO}:{prom_v}": dest / f"prometheus-{prom_v}.oci.tar",
                f"{ALERTMANAGER_REPO}:{am_v}": dest / f"alertmanager-{am_v}.oci.tar"}
         (p_ref, p_path), (a_ref, a_path) = out.items()
-        if not p_path.exists():
-            _write(p_path, _go_program(prom, "usr/bin/prometheus", libc, p_ref, ["/bin/prometheus"], []))
-        if not a_path.exists():
-            _write(a_path, _go_program(am, "usr/bin/prometheus-alertmanager", libc, a_ref, ["/bin/prometheus-alertmanager"], []))
+        _write(p_path, _go_program(prom, "usr/bin/prometheus", libc, p_ref, ["/bin/prometheus"], []))
+        _write(a_path, _go_program(am, "usr/bin/prometheus-alertmanager", libc, a_ref, ["/bin/prometheus-alertmanager"],
+                                   [], data=("usr/share/prometheus/alertmanager/default.tmpl",)))  # Debian's path
     return out
 
 

@@ -132,7 +132,7 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                         "volumeMounts": [{"name": "alerting", "mountPath": "/etc/yunshang/alerting", "readOnly": True},
                                          *([{"name": "webhook", "mountPath": WEBHOOK_DIR, "readOnly": True}]
                                            if cfg.operator.webhook_secret else [])],
-                        "ports": [{"name": "metrics", "containerPort": 9090},
+                        "ports": [{"name": "metrics", "containerPort": 9090}, {"name": "health", "containerPort": 8080},
                                   *([{"name": "webhook", "containerPort": monitoring_stack.WEBHOOK_PORT}]
                                     if cfg.operator.webhook_secret else [])],
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
@@ -145,6 +145,7 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
             },
         },
     })
+    objs.append(monitoring_stack.operator_metrics_service())
     if cfg.operator.webhook_secret:
         objs.append(monitoring_stack.webhook_service())
     return objs

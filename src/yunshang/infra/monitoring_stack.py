@@ -44,19 +44,27 @@ def operator_webhook_url() -> str:
     return service_url(policies.OPERATOR_WEBHOOK_SERVICE, SYSTEM_NAMESPACE, WEBHOOK_PORT, "https") + "/alerts"
 
 
+OPERATOR_METRICS = "yunshang-operator-metrics"  # headless: one DNS record per replica
+HEALTH_PORT, METRICS_PORT = 8080, 9090  # the operator's /healthz and /sd/kubelets; its /metrics
+
+
 def _kubelet_job(name: str, path: str, keep: str | None = None) -> dict[str, Any]:
+    """A kubelet's endpoint, every node's: the operator's replicas list them (/sd/kubelets, from their
+    watch of the Nodes); Prometheus asks as its ServiceAccount (nodes/metrics)."""
     job: dict[str, Any] = {
         "job_name": name, "scheme": "https", "metrics_path": path,
-        "kubernetes_sd_configs": [{"role": "node"}],
-        "tls_config": {"ca_file": CA}, "authorization": {"credentials_file": TOKEN},
-        "relabel_configs": [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"}]}
+        "http_sd_configs": [{"url": f"http://{OPERATOR_METRICS}.{SYSTEM_NAMESPACE}.svc:{HEALTH_PORT}/sd/kubelets",
+                             "refresh_interval": "30s"}],
+        "tls_config": {"ca_file": CA}, "authorization": {"credentials_file": TOKEN}}
     if keep:
         job["metric_relabel_configs"] = [{"source_labels": ["__name__"], "action": "keep", "regex": keep}]
     return job
 
 
 def prometheus_config(cfg: StackConfig) -> dict[str, Any]:
-    """The same jobs as the local platform's (yunshang.dev.monitoring), found through the API server."""
+    """The same jobs as the local platform's (yunshang.dev.monitoring).  Debian's Prometheus has no
+    Kubernetes service discovery: the operator's replicas are found by DNS (a headless Service), the
+    kubelets through the operator, the API server by its Service's name."""
     interval = cfg.monitoring.scrape_interval
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
@@ -66,17 +74,11 @@ def prometheus_config(cfg: StackConfig) -> dict[str, Any]:
             {"targets": [f"{ALERTMANAGER}.{MONITORING_NAMESPACE}.svc:{ALERTMANAGER_PORT}"]}]}]},
         "scrape_configs": [
             {"job_name": "yunshang-operator",  # every replica: the leader and the standbys
-             "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [SYSTEM_NAMESPACE]}}],
-             "relabel_configs": [
-                 {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "regex": "yunshang-operator",
-                  "action": "keep"},
-                 {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "metrics", "action": "keep"},
-                 {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"}]},
+             "dns_sd_configs": [{"names": [f"{OPERATOR_METRICS}.{SYSTEM_NAMESPACE}.svc"], "type": "A",
+                                 "port": METRICS_PORT, "refresh_interval": interval}]},
             {"job_name": "kube-apiserver", "scheme": "https",
-             "kubernetes_sd_configs": [{"role": "endpoints", "namespaces": {"names": ["default"]}}],
+             "static_configs": [{"targets": ["kubernetes.default.svc:443"]}],
              "tls_config": {"ca_file": CA}, "authorization": {"credentials_file": TOKEN},
-             "relabel_configs": [{"source_labels": ["__meta_kubernetes_service_name"], "regex": "kubernetes",
-                                  "action": "keep"}],
              "metric_relabel_configs": [{
                  "source_labels": ["__name__"], "action": "keep",
                  "regex": "pod_security_.*|apiserver_authorization_decisions_total|apiserver_request_total"
@@ -158,10 +160,7 @@ def deployed(cfg: StackConfig) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": PROMETHEUS, "namespace": MONITORING_NAMESPACE,
                                                                     "labels": labels}},
         {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": "yunshang:prometheus", "labels": labels},
-         "rules": [{"apiGroups": [""], "resources": ["nodes", "pods", "services", "endpoints"],
-                    "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+         "rules": [{"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
                    {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]},
         {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "yunshang:prometheus", "labels": labels},
          "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "yunshang:prometheus"},
@@ -174,6 +173,16 @@ def deployed(cfg: StackConfig) -> list[dict[str, Any]]:
         _deployment(ALERTMANAGER, cfg, am_pod),
         _service(ALERTMANAGER, MONITORING_NAMESPACE, ALERTMANAGER_PORT, {"app.kubernetes.io/name": ALERTMANAGER}),
     ]
+
+
+def operator_metrics_service() -> dict[str, Any]:
+    """Every operator replica by name (headless: one DNS record each): Prometheus scrapes each one's
+    /metrics and asks any of them where the kubelets are."""
+    svc = _service(OPERATOR_METRICS, SYSTEM_NAMESPACE, METRICS_PORT,
+                   {"app.kubernetes.io/name": "yunshang-operator"}, "metrics")
+    svc["spec"]["clusterIP"] = "None"
+    svc["spec"]["ports"].append({"name": "health", "port": HEALTH_PORT, "targetPort": HEALTH_PORT, "protocol": "TCP"})
+    return svc
 
 
 def webhook_service() -> dict[str, Any]:

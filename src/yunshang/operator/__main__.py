@@ -42,17 +42,18 @@ def build(settings: Settings) -> tuple[Runtime, object]:
 
 
 async def run(settings: Settings) -> None:
-    from . import anchor
+    from . import anchor, discovery
 
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr=settings.metrics_address)
     rt, anchorer = build(settings)
+    kubelets = discovery.Kubelets(rt) if settings.health_port else None  # Prometheus' kubelet targets
     await asyncio.to_thread(wait_for_crds, rt.api)
     if rt.elector is None:  # standalone: the genesis anchor before anything can append a record
         await anchor.start(rt, anchorer)
-    health = await _serve_health(settings) if settings.health_port else None
+    health = await _serve_health(settings, kubelets) if settings.health_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -67,11 +68,14 @@ async def run(settings: Settings) -> None:
         await health.cleanup()
 
 
-async def _serve_health(settings: Settings):
+async def _serve_health(settings: Settings, kubelets=None):
+    """/healthz, and /sd/kubelets (Prometheus' http_sd_configs) where this replica watches the nodes."""
     from aiohttp import web
 
     app = web.Application()
     app.router.add_get("/healthz", lambda request: web.Response(text="ok"))
+    if kubelets is not None:
+        app.router.add_get("/sd/kubelets", lambda request: web.json_response(kubelets.targets()))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.health_address, settings.health_port).start()
