@@ -208,7 +208,8 @@ def monitoring_images(dest: Path, progress: Callable[[str], None] = print) -> di
         (p_ref, p_path), (a_ref, a_path) = out.items()
         _write(p_path, _go_program(prom, "usr/bin/prometheus", libc, p_ref, ["/bin/prometheus"], []))
         _write(a_path, _go_program(am, "usr/bin/prometheus-alertmanager", libc, a_ref, ["/bin/prometheus-alertmanager"],
-                                   [], data=("usr/share/prometheus/alertmanager/default.tmpl",)))  # Debian's path
+                                   [], data=("usr/share/prometheus/alertmanager/default.tmpl",  # where Debian's reads
+                                             "usr/share/prometheus/alertmanager/email.tmpl")))
     return out
 
 
