@@ -178,7 +178,9 @@ def exactly_its_objects(api, names: list[str]) -> None:
 
 
 def audit_verify(cp) -> dict:
-    r = subprocess.run([sys.executable, "-m", "yunshang.cli", "--kubeconfig", str(cp.kubeconfig), "audit", "verify",
+    from pathlib import Path
+
+    r = subprocess.run([str(Path(sys.executable).parent / "yunshang"), "--kubeconfig", str(cp.kubeconfig), "audit", "verify",
                         "-o", "json"], capture_output=True, text=True, timeout=120)
     return json.loads(r.stdout or "{}") | {"exit": r.returncode, "stderr": r.stderr[-500:]}
 

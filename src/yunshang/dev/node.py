@@ -502,7 +502,7 @@ class RealNode:
 
     def _network(self) -> None:
         """The node's namespace; the veth to the host (a route to the bridge address only); the
-        bridge, made before the kubelet so that it can serve on (and report) its address (the CNI
+        bridge (and the Services' range on it, for the node's own processes), made before the kubelet so that it can serve on (and report) its address (the CNI
         plugin finds it with its gateway address in place)."""
         ns, br = netns_name(self.index), bridge_name(self.index)
         host_if, host_ip, node_ip = uplink(self.index)
@@ -515,6 +515,9 @@ class RealNode:
                     ["ip", "-n", ns, "link", "add", br, "type", "bridge"],
                     ["ip", "-n", ns, "addr", "add", f"{bridge_ip(self.index)}/24", "dev", br],
                     ["ip", "-n", ns, "link", "set", br, "up"],
+                    # the node's own processes reach Services too (the API server's webhooks through the
+                    # reverse door): kube-proxy rewrites the address to a pod's; nothing leaves the bridge
+                    ["ip", "-n", ns, "route", "add", self.service_cidr, "dev", br, "src", bridge_ip(self.index)],
                     ["ip", "route", "add", f"{bridge_ip(self.index)}/32", "via", node_ip, "dev", host_if]):
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
