@@ -17,12 +17,14 @@ import time
 import uuid
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
+import production
 from factories import approval, tenant
-from helpers import make_project, pulumi, wait_for
+from helpers import pulumi, wait_for
+from production import LEASE, NS, holder, image_of_the_stack, pods, running
 
-from yunshang.dev import controlplane, images, node, operator_image
+from yunshang.dev import node, operator_image
 from yunshang.models.tenant import TenantSpec
 from yunshang.operator.tenants import steps
 
@@ -31,114 +33,19 @@ if WHY_NOT and os.environ.get("CI"):
     pytest.fail(f"CI runs on a machine that can run a real node, but: {WHY_NOT}", pytrace=False)
 pytestmark = [pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT), pytest.mark.pulumi]
 
-NS = "yunshang-system"
-SELECTOR = "app.kubernetes.io/name=yunshang-operator"
-LEASE = "yunshang-operator"
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
-
-
-WEBHOOK_SECRET = "yunshang-operator-webhook"
-
-
-def stack_config(image: str, monitoring: dict[str, str]) -> dict:
-    """The local stack's settings with the operator and monitoring as a province's cluster would have
-    them, but for where images come from (imported into the node) and where pods run (the real node)."""
-    return {"yunshang:operator": {"mode": "deployment", "image": image, "replicas": 2, "imagePullPolicy": "Never",
-                                  "nodeSelector": {node.NODE_LABEL: "true"}, "tolerations": [node.TOLERATION],
-                                  "webhookSecret": WEBHOOK_SECRET},
-            "yunshang:monitoring": {"mode": "deploy", "scrapeInterval": "5s",
-                                    "prometheusImage": monitoring["prometheus"],
-                                    "alertmanagerImage": monitoring["alertmanager"]},
-            "yunshang:alerting": {"ops": [], "timing": {"groupWait": "2s", "groupInterval": "10s", "repeatInterval": "4h"}},
-            "yunshang:demo": False}
-
-
-def webhook_secrets(cp, api) -> None:
-    """What a platform engineer (or cert-manager) provides: the operator's serving certificate for its
-    Service, its token, and for Alertmanager the CA and the token; made once the namespaces exist."""
-    import base64
-
-    from yunshang.dev import pki
-
-    pki.issue_server(cp.pki, "operator-webhook-incluster",
-                     [f"{WEBHOOK_SECRET}.{NS}.svc", "127.0.0.1"])  # 127.0.0.1: the API server's audit webhook
-    b64 = lambda path: base64.b64encode(path.read_bytes()).decode()  # noqa: E731
-    token, ca = b64(cp.webhook_token_file), b64(cp.pki / "ca.crt")
-    core = client.CoreV1Api(api)
-    wanted = {NS: {"tls.crt": b64(cp.pki / "operator-webhook-incluster.crt"), "token": token, "ca.crt": ca,
-                   "tls.key": b64(cp.pki / "operator-webhook-incluster.key")},
-              "yunshang-monitoring": {"token": token, "ca.crt": ca}}
-    for ns, data in wanted.items():
-        wait_for(f"namespace {ns}", lambda ns=ns: ns in {n.metadata.name for n in core.list_namespace().items},
-                 timeout=300, interval=0.5)
-        if WEBHOOK_SECRET not in {x.metadata.name for x in core.list_namespaced_secret(ns).items}:
-            core.create_namespaced_secret(ns, {"metadata": {"name": WEBHOOK_SECRET}, "data": data})
 
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
-    """The control plane with its node (its API server sends audit events to the operator's Service,
-    through a reverse door into the node), the images (the operator's built once and imported under
-    two tags: the upgrade's too; Prometheus' and Alertmanager's), and the project whose stack `test`
-    deploys them."""
-    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("prod-path"), real_node=True)
-    cp.up()
-    door = None
+    """tests/production.py's platform: the images built and imported, `pulumi up` of stack `test`."""
+    p = production.deploy(tmp_path_factory.mktemp("prod"))
+    print(f"\nimage {p.built.ref}: {p.built.summary()}; {p.figures}")
     try:
-        assert cp.real_node_name(), cp.node_note
-        dist = tmp_path_factory.mktemp("dist")
-        started = time.monotonic()
-        built = operator_image.build(dist, tag="t1", progress=lambda m: None)
-        print(f"\nimage {built.ref}: {built.summary()}")
-        mon = images.monitoring_images(dist, progress=lambda m: None)
-        second = operator_image.retag(built.path, f"{operator_image.REPOSITORY}:t2", dist / "operator-t2.oci.tar")
-        rn = node.RealNode.load(cp.node_state)
-        for ref, path in {built.ref: built.path, "t2": second, **mon}.items():
-            rn.import_image(path, ref)
-        print(f"images built and imported in {time.monotonic() - started:.1f} s")
-        monitoring = {ref.split("/")[1].split(":")[0]: ref for ref in mon}
-        api = config.new_client_from_config(str(cp.kubeconfig))
-        cfg = stack_config(built.ref, monitoring)
-        root = make_project(tmp_path_factory.mktemp("project") / "yunshang", cp.kubeconfig, cfg)
-        state = tmp_path_factory.mktemp("pulumi-state")
-        pulumi(["stack", "init", "test"], root, state)
-        secrets = threading.Thread(target=webhook_secrets, args=(cp, api), daemon=True)
-        secrets.start()
-        started = time.monotonic()
-        up = pulumi(["up", "--yes", "--skip-preview", "--stack", "test"], root, state, check=False)
-        assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
-        print(f"pulumi up (deployment mode, monitoring deployed, catalog Ready): {time.monotonic() - started:.1f} s")
-        service = client.CoreV1Api(api).read_namespaced_service(WEBHOOK_SECRET, NS)
-        door = subprocess.Popen([sys.executable, "-m", "yunshang.dev.door", "--reverse", "--netns",
-                                 str(node.netns_path(rn.index)), "--listen", f"127.0.0.1:{cp.ports['operator-webhook']}",
-                                 "--to", f"{service.spec.cluster_ip}:8443"], start_new_session=True)
-        yield cp, api, root, state, built, cfg
-        api.close()
+        yield p.cp, p.api, p.root, p.state, p.built, p
     finally:
-        if door is not None:
-            door.terminate()
-            door.wait(10)
-        cp.down()
-
-
-def image_of_the_stack(api) -> str:
-    dep = client.AppsV1Api(api).read_namespaced_deployment("yunshang-operator", NS)
-    return dep.spec.template.spec.containers[0].image
-
-
-def pods(api) -> list:
-    return [p for p in client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=SELECTOR).items
-            if not p.metadata.deletion_timestamp]
-
-
-def holder(api) -> str:
-    lease = client.CoordinationV1Api(api).read_namespaced_lease(LEASE, NS)
-    return lease.spec.holder_identity or ""
-
-
-def running(api, image: str) -> list:
-    return [p for p in pods(api) if p.status.phase == "Running" and p.spec.containers[0].image == image
-            and all(c.ready for c in p.status.container_statuses or [])]
+        p.close()
+        p.cp.down()
 
 
 def make_tenants(api, names: list[str]) -> None:
@@ -324,6 +231,10 @@ def test_probing_with_a_pods_identity_quarantines_its_department_and_its_contact
     body["spec"]["approval"] = approval()
     co.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
     wait_for("Ready", lambda: phases(api, [name])[name] == "Ready")
+    # the in-cluster Prometheus has seen the tenant's denial counters at zero (an increase needs a start)
+    wait_for("the counters scraped at zero", lambda: prometheus(
+        core, f"/api/v1/query?query=yunshang_tenant_denied_requests_total%7Btenant%3D%22{name}%22%7D")
+        .get("data", {}).get("result"), timeout=60, interval=1)
     sa = f"system:serviceaccount:{name}-main:default"
     pod = Impersonated(api, sa, ["system:serviceaccounts", f"system:serviceaccounts:{name}-main", "system:authenticated"])
     for i in range(8):
@@ -362,7 +273,6 @@ def test_destroy_of_the_stack_keeps_the_tenants_the_audit_trail_and_its_anchor(p
     assert audit_verify(cp)["intact"]
     # and back (the other tests of this module may come after this one); yunshang-monitoring went
     # with the stack, and with it the Secret the engineer had put there
-    threading.Thread(target=webhook_secrets, args=(cp, api), daemon=True).start()
-    up = pulumi(["up", "--yes", "--skip-preview", "--stack", "test"], root, state, check=False)
+    up = prod[-1].up()
     assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
     wait_for("two replicas again", lambda: len(running(api, image_of_the_stack(api))) == 2, timeout=180)
