@@ -53,7 +53,7 @@ int main(void) {
 # the busybox applets the toolbox links (what tests and the demo use; busybox has them all)
 APPLETS = ["sh", "nc", "httpd", "sleep", "cat", "echo", "ls", "nslookup", "printf", "timeout", "true", "false",
            "env", "id", "hostname", "ps", "kill", "mkdir", "head", "tail", "wc", "dd", "seq", "yes", "grep", "sed",
-           "awk", "wget"]
+           "awk", "wget", "chmod"]
 
 
 @dataclasses.dataclass(frozen=True)
