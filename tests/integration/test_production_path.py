@@ -282,3 +282,40 @@ def test_destroy_of_the_stack_keeps_the_tenants_the_audit_trail_and_its_anchor(p
     up = prod[-1].up()
     assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
     wait_for("two replicas again", lambda: len(running(api, image_of_the_stack(api))) == 2, timeout=180)
+
+
+def test_the_image_goes_to_a_registry_and_comes_back_the_same(prod, tmp_path):
+    """The README's push: skopeo copies the OCI archive to a registry (Debian's docker-registry, on
+    loopback) and the registry serves the very image (the same manifest digest) back."""
+    import socket
+
+    from yunshang.dev import toolchain
+
+    built = prod[4]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "registry.yml").write_text(
+        f"version: 0.1\nstorage: {{filesystem: {{rootdirectory: {tmp_path / 'blobs'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\nlog: {{level: warn}}\n")
+    registry = subprocess.Popen([str(toolchain.find("docker-registry")), "serve", str(tmp_path / "registry.yml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ref = f"127.0.0.1:{port}/yunshang/operator:0.1.0"
+        skopeo = str(toolchain.find("skopeo"))
+        wait_for("the registry", lambda: subprocess.run([skopeo, "--version"]).returncode == 0 and
+                 socket.create_connection(("127.0.0.1", port), timeout=1).close() is None, timeout=30)
+        r = subprocess.run([skopeo, "copy", "--dest-tls-verify=false", f"oci-archive:{built.path}", f"docker://{ref}"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run([skopeo, "inspect", "--tls-verify=false", f"docker://{ref}"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["Digest"] == built.digest
+        # control: a tag never pushed is not there
+        r = subprocess.run([skopeo, "inspect", "--tls-verify=false", f"docker://{ref[:-5]}9.9.9"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode != 0
+    finally:
+        registry.terminate()
+        registry.wait(10)

@@ -64,6 +64,8 @@ DEBIAN_PACKAGES = {
     "ipset": "ipset",  # kube-router's firewall keeps its address sets there
     "iptables": "iptables",  # the guard, kube-proxy and kube-router, in the node's namespace
     "mmdebstrap": "mmdebstrap",  # the operator image's Debian root (dev/operator_image.py)
+    "skopeo": "skopeo",  # pushes the image to a registry (README; tested against docker-registry on loopback)
+    "docker-registry": "docker-registry",
 }
 DEBIAN_PATHS = {
     "prometheus": "/usr/bin/prometheus",
@@ -78,6 +80,8 @@ DEBIAN_PATHS = {
     "ipset": "/usr/sbin/ipset",
     "iptables": "/usr/sbin/iptables",
     "mmdebstrap": "/usr/bin/mmdebstrap",
+    "skopeo": "/usr/bin/skopeo",
+    "docker-registry": "/usr/bin/docker-registry",
 }
 # installed with the tools, not looked up as binaries: CJK glyphs for department names in screenshots
 DEBIAN_EXTRAS = ["fonts-wqy-microhei"]
