@@ -11,6 +11,7 @@ through the API server), the leader's and the standby's.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import signal
@@ -102,10 +103,16 @@ def main() -> None:
             # failover after a crash: the leader's process killed (SIGKILL: it releases nothing), so the
             # standby waits out the lease (15 s) by its own clock
             first = production.holder(api)
-            t0 = time.monotonic()
+            killed_at, t0 = dt.datetime.now(dt.timezone.utc), time.monotonic()
             os.kill(operator_pid(first), signal.SIGKILL)
-            wait_for("a new leader", lambda: production.holder(api) not in ("", first), timeout=120, interval=0.1)
-            out["failover_after_kill_9_s"] = round(time.monotonic() - t0, 1)
+            coord = client.CoordinationV1Api(api)
+            # leading again: the Lease renewed after the kill, by the standby or by the killed
+            # container restarted under the same pod name (it may take its own lease back at once)
+            lease = wait_for("a leader again", lambda: (lambda ls: ls if ls.spec.renew_time > killed_at else None)(
+                coord.read_namespaced_lease(production.LEASE, production.NS)), timeout=120, interval=0.1)
+            out["leading_again_after_kill_9_s"] = round(time.monotonic() - t0, 1)
+            out["leading_again_after_kill_9_by"] = "the restarted container" if lease.spec.holder_identity == first \
+                else "the standby"
             wait_for("two replicas again", lambda: len(production.running(api, image)) == 2, timeout=120)
             first = production.holder(api)
             t0 = time.monotonic()

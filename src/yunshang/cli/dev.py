@@ -215,7 +215,7 @@ def image(
 
       skopeo copy oci-archive:dist/operator-0.1.0.oci.tar docker://registry.gz.gov.local/yunshang/operator:0.1.0
 
-    (or `crane push`), then set `yunshang:operator.image` in the stack to that reference."""
+    (tested against a registry on loopback), then set `yunshang:operator.image` in the stack to that reference."""
     from ..dev import operator_image
 
     with out.status("building the operator image") as s:

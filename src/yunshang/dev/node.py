@@ -502,8 +502,9 @@ class RealNode:
 
     def _network(self) -> None:
         """The node's namespace; the veth to the host (a route to the bridge address only); the
-        bridge (and the Services' range on it, for the node's own processes), made before the kubelet so that it can serve on (and report) its address (the CNI
-        plugin finds it with its gateway address in place)."""
+        bridge (and the Services' range on it, for the node's own processes), made before the kubelet
+        so that it can serve on (and report) its address (the CNI plugin finds it with its gateway
+        address in place)."""
         ns, br = netns_name(self.index), bridge_name(self.index)
         host_if, host_ip, node_ip = uplink(self.index)
         for cmd in (["ip", "netns", "add", ns],

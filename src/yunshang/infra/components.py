@@ -119,8 +119,8 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                         "image": cfg.operator.image,
                         "imagePullPolicy": cfg.operator.image_pull_policy,
                         "args": ["python", "-m", "yunshang.operator", "--lease", policies.OPERATOR_LEASE,
-                                 "--health-port", "8080", "--health-address", "0.0.0.0",
-                                 "--metrics-port", "9090", "--metrics-address", "0.0.0.0"],
+                                 "--health-port", str(HEALTH), "--health-address", "0.0.0.0",
+                                 "--metrics-port", str(METRICS), "--metrics-address", "0.0.0.0"],
                         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                                 *_operator_wiring_env(cfg),
                                 {"name": "YUNSHANG_AUDIT_ANCHOR", "value": cfg.audit_anchor},
@@ -132,10 +132,10 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
                         "volumeMounts": [{"name": "alerting", "mountPath": "/etc/yunshang/alerting", "readOnly": True},
                                          *([{"name": "webhook", "mountPath": WEBHOOK_DIR, "readOnly": True}]
                                            if cfg.operator.webhook_secret else [])],
-                        "ports": [{"name": "metrics", "containerPort": 9090}, {"name": "health", "containerPort": 8080},
+                        "ports": [{"name": "metrics", "containerPort": METRICS}, {"name": "health", "containerPort": HEALTH},
                                   *([{"name": "webhook", "containerPort": monitoring_stack.WEBHOOK_PORT}]
                                     if cfg.operator.webhook_secret else [])],
-                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": HEALTH}},
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                       "limits": {"cpu": "1", "memory": "512Mi"}},
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -152,6 +152,7 @@ def operator_manifests(cfg: StackConfig) -> list[dict[str, Any]]:
 
 
 WEBHOOK_DIR = "/etc/yunshang/webhook"
+HEALTH, METRICS = monitoring_stack.HEALTH_PORT, monitoring_stack.METRICS_PORT
 
 
 def _operator_wiring_env(cfg: StackConfig) -> list[dict[str, Any]]:
