@@ -200,9 +200,9 @@ def monitoring_images(dest: Path, progress: Callable[[str], None] = print) -> di
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         progress("images: Prometheus and Alertmanager from Debian's packages")
-        libc, _ = _debian_package(work, _run, "libc6")
-        prom, prom_v = _debian_package(work, _run, "prometheus")
-        am, am_v = _debian_package(work, _run, "prometheus-alertmanager")
+        libc, _ = _debian_package(work, run, "libc6")
+        prom, prom_v = _debian_package(work, run, "prometheus")
+        am, am_v = _debian_package(work, run, "prometheus-alertmanager")
         out = {f"{PROMETHEUS_REPO}:{prom_v}": dest / f"prometheus-{prom_v}.oci.tar",
                f"{ALERTMANAGER_REPO}:{am_v}": dest / f"alertmanager-{am_v}.oci.tar"}
         (p_ref, p_path), (a_ref, a_path) = out.items()
@@ -213,10 +213,13 @@ def monitoring_images(dest: Path, progress: Callable[[str], None] = print) -> di
     return out
 
 
-def _run(cmd: list[str], cwd: Path) -> None:
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> str:
+    """``cmd``'s output; a failure as one line naming the command and the end of what it said."""
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-400:]}")
+        raise RuntimeError(f"`{' '.join(cmd[:6])}` failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-400:]}")
+    return r.stdout
+
 
 
 def build(dest: Path, progress: Callable[[str], None] = print, coredns: Path | None = None) -> dict[str, Path]:
@@ -239,9 +242,9 @@ def build(dest: Path, progress: Callable[[str], None] = print, coredns: Path | N
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         progress("images: building the pause image (gcc -static)")
-        _write(out[PAUSE], pause_archive(work, _run))
+        _write(out[PAUSE], pause_archive(work, run))
         progress("images: building the toolbox image (Debian's busybox-static)")
-        _write(out[TOOLBOX], toolbox_archive(busybox_static(work, _run)))
+        _write(out[TOOLBOX], toolbox_archive(busybox_static(work, run)))
     return out
 
 

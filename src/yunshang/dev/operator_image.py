@@ -103,13 +103,6 @@ def version() -> str:
     return m.group(1) if m else "0.0.0"
 
 
-def _run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> str:
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd[:4])} ...` failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
-    return r.stdout
-
-
 def debian_root(work: Path, progress: Callable[[str], None]) -> tuple[Path, dict[str, str]]:
     """Debian's Python with its libraries, unpacked under ``work/root``; the packages and versions."""
     if not shutil.which("mmdebstrap"):
@@ -117,7 +110,7 @@ def debian_root(work: Path, progress: Callable[[str], None]) -> tuple[Path, dict
                            "(apt-get install mmdebstrap, or `yunshang dev setup`)")
     progress(f"image: Debian {SUITE}'s {', '.join(DEBIAN)} with their dependencies (mmdebstrap)")
     tar = work / "debian.tar"
-    _run(["mmdebstrap", "--mode=root", "--variant=extract", "--quiet", f"--include={','.join(DEBIAN)}",
+    images.run(["mmdebstrap", "--mode=root", "--variant=extract", "--quiet", f"--include={','.join(DEBIAN)}",
           "--skip=cleanup/apt/cache", SUITE, str(tar), *MIRRORS], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
                                                                       "SOURCE_DATE_EPOCH": "0"})
     root = work / "root"
@@ -172,15 +165,15 @@ def build(dest: Path, tag: str | None = None, progress: Callable[[str], None] = 
         progress(f"image: {len(wheels)} Python distributions the operator needs, at this project's pins")
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
         lib = root / "app" / "lib"
-        _run([*pip, "install", "--no-deps", "--no-compile", "--only-binary=:all:", "--target", str(work / "deps"),
+        images.run([*pip, "install", "--no-deps", "--no-compile", "--only-binary=:all:", "--target", str(work / "deps"),
               *(f"{n}=={v}" for n, v in wheels.items())])
         progress("image: the project's wheel")
         project = work / "project"  # a clean copy: setuptools' build/ of the checkout may hold stale modules
         shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         for f in ("pyproject.toml", "README.md"):
             shutil.copy(ROOT / f, project / f)
-        _run([*pip, "wheel", "--no-deps", "--wheel-dir", str(work / "wheel"), str(project)])
-        _run([*pip, "install", "--no-deps", "--no-compile", "--target", str(work / "own"),
+        images.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(work / "wheel"), str(project)])
+        images.run([*pip, "install", "--no-deps", "--no-compile", "--target", str(work / "own"),
               *map(str, (work / "wheel").glob("*.whl"))])
         for d in ("deps", "own"):  # console scripts name the build's interpreter: the image has none of them
             shutil.rmtree(work / d / "bin", ignore_errors=True)
@@ -197,7 +190,7 @@ def build(dest: Path, tag: str | None = None, progress: Callable[[str], None] = 
             shutil.rmtree(lib / unused)
         progress("image: compiling with the image's own interpreter, then a first start as its user")
         chroot = [CHROOT, "--userspec=0:0", str(root), "/usr/bin/python3.11"]
-        _run([*chroot, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
+        images.run([*chroot, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
               "/usr/lib/python3.11", "/app/lib"])
         (root / "usr/bin/python").symlink_to("python3.11")
         smoke = subprocess.run([CHROOT, f"--userspec={UID}:{UID}", str(root), "/usr/bin/python", "-m",

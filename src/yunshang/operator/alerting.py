@@ -39,6 +39,7 @@ class Routing:
         self._parsed: dict[str, tuple[str, int, list[Contact]]] = {}  # tenant -> (uid, generation, contacts)
         self.rendered: tuple[str, dict[str, list[Contact]], str | None] | None = None  # (base, contacts, text)
         self.written_secret = ""
+        self.loaded = ""  # what Alertmanager was last seen running (the Secret's text)
 
     def contacts(self, records: Iterable[TenantRecord]) -> dict[str, list[Contact]]:
         """The contacts of these tenants (the ones gone are forgotten), each parsed once per generation."""
@@ -104,8 +105,9 @@ def sync_once(routing: Routing, api, settings: Settings, tenants: Iterable[Tenan
                            "data": {"alertmanager.yaml": base64.b64encode(text.encode()).decode()}})
         routing.written_secret = text
         wrote = True
-    if settings.alertmanager_secret and settings.alertmanager_url and routing.written_secret:
-        reload_until_loaded(settings.alertmanager_url, routing.written_secret)
+    if settings.alertmanager_secret and settings.alertmanager_url and routing.written_secret != routing.loaded:
+        if reload_until_loaded(settings.alertmanager_url, routing.written_secret):  # then no more asking
+            routing.loaded = routing.written_secret
     return wrote
 
 
