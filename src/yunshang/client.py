@@ -344,7 +344,8 @@ class Tenants:
 
     def _check_carve(self, name: str, spec: tm.TenantSpec, approved_only: bool = True) -> None:
         """Refuse (before the operator would) a child whose parent does not exist or is not of the
-        level above it (city under a province, county under a city), or whose quota does not fit its
+        level above it (city under a province, county under a city, township under a county,
+        village under a township), or whose quota does not fit its
         parent's; a parent not approved yet is refused only once the child is decided (approved_only)."""
         from .signoff import REVIEWER_GROUP_PREFIX
 
@@ -366,9 +367,9 @@ class Tenants:
         parent = tm.TenantSpec.model_validate(parent_body["spec"])
         wanted = tm.PARENT_LEVEL.get(spec.level)
         if wanted is not None and parent.level != wanted:
-            below = {tm.Level.province: "under a province: a city tenant",
-                     tm.Level.city: "under a city: a county tenant",
-                     tm.Level.county: "nothing sits under a county"}[parent.level]
+            child = tm.CHILD_LEVEL.get(parent.level)
+            below = (f"under a {parent.level.value}: a {child.value} tenant" if child
+                     else f"nothing sits under a {parent.level.value}")
             raise self.refused([self.problem(("parent",), spec.parent, (
                 f"is a {parent.level.value} tenant; a {spec.level.value} tenant's parent is a {wanted.value} tenant "
                 f"({below})"))], f"tenant {name!r}")

@@ -305,7 +305,7 @@ def test_the_message_helper_names_option_field_and_value():
         TenantRequest.model_validate({"department": {"code": "X1", "name": "x"}, "level": "town", "owners": [],
                                       "purpose": "p", "project": "P", "quota": {"pods": "ten"}})
     lines = dict(describe(e.value, {"level": "--level"}, prefix="spec."))
-    assert lines == {"--level 'town': must be one of province, city, county": True,
+    assert lines == {"--level 'town': must be one of province, city, county, township, village": True,
                      "spec.owners: needs at least 1": False,
                      "spec.quota.pods 'ten': must be a whole number": False}
     refusal = {"type": "value_error", "loc": ("service", "port"), "input": 8080, "msg": "has no TCP port 8080"}

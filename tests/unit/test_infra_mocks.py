@@ -60,7 +60,7 @@ def test_local_stack_declares_the_platform_and_catalog(recorder, tmp_path):
         if obj["kind"] == "Namespace":
             assert obj["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline", name
     tenants = {n: o for n, o in m.items() if o["kind"] == "Tenant"}
-    assert len(tenants) == 4
+    assert len(tenants) == 6
     assert all(o["spec"]["approval"]["by"].startswith("git:tenants/") for o in tenants.values())
     assert not [o for o in m.values() if o["kind"] == "Deployment"], "process mode: no Deployment"
     components = {r["type"] for r in recorder.resources.values()}
@@ -70,7 +70,7 @@ def test_local_stack_declares_the_platform_and_catalog(recorder, tmp_path):
     assert "YunshangTenantProbing" in rules["yunshang.rules.yml"]
     assert m["configmap-yunshang-monitoring-yunshang-dashboards"]["metadata"]["labels"]["grafana_dashboard"] == "1"
 
-    assert outputs["tenants"] == ["gy-health", "gy-police", "gz-bigdata", "xf-health"]
+    assert outputs["tenants"] == ["gy-health", "gy-police", "gz-bigdata", "xf-health", "xzb-health", "xzb-nanshan"]
     # typed resources of pulumi-kubernetes, every one through the stack's one explicit provider
     types = {n: r["type"] for n, r in recorder.resources.items()}
     assert types["namespace-yunshang-system"] == "kubernetes:core/v1:Namespace"

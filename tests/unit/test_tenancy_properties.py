@@ -245,3 +245,53 @@ def test_quota_within_floor_and_ceiling():
         TenantRequest.model_validate(request(elastic={"ceiling": {"cpu": "1"}}))
     with pytest.raises(ValidationError, match="floor is above"):
         TenantRequest.model_validate(request(elastic={"floor": {"cpu": "100"}}))
+
+
+# ---------------------------------------------------------------------------- five levels (五级)
+
+FIVE = ["province", "city", "county", "township", "village"]
+
+
+@pytest.mark.parametrize("depth", range(1, 5))
+def test_each_level_is_carved_out_of_the_one_above_only(depth):
+    """Township under county, village under township; any other parent level is refused, naming both."""
+    level = FIVE[depth]
+    for parent_level in FIVE:
+        parent = _spec(level=parent_level, parent=None if parent_level == "province" else "up", cpu="64")
+        problem = tenancy.hierarchy_problem("me", _spec(level=level, parent="pp", cpu="1"), "pp", parent, {})
+        if parent_level == FIVE[depth - 1]:
+            assert problem is None, problem
+        else:
+            assert f"a {level} tenant needs a {FIVE[depth - 1]} parent, but 'pp' is a {parent_level}" == problem
+
+
+@given(st.lists(st.integers(1, 8), min_size=1, max_size=6), st.integers(1, 8), st.integers(8, 40))
+def test_a_village_fits_what_its_township_has_left(village_cpus, mine, township_cpu):
+    """The same carving rule at the bottom of the tree: refused naming the remainder."""
+    township = _spec(level="township", parent="county", cpu=str(township_cpu))
+    roomy = {"memory": "1Ti", "storage": "1Pi", "pods": 10_000, "services": 10_000, "configmaps": 100_000,
+             "secrets": 100_000, "persistentvolumeclaims": 10_000}
+    township = township.model_copy(update={"quota": township.quota.model_copy(update=roomy)})
+    villages = {f"v{i}": _spec(level="village", parent="tt", cpu=str(c)) for i, c in enumerate(village_cpus)}
+    problem = tenancy.hierarchy_problem("me", _spec(level="village", parent="tt", cpu=str(mine)), "tt", township, villages)
+    left = township_cpu - sum(village_cpus)
+    assert (problem is None) == (mine <= left)
+    if problem:
+        assert problem.startswith("quota over parent 'tt'") and f"left cpu {max(left, 0)}" in problem
+
+
+def test_a_village_has_exactly_one_namespace():
+    ok = TenantRequest.model_validate(request(level="village", parent="xzb-health"))
+    assert ok.namespaces == ["main"]
+    with pytest.raises(ValidationError, match="a village tenant has exactly one namespace"):
+        TenantRequest.model_validate(request(level="village", parent="xzb-health", namespaces=["main", "app"]))
+    # a township may have several, as every other level
+    TenantRequest.model_validate(request(level="township", parent="xf-health", namespaces=["main", "app"]))
+
+
+def test_the_crd_holds_the_same_rules():
+    from yunshang.models.crd import tenant_crd
+
+    schema = tenant_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert schema["properties"]["level"]["enum"] == FIVE
+    assert "self.level != 'village' || size(self.namespaces) == 1" in [r["rule"] for r in schema["x-kubernetes-validations"]]

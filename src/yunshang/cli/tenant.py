@@ -74,7 +74,7 @@ REQUEST_OPTIONS = {
     "classification": "--classification", "namespaces": "--namespace", "quota.cpu": "--cpu",
     "quota.memory": "--memory", "quota.storage": "--storage", "quota.pods": "--pods",
 }
-ABOVE = {"city": "province", "county": "city"}
+ABOVE = {"city": "province", "county": "city", "township": "county", "village": "township"}
 
 
 def _summary(t: dict[str, Any]) -> dict[str, Any]:
@@ -103,10 +103,12 @@ def request(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="a Tenant manifest, e.g. tenants/gz-bigdata.yaml"),
     department_code: Optional[str] = typer.Option(None, help="official department code, e.g. 520000-DSJ"),
     department_name: Optional[str] = typer.Option(None, help="department name, e.g. 贵州省大数据发展管理局"),
-    level: Optional[str] = typer.Option(None, help="province, city or county: a city tenant sits under a province "
-                                                   "tenant (--parent), a county under a city"),
+    level: Optional[str] = typer.Option(None, help="province, city, county, township or village (五级): a city "
+                                                   "tenant sits under a province tenant (--parent), a county under a "
+                                                   "city, a township under a county, a village under a township "
+                                                   "(a village has one namespace)"),
     parent: Optional[str] = typer.Option(None, help="the tenant one level up whose quota this one is carved out of "
-                                                    "(city and county only)"),
+                                                    "(every level but province), e.g. gz-zunyi"),
     owner: list[str] = typer.Option([], help="owner user (or group:NAME); repeat for several"),
     purpose: Optional[str] = typer.Option(None, help="what the tenant is for"),
     project: Optional[str] = typer.Option(None, help="approved IT project reference"),
@@ -149,7 +151,10 @@ def request(
                            "(<tenant>-<suffix>), give it once")
     if level == "province" and parent:
         raise UsageProblem(f"--parent {parent!r}: a province tenant has no parent; leave out --parent, or ask for "
-                           "--level city (under a province) or --level county (under a city)")
+                           "another level under its parent, e.g. --level city --parent gz-province")
+    if level == "village" and len(namespace) > 1:
+        raise UsageProblem(f"--namespace is given {len(namespace)} times: a village tenant has exactly one namespace "
+                           "(its township's tenant can hold more); give one, or none for main")
     if level in ABOVE and not parent and not file:
         raise UsageProblem(f"--level {level} needs --parent: the {ABOVE[level]} tenant it is carved out of")
     data: dict[str, Any] = {}

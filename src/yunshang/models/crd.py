@@ -63,7 +63,11 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 TENANT_RULES = [
     {
         "rule": "self.level == 'province' ? !has(self.parent) : has(self.parent)",
-        "message": "a province tenant has no parent; a city or county tenant needs one",
+        "message": "a province tenant has no parent; a city, county, township or village tenant needs one",
+    },
+    {
+        "rule": "self.level != 'village' || size(self.namespaces) == 1",
+        "message": "a village tenant has exactly one namespace",
     },
     {
         "rule": "!has(self.approval) || self.approval.decision != 'Rejected' || (has(self.approval.reason) && size(self.approval.reason) > 0)",

@@ -100,14 +100,19 @@ TenantName = Annotated[str, Field(min_length=2, max_length=TENANT_NAME_MAX), Aft
 
 
 class Level(str, enum.Enum):
-    """Administrative level: a city tenant sits under a province, a county under a city."""
+    """Administrative level (五级): a city tenant sits under a province, a county under a city, a
+    township (乡镇) under a county, a village (村) under a township."""
 
     province = "province"
     city = "city"
     county = "county"
+    township = "township"
+    village = "village"
 
 
-PARENT_LEVEL = {Level.city: Level.province, Level.county: Level.city}
+LEVELS = list(Level)  # top to bottom
+PARENT_LEVEL = {child: parent for parent, child in zip(LEVELS, LEVELS[1:])}
+CHILD_LEVEL = {parent: child for child, parent in PARENT_LEVEL.items()}
 
 
 class Classification(str, enum.Enum):
@@ -267,9 +272,10 @@ class TenantRequest(Model):
     department: Department
     """The department this tenant belongs to."""
     level: Level
-    """province, city or county."""
+    """province, city, county, township or village; a village tenant has exactly one namespace."""
     parent: TenantName | None = None
-    """The tenant this one's quota is carved out of (required for city and county)."""
+    """The tenant this one's quota is carved out of: a city's is a province, a county's a city, a
+    township's a county, a village's a township (required for every level but province)."""
     owners: list[Owner] = Field(min_length=1, max_length=32)
     """Who administers the tenant's namespaces."""
     purpose: str = Field(min_length=1, max_length=512)
@@ -303,6 +309,8 @@ class TenantRequest(Model):
             raise ValueError(f"a {self.level.value} tenant needs a parent ({PARENT_LEVEL[self.level].value} tenant)")
         if len(set(self.namespaces)) != len(self.namespaces):
             raise ValueError("namespaces must be unique")
+        if self.level == Level.village and len(self.namespaces) != 1:
+            raise ValueError("a village tenant has exactly one namespace")
         if over := self.floor().fits_within(self.quota):
             raise ValueError(f"elastic.floor is above the quota for {', '.join(over)}")
         if under := self.quota.fits_within(self.ceiling()):
