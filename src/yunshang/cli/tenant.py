@@ -209,8 +209,58 @@ def request(
 
 
 @tenant_app.command("list")
-def list_(ctx: typer.Context, output: Output = OutputOpt) -> None:
-    """All tenants with their phase, level, parent and quota."""
+def list_(ctx: typer.Context, output: Output = OutputOpt,
+          tree: bool = typer.Option(False, "--tree", help="the hierarchy (province, city, county, township, village) "
+                                    "as an indented tree: each tenant's level and phase, and its CPU and memory "
+                                    "used / carved out for its children / left, e.g. `yunshang tenant list --tree`; "
+                                    "with -o json the same nested (name, level, phase, used, carved, left, "
+                                    "children)")) -> None:
+    """All tenants with their phase, level, parent and quota.
+
+    With --tree, the hierarchy: under each tenant its children.  USED is what its namespaces'
+    quotas hold (requests); CARVED what its approved children take from it (each child's ceiling:
+    its quota, raised by elastic.ceiling); LEFT its own ceiling minus CARVED, what a new child may
+    still have (negative: more is carved than it has).  A tenant whose parent is not there (deleted,
+    or not yours to see) is shown at the top, marked as an orphan.
+
+    yunshang tenant list --tree -o json
+    """
+    if tree:  # yunshang.tree builds it; used is read live from the quotas where the caller may list them
+        from rich import box
+        from rich.markup import escape
+        from rich.table import Table
+
+        from .. import tree as tr
+        from ..client import ClientError
+
+        c = _client(ctx)
+        tenants = _call(c.list)
+        try:
+            usage = {name: used for name, (used, _hard) in c.usage().items()}
+        except ClientError:  # a department may not list every quota: its tenants' status says what it can
+            usage = None
+        forest = tr.build(tenants, usage)
+        if output == Output.json:
+            emit_json([n.as_dict() for n in forest])
+            return
+        if not forest:
+            out.print("no tenants yet: request one with `yunshang tenant request --help`")
+            return
+        table = Table("TENANT", "LEVEL", "PHASE", "CPU\nused/carved/left", "MEMORY\nused/carved/left",
+                      box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        for i, col in enumerate(table.columns):
+            col.overflow, col.no_wrap, col.justify = ("fold", False, "left") if i == 0 else \
+                ("ellipsis", True, "right" if i >= 3 else "left")
+        for depth, n in tr.walk(forest):
+            style = PHASE_STYLE.get(n.phase, "")
+            name = "  " * depth + escape(n.name)
+            if n.orphan:  # on a line of its own under the name
+                name += f"\n{'  ' * depth}[red]orphan: parent {escape(n.orphan)} not found[/]"
+            amounts = ["/".join(tr.quantity_text(k, getattr(n, part)[k]) for part in ("used", "carved", "left"))
+                       for k in tr.RESOURCES]
+            table.add_row(name, n.level or "-", f"[{style}]{n.phase}[/]" if style else n.phase, *amounts)
+        out.print(table)
+        return
     items = [_summary(t) for t in _call(_client(ctx).list)]
     if output == Output.json:
         emit_json(items)
