@@ -137,9 +137,127 @@ class Row:
     ratings: int = 0
 
 
-def _util(used: Mapping[str, Decimal], hard: Mapping[str, Decimal], key: str) -> float | None:
+@dataclasses.dataclass
+class Facts:
+    """What one party's row is computed from: its requests and decisions themselves (so that a
+    roll-up takes medians over all of them, not a median of medians), its quota as (used, hard)
+    and measured use as (really used, hard) by resource, its counts and its ratings' scores."""
+
+    party: str
+    requests: list[Item] = dataclasses.field(default_factory=list)
+    decisions: list[Item] = dataclasses.field(default_factory=list)
+    quota: dict[str, tuple[Decimal, Decimal]] = dataclasses.field(default_factory=dict)
+    real: dict[str, tuple[Decimal, Decimal]] = dataclasses.field(default_factory=dict)
+    offers: int = 0
+    agreements_offered: int = 0
+    agreements_consumed: int = 0
+    quarantines: int = 0
+    scores: list[int] = dataclasses.field(default_factory=list)
+
+
+def _pair(used: Mapping[str, Decimal], hard: Mapping[str, Decimal], key: str) -> dict[str, tuple[Decimal, Decimal]]:
     h = hard.get(key)
-    return float(used.get(key, Decimal(0)) / h) if h else None
+    return {key: (Decimal(used.get(key, Decimal(0))), Decimal(h))} if h else {}
+
+
+def facts(tenants: Sequence[Mapping[str, Any]], agreements: Sequence[Mapping[str, Any]],
+          offers: Sequence[Mapping[str, Any]], audit: Sequence[Mapping[str, Any]],
+          usage: Mapping[str, tuple[Mapping[str, Decimal], Mapping[str, Decimal]]], *, roles: Sequence[str],
+          tenant_days: float, agreement_days: float,
+          since: dt.datetime | None = None, measured: Mapping[str, Mapping[str, float]] | None = None,
+          now: dt.datetime | None = None) -> dict[str, Facts]:
+    """party -> its Facts, every department (tenant) and reviewer role (`role:<name>`) among them;
+    the arguments as `report`'s (``now``: when a rating or quarantine without a time counts as made)."""
+    by_name = {o["metadata"]["name"]: o for o in offers}
+    t_owed, t_asked = tenant_items(tenants, roles, tenant_days)
+    a_owed, a_asked = agreement_items(agreements, by_name, agreement_days)
+    keep = (lambda i: since is None or (i.opened is not None and i.opened >= since))
+    when = now or dt.datetime.now(dt.timezone.utc)
+    out: dict[str, Facts] = {t["metadata"]["name"]: Facts(t["metadata"]["name"]) for t in tenants}
+    out.update({f"role:{r}": Facts(f"role:{r}") for r in roles})
+
+    def of(party: str) -> Facts:
+        return out.setdefault(party, Facts(party))
+
+    for i in t_asked + a_asked:
+        if keep(i):
+            of(i.party).requests.append(i)
+    for i in t_owed + a_owed:
+        if keep(i):
+            of(i.party).decisions.append(i)
+    for name, (used, hard) in usage.items():
+        f = of(name)
+        f.quota = {**_pair(used, hard, "cpu"), **_pair(used, hard, "memory")}
+        if measured is not None and name in measured:
+            real = {k: Decimal(str(v)) for k, v in measured[name].items()}
+            f.real = {**_pair(real, hard, "cpu"), **_pair(real, hard, "memory")}
+    for o in offers:
+        of((o.get("spec") or {}).get("provider", "")).offers += 1
+    for a in agreements:
+        spec, phase = a.get("spec") or {}, (a.get("status") or {}).get("phase")
+        if phase in ("Active", "Expired", "Revoked"):
+            of(spec.get("provider", "")).agreements_offered += 1
+            of(spec.get("consumer", "")).agreements_consumed += 1
+        rating = spec.get("rating") or {}
+        if rating and (since is None or (_time(rating.get("at")) or when) >= since):
+            of(spec.get("provider", "")).scores.append(int(rating["score"]))
+    for rec in audit:
+        if rec.get("action") == "TenantQuarantined" and (since is None or (_time(rec.get("time")) or when) >= since):
+            for t in rec.get("tenants") or []:
+                of(t).quarantines += 1
+    return out
+
+
+def merge(party: str, parts: Iterable[Facts]) -> Facts:
+    """The facts of several parties as one: items and scores together, quotas and counts summed."""
+    m = Facts(party)
+    for f in parts:
+        m.requests += f.requests
+        m.decisions += f.decisions
+        for mine, theirs in ((m.quota, f.quota), (m.real, f.real)):
+            for k, (u, h) in theirs.items():
+                u0, h0 = mine.get(k, (Decimal(0), Decimal(0)))
+                mine[k] = (u0 + u, h0 + h)
+        m.offers += f.offers
+        m.agreements_offered += f.agreements_offered
+        m.agreements_consumed += f.agreements_consumed
+        m.quarantines += f.quarantines
+        m.scores += f.scores
+    return m
+
+
+def _ratio(pairs: Mapping[str, tuple[Decimal, Decimal]], key: str) -> float | None:
+    u, h = pairs.get(key, (Decimal(0), Decimal(0)))
+    return float(u / h) if h else None
+
+
+def fill(r: Row, f: Facts, now: dt.datetime) -> Row:
+    """``r`` with the figures of ``f``: medians and p90 over its items, utilisation the ratio of
+    the sums, the rating the average of every score."""
+    if f.requests:
+        secs = [s for s in (i.seconds() for i in f.requests) if s is not None]
+        r.requests_made, r.request_median_s, r.request_p90_s = len(f.requests), quantile(secs, 0.5), quantile(secs, 0.9)
+    if f.decisions:
+        secs = [s for s in (i.seconds() for i in f.decisions) if s is not None]
+        r.decisions_owed = len(f.decisions)
+        r.decisions_pending = sum(1 for i in f.decisions if i.decided is None)
+        r.decisions_overdue = sum(1 for i in f.decisions if i.overdue(now))
+        r.decision_median_s, r.decision_p90_s = quantile(secs, 0.5), quantile(secs, 0.9)
+    if f.quota:
+        r.cpu_utilisation, r.memory_utilisation = _ratio(f.quota, "cpu"), _ratio(f.quota, "memory")
+    if f.real:
+        r.cpu_used, r.memory_used = _ratio(f.real, "cpu"), _ratio(f.real, "memory")
+    r.offers, r.agreements_offered, r.agreements_consumed = f.offers, f.agreements_offered, f.agreements_consumed
+    r.quarantines = f.quarantines
+    if f.scores:
+        r.ratings, r.rating_avg = len(f.scores), round(sum(f.scores) / len(f.scores), 2)
+    return r
+
+
+def rows(all_facts: Mapping[str, Facts], now: dt.datetime) -> list[Row]:
+    """One row per party: departments by name, then reviewer roles."""
+    return sorted((fill(Row(p), f, now) for p, f in all_facts.items()),
+                  key=lambda r: (r.party.startswith("role:"), r.party))
 
 
 def report(tenants: Sequence[Mapping[str, Any]], agreements: Sequence[Mapping[str, Any]],
@@ -151,50 +269,52 @@ def report(tenants: Sequence[Mapping[str, Any]], agreements: Sequence[Mapping[st
     tenants); `usage`: tenant -> (used, hard) by resource ("cpu", "memory"), what the quota holds;
     `measured`: tenant -> {resource: what its pods really used (cores, bytes)}, from Prometheus;
     `since`: only what was requested (decisions, requests), rated or quarantined from then on."""
-    by_name = {o["metadata"]["name"]: o for o in offers}
-    t_owed, t_asked = tenant_items(tenants, roles, tenant_days)
-    a_owed, a_asked = agreement_items(agreements, by_name, agreement_days)
-    keep = (lambda i: since is None or (i.opened is not None and i.opened >= since))
-    rows: dict[str, Row] = {t["metadata"]["name"]: Row(t["metadata"]["name"]) for t in tenants}
-    rows.update({f"role:{r}": Row(f"role:{r}") for r in roles})
+    return rows(facts(tenants, agreements, offers, audit, usage, roles=roles, tenant_days=tenant_days,
+                      agreement_days=agreement_days, since=since, measured=measured, now=now), now)
 
-    def row(party: str) -> Row:
-        return rows.setdefault(party, Row(party))
 
-    for party, items in _group(i for i in t_asked + a_asked if keep(i)).items():
-        r, secs = row(party), [s for s in (i.seconds() for i in items) if s is not None]
-        r.requests_made, r.request_median_s, r.request_p90_s = len(items), quantile(secs, 0.5), quantile(secs, 0.9)
-    for party, items in _group(i for i in t_owed + a_owed if keep(i)).items():
-        r, secs = row(party), [s for s in (i.seconds() for i in items) if s is not None]
-        r.decisions_owed = len(items)
-        r.decisions_pending = sum(1 for i in items if i.decided is None)
-        r.decisions_overdue = sum(1 for i in items if i.overdue(now))
-        r.decision_median_s, r.decision_p90_s = quantile(secs, 0.5), quantile(secs, 0.9)
-    for name, (used, hard) in usage.items():
-        r = row(name)
-        r.cpu_utilisation, r.memory_utilisation = _util(used, hard, "cpu"), _util(used, hard, "memory")
-        if measured is not None and name in measured:
-            real = {k: Decimal(str(v)) for k, v in measured[name].items()}
-            r.cpu_used, r.memory_used = _util(real, hard, "cpu"), _util(real, hard, "memory")
-    for o in offers:
-        row((o.get("spec") or {}).get("provider", "")).offers += 1
-    scores: dict[str, list[int]] = {}
-    for a in agreements:
-        spec, phase = a.get("spec") or {}, (a.get("status") or {}).get("phase")
-        if phase in ("Active", "Expired", "Revoked"):
-            row(spec.get("provider", "")).agreements_offered += 1
-            row(spec.get("consumer", "")).agreements_consumed += 1
-        rating = spec.get("rating") or {}
-        if rating and (since is None or (_time(rating.get("at")) or now) >= since):
-            scores.setdefault(spec.get("provider", ""), []).append(int(rating["score"]))
-    for party, xs in scores.items():
-        r = row(party)
-        r.ratings, r.rating_avg = len(xs), round(sum(xs) / len(xs), 2)
-    for rec in audit:
-        if rec.get("action") == "TenantQuarantined" and (since is None or (_time(rec.get("time")) or now) >= since):
-            for t in rec.get("tenants") or []:
-                row(t).quarantines += 1
-    return sorted(rows.values(), key=lambda r: (r.party.startswith("role:"), r.party))
+# ------------------------------------------------------------------------------- roll-ups
+
+@dataclasses.dataclass
+class Group(Row):
+    """A roll-up row: ``party`` holds the level (`--by level`) or the tenant whose subtree it sums
+    (`--by parent`); ``level`` that level (or the tenant's); ``tenants``: how many parties it sums.
+    Reviewer roles (`role:<name>`) are no tenants: a roll-up leaves them out."""
+
+    level: str = ""
+    tenants: int = 0
+
+
+def _departments(all_facts: Mapping[str, Facts]) -> dict[str, Facts]:
+    return {p: f for p, f in all_facts.items() if not p.startswith("role:")}
+
+
+def by_level(all_facts: Mapping[str, Facts], levels: Mapping[str, str], now: dt.datetime) -> list[Group]:
+    """One row per level (``levels``: tenant -> level; a party without one is of level ""), in level
+    order, rolling up the parties of that level."""
+    from .tree import level_key
+
+    deps = _departments(all_facts)
+    out = []
+    for lv in sorted({levels.get(p, "") for p in deps}, key=level_key):
+        members = [f for p, f in sorted(deps.items()) if levels.get(p, "") == lv]
+        out.append(fill(Group(lv, level=lv, tenants=len(members)), merge(lv, members), now))
+    return out
+
+
+def by_parent(all_facts: Mapping[str, Facts], parents: Mapping[str, str | None], levels: Mapping[str, str],
+              now: dt.datetime) -> list[Group]:
+    """One row per tenant that has children (``parents``: tenant -> the parent it names), rolling up
+    its whole subtree: itself and all its descendants."""
+    from .tree import children_of, roll_up_keys, subtree
+
+    deps = _departments(all_facts)
+    kids = children_of(parents)
+    out = []
+    for name in roll_up_keys(parents, levels):
+        members = [deps[n] for n in subtree(name, kids) if n in deps]
+        out.append(fill(Group(name, level=levels.get(name, ""), tenants=len(members)), merge(name, members), now))
+    return out
 
 
 def _group(items: Iterable[Item]) -> dict[str, list[Item]]:

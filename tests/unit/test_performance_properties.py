@@ -103,3 +103,84 @@ def test_utilisation_held_and_really_used_side_by_side():
     assert (rows["a"].cpu_utilisation, rows["a"].cpu_used) == (0.25, 0.75)
     assert (rows["a"].memory_utilisation, rows["a"].memory_used) == (0.25, 0.25)
     assert rows["b"].cpu_utilisation == 0.5 and rows["b"].cpu_used is None and rows["b"].memory_used is None
+
+
+# ------------------------------------------------------------------ roll-ups by level and by parent
+
+COUNTS = ("requests_made", "decisions_owed", "decisions_pending", "decisions_overdue", "offers",
+          "agreements_offered", "agreements_consumed", "quarantines", "ratings")
+LEVELS = ("province", "city", "county", "township", "village")
+
+
+@st.composite
+def hierarchies(draw, names):
+    """parents (each tenant's parent one that comes before it, or none) and levels, one below the parent's."""
+    parents, levels = {}, {}
+    for i, n in enumerate(names):
+        parents[n] = draw(st.one_of(st.none(), st.sampled_from(names[:i]))) if i else None
+        levels[n] = LEVELS[min(LEVELS.index(levels[parents[n]]) + 1, 4)] if parents[n] else draw(st.sampled_from(LEVELS))
+    return parents, levels
+
+
+def _secs(items):
+    return [s for s in (i.seconds() for i in items) if s is not None]
+
+
+@settings(max_examples=100)
+@given(st.data())
+def test_roll_ups_add_up_and_take_medians_over_every_item(data):
+    from decimal import Decimal
+
+    ts = data.draw(tenants())
+    names = [t["metadata"]["name"] for t in ts] or ["t0"]
+    ags = data.draw(agreements(names))
+    usage = {n: ({"cpu": Decimal(data.draw(st.integers(0, 4)))}, {"cpu": Decimal(data.draw(st.integers(0, 4)))})
+             for n in names}
+    audit = [{"action": "TenantQuarantined", "time": iso(T0), "tenants": names[:1]}]
+    parents, levels = data.draw(hierarchies(names))
+    now = T0 + dt.timedelta(days=data.draw(st.integers(0, 30)))
+    facts = performance.facts(ts, ags, [], audit, usage, roles=ROLES, tenant_days=3, agreement_days=5, now=now)
+    rows = performance.rows(facts, now)
+    departments = [r for r in rows if not r.party.startswith("role:")]
+    by_level = performance.by_level(facts, levels, now)
+    assert [g.level for g in by_level] == [lv for lv in LEVELS if lv in {levels[n] for n in names}]
+    for f in COUNTS:  # reviewer roles are no tenants: the level rows share out the departments' rows
+        assert sum(getattr(g, f) for g in by_level) == sum(getattr(r, f) for r in departments)
+    for g in by_level:  # medians over the union of the items, not a median of medians
+        members = [facts[n] for n in names if levels[n] == g.level]
+        decided = _secs([i for m in members for i in m.decisions])
+        assert g.decision_median_s == performance.quantile(decided, 0.5)
+        assert g.decision_p90_s == performance.quantile(decided, 0.9)
+        hard = sum(m.quota["cpu"][1] for m in members if "cpu" in m.quota)
+        used = sum(m.quota["cpu"][0] for m in members if "cpu" in m.quota)
+        assert g.cpu_utilisation == (float(used / hard) if hard else None)  # the ratio of the sums
+        scores = [s for m in members for s in m.scores]
+        assert g.rating_avg == (round(sum(scores) / len(scores), 2) if scores else None)
+    groups = {g.party: g for g in performance.by_parent(facts, parents, levels, now)}
+    own = {r.party: r for r in departments}
+    kids = {p: [n for n in names if parents[n] == p] for p in names}
+    assert set(groups) == {p for p, k in kids.items() if k}
+    for name, g in groups.items():  # its own row plus its children's roll-ups
+        parts = [own[name]] + [groups.get(c, own[c]) for c in kids[name]]
+        for f in COUNTS:
+            assert getattr(g, f) == sum(getattr(p, f) for p in parts)
+        weights = [(p.rating_avg, p.ratings) for p in parts if p.ratings]
+        if weights:  # the rating: the children's averages weighted by how many ratings each has
+            exact = sum(a * n for a, n in weights) / sum(n for _, n in weights)
+            assert abs(g.rating_avg - exact) < 0.01
+
+
+def test_a_roll_up_of_one_party_is_its_row():
+    from decimal import Decimal
+
+    t = {"metadata": {"name": "a", "creationTimestamp": iso(T0)},
+         "spec": {"signoffs": [{"role": r, "decision": "Approved", "by": "x", "round": 1,
+                                "at": iso(T0 + dt.timedelta(hours=5)), "quota": {}} for r in ROLES]}}
+    usage = {"a": ({"cpu": Decimal(1)}, {"cpu": Decimal(4)})}
+    facts = performance.facts([t], [], [], [], usage, roles=ROLES, tenant_days=3, agreement_days=5, now=T0)
+    [row] = [r for r in performance.rows(facts, T0) if r.party == "a"]
+    [g] = performance.by_level(facts, {"a": "county"}, T0)
+    assert (g.party, g.level, g.tenants) == ("county", "county", 1)
+    assert {k: v for k, v in vars(g).items() if k not in ("party", "level", "tenants")} == \
+        {k: v for k, v in vars(row).items() if k != "party"}
+    assert g.request_median_s == 5 * 3600 and g.cpu_utilisation == 0.25
