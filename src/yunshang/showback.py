@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,3 +92,51 @@ def usage_of(tenant: dict) -> Usage:
             for k, v in keys.items()}
     return Usage(tenant["metadata"]["name"], spec.get("department", {}).get("name", ""), spec.get("level", ""),
                  requested, used)
+
+
+# ------------------------------------------------------------------------------- roll-ups
+
+BY = ("tenant", "level", "parent")
+SUMMED = ("cpu_requested", "memory_gib_requested", "cpu_used", "memory_gib_used", "cost_requested", "cost_used",
+          "own_servers", "saving")
+
+
+@dataclasses.dataclass(frozen=True)
+class Group(Row):
+    """A roll-up row: ``tenant`` holds the level (`--by level`) or the tenant whose subtree it sums
+    (`--by parent`); ``tenants``: how many tenant rows it sums."""
+
+    tenants: int = 0
+
+
+def _sum(key: str, department: str, level: str, rows: list[Row], currency: str) -> Group:
+    sums = {f: sum((getattr(r, f) for r in rows), Decimal(0)) for f in SUMMED}
+    return Group(key, department, level, **sums, currency=currency, tenants=len(rows))
+
+
+def by_level(rows: Iterable[Row]) -> list[Group]:
+    """One row per level (province first; unknown levels last), summing its tenants' rows."""
+    from .tree import level_key
+
+    rows = list(rows)
+    levels = sorted({r.level for r in rows}, key=level_key)
+    cur = rows[0].currency if rows else PLATFORM_DEFAULT.currency
+    return [_sum(lv, "", lv, [r for r in rows if r.level == lv], cur) for lv in levels]
+
+
+def by_parent(rows: Iterable[Row], parents: Mapping[str, str | None]) -> list[Group]:
+    """One row per tenant that has children (``parents``: tenant -> the parent it names), summing
+    its whole subtree: itself and all its descendants that have a row."""
+    from .tree import children_of, roll_up_keys, subtree
+
+    rows = list(rows)
+    by_name = {r.tenant: r for r in rows}
+    levels = {r.tenant: r.level for r in rows}
+    kids = children_of(parents)
+    cur = rows[0].currency if rows else PLATFORM_DEFAULT.currency
+    out = []
+    for name in roll_up_keys(parents, levels):
+        own = by_name.get(name)
+        members = [by_name[n] for n in subtree(name, kids) if n in by_name]
+        out.append(_sum(name, own.department if own else "", own.level if own else "", members, cur))
+    return out

@@ -30,3 +30,64 @@ def test_usage_from_a_tenant_object():
                                    {"used": {"requests.cpu": "1", "requests.memory": "512Mi"}}]}}
     u = usage_of(t)
     assert u.requested["cpu"] == 4 and u.used["cpu"] == Decimal("1.5") and u.used["memory"] == Decimal(1.5) * GIB
+
+
+# ------------------------------------------------------------------ roll-ups by level and by parent
+
+from yunshang.showback import SUMMED, by_level, by_parent  # noqa: E402
+from yunshang.tree import LEVELS, children_of  # noqa: E402
+
+
+@st.composite
+def forests(draw):
+    """Tenants whose parent comes before them (a forest), one level below it; now and then an
+    unknown level or a parent that is not there."""
+    usages, parents = [], {}
+    for i in range(draw(st.integers(0, 12))):
+        parent = draw(st.one_of(st.none(), st.integers(0, i - 1).map(lambda j: f"t{j}"))) if i else None
+        if parent is not None and draw(st.integers(0, 9)) == 0:
+            parent = "gone"  # an orphan: a root of its own in the roll-ups
+        if parent is None or parent == "gone":
+            level = draw(st.sampled_from(LEVELS + ("district",)))
+        else:
+            up = next(u.level for u in usages if u.tenant == parent)
+            level = LEVELS[min(LEVELS.index(up) + 1, 4)] if up in LEVELS else up
+        cpu, mem = draw(st.integers(0, 64)), draw(st.integers(0, 256))
+        usages.append(Usage(f"t{i}", "局", level, {"cpu": Decimal(cpu), "memory": mem * GIB, "storage": 10 * GIB},
+                            {"cpu": Decimal(draw(st.integers(0, cpu))), "memory": GIB}))
+        parents[f"t{i}"] = parent
+    return usages, parents
+
+
+def test_by_level_and_by_parent_of_a_small_hierarchy():
+    rows = report([Usage("p", "省", "province", {"cpu": Decimal(8), "memory": 8 * GIB, "storage": 0 * GIB}, {}),
+                   Usage("c", "市", "city", {"cpu": Decimal(4), "memory": 4 * GIB, "storage": 0 * GIB}, {}),
+                   Usage("x", "县", "county", {"cpu": Decimal(2), "memory": 2 * GIB, "storage": 0 * GIB}, {}),
+                   Usage("v", "村", "village", {"cpu": Decimal(1), "memory": GIB, "storage": 0 * GIB}, {}),
+                   Usage("o", "?", "mystery", {"cpu": Decimal(1), "memory": GIB, "storage": 0 * GIB}, {})])
+    levels = by_level(rows)
+    assert [g.tenant for g in levels] == ["province", "city", "county", "village", "mystery"]  # unknown last
+    assert [g.tenants for g in levels] == [1, 1, 1, 1, 1]
+    groups = by_parent(rows, {"p": None, "c": "p", "x": "c", "v": "x", "o": None})
+    assert [(g.tenant, g.level, g.tenants, g.cpu_requested) for g in groups] == [
+        ("p", "province", 4, 15), ("c", "city", 3, 7), ("x", "county", 2, 3)]  # v has no children: no row
+    assert groups[0].cost_requested == sum(r.cost_requested for r in rows if r.tenant != "o")
+
+
+@given(forests())
+def test_roll_ups_add_up(forest):
+    usages, parents = forest
+    rows = report(usages)
+    levels = by_level(rows)
+    for f in SUMMED:  # the level rows share the tenant rows out, nothing lost or counted twice
+        assert sum(getattr(g, f) for g in levels) == sum(getattr(r, f) for r in rows)
+    assert sum(g.tenants for g in levels) == len(rows)
+    groups = {g.tenant: g for g in by_parent(rows, parents)}
+    own = {r.tenant: r for r in rows}
+    kids = children_of(parents)
+    assert set(groups) == set(kids)  # one row per tenant that has children
+    for name, g in groups.items():  # a parent's roll-up is its own row plus its children's roll-ups
+        parts = [own[name]] + [groups.get(c, own[c]) for c in kids[name]]
+        for f in SUMMED:
+            assert getattr(g, f) == sum(getattr(p, f) for p in parts)
+        assert g.tenants == 1 + sum(getattr(groups.get(c), "tenants", 1) for c in kids[name])
