@@ -213,29 +213,40 @@ def collection(kind: str, namespace: str | None = None) -> str:
     return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
-def listing(api, kind: str, label_selector: str = "", namespace: str | None = None,
-            page: int = 500) -> tuple[list[dict], str]:
-    """Every object of ``kind`` (in pages) and the listing's resourceVersion, to watch from."""
-    items, token = [], None
+def pages(api, kind: str, label_selector: str = "", namespace: str | None = None,
+          page: int = 500) -> Iterator[tuple[list[dict], str]]:
+    """Every object of ``kind``, one page at a time (each with the listing's resourceVersion, to
+    watch from), so that a listing of tens of thousands is never all in memory at once."""
+    token = None
     while True:
         query = [("limit", str(page))] + ([("continue", token)] if token else []) + \
             ([("labelSelector", label_selector)] if label_selector else [])
         resp = request(api, "GET", collection(kind, namespace), query=query)
-        items += resp.get("items", [])
-        token = (resp.get("metadata") or {}).get("continue")
+        md = resp.get("metadata") or {}
+        yield resp.get("items", []), md.get("resourceVersion", "")
+        token = md.get("continue")
         if not token:
-            return items, (resp.get("metadata") or {}).get("resourceVersion", "")
+            return
+
+
+def listing(api, kind: str, label_selector: str = "", namespace: str | None = None,
+            page: int = 500) -> tuple[list[dict], str]:
+    """Every object of ``kind`` (in pages) and the listing's resourceVersion, to watch from."""
+    items, rv = [], ""
+    for chunk, rv in pages(api, kind, label_selector, namespace, page):
+        items += chunk
+    return items, rv
 
 
 def watch(api, kind: str, resource_version: str, label_selector: str = "",
-          timeout: int = 300) -> Iterator[dict]:
+          timeout: int = 300, namespace: str | None = None) -> Iterator[dict]:
     """The watch events of ``kind`` after ``resource_version`` (bookmarks included), as decoded
     JSON, until the API server ends the watch (after ``timeout`` seconds)."""
     from kubernetes.watch.watch import iter_resp_lines
 
     query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", resource_version),
              ("timeoutSeconds", str(timeout))] + ([("labelSelector", label_selector)] if label_selector else [])
-    resp = _send(api, "GET", collection(kind), query=query, timeout=(10, timeout + 30))
+    resp = _send(api, "GET", collection(kind, namespace), query=query, timeout=(10, timeout + 30))
     if not 200 <= resp.status <= 299:
         data = resp.read()
         raise client.ApiException(status=resp.status, reason=resp.reason, body=data.decode(errors="replace"))

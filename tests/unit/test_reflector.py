@@ -21,16 +21,21 @@ class FakeAPI:
         self.listings, self.watches = list(listings), list(watches)
         self.calls = []
 
-    def listing(self, api, kind, selector):
+    def listing(self, api, kind, selector, namespace=None):
         self.calls.append(("list", kind, selector))
         if len(self.listings) == 1:
             self.last()
         return self.listings.pop(0)
 
+    def pages(self, api, kind, selector, namespace=None):
+        items, rv = self.listing(api, kind, selector, namespace)
+        yield items[:1], rv  # in two pages, as the API server gives a long listing
+        yield items[1:], rv
+
     def last(self):
         """Called when the last listing is taken."""
 
-    def watch(self, api, kind, rv, selector, timeout):
+    def watch(self, api, kind, rv, selector, timeout, namespace=None):
         self.calls.append(("watch", kind, rv))
         events = self.watches.pop(0)
         if isinstance(events, Exception):

@@ -31,9 +31,10 @@ class Gone(Exception):
 class Reflector:
     def __init__(self, api, kind: str, label_selector: str, deliver: Deliver, *,
                  on_listed: Callable[[str], None] = lambda kind: None, stub_labels: tuple[str, ...] = (),
-                 timeout: int = 300, k=kube):
+                 timeout: int = 300, namespace: str | None = None, k=kube):
         """``kind``: one of ``kube.KINDS``.  ``stub_labels``: the labels a DELETED event made up after a
-        relist carries (all if empty)."""
+        relist carries (all if empty).  ``namespace``: that namespace's only (default: all)."""
+        self.namespace = namespace
         self.api, self.kind, self.api_version, self.selector = api, kind, kube.api_version(kind), label_selector
         self.stub_labels = stub_labels
         self.deliver, self.on_listed, self.timeout, self.k = deliver, on_listed, timeout, k
@@ -47,13 +48,13 @@ class Reflector:
     def list_once(self) -> str:
         """List, deliver every object (ADDED) and the ones gone since the last listing (DELETED);
         the resourceVersion to watch from."""
-        items, rv = self.k.listing(self.api, self.kind, self.selector)
-        seen = {}
-        for obj in items:
-            obj.setdefault("kind", self.kind)  # a listing's items carry neither
-            obj.setdefault("apiVersion", self.api_version)
-            seen[self._key(obj)] = self._labels(obj)
-            self.deliver("ADDED", obj)
+        seen, rv = {}, ""
+        for items, rv in self.k.pages(self.api, self.kind, self.selector, namespace=self.namespace):
+            for obj in items:  # page by page: a listing of tens of thousands is never all in memory
+                obj.setdefault("kind", self.kind)  # a listing's items carry neither
+                obj.setdefault("apiVersion", self.api_version)
+                seen[self._key(obj)] = self._labels(obj)
+                self.deliver("ADDED", obj)
         for key in self.known.keys() - seen.keys():
             self.deliver("DELETED", self._stub(key, self.known[key]))
         self.known = seen
@@ -64,7 +65,7 @@ class Reflector:
 
     def watch_once(self, rv: str) -> str:
         """Deliver the events after ``rv`` until the API server ends the watch; the last version seen."""
-        for ev in self.k.watch(self.api, self.kind, rv, self.selector, self.timeout):
+        for ev in self.k.watch(self.api, self.kind, rv, self.selector, self.timeout, namespace=self.namespace):
             etype, obj = ev.get("type"), ev.get("object") or {}
             if etype == "ERROR":
                 if obj.get("code") == 410:
