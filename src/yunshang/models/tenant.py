@@ -149,13 +149,13 @@ class Quota(Model):
     """Persistent volume requests, e.g. 100Gi."""
     pods: int = Field(default=20, ge=0, le=100_000)
     """Number of pods."""
-    services: int = Field(default=10, ge=0, le=10_000)
+    services: int = Field(default=10, ge=0, le=100_000)
     """Number of services."""
     configmaps: int = Field(default=50, ge=0, le=100_000)
     """Number of config maps."""
     secrets: int = Field(default=50, ge=0, le=100_000)
     """Number of secrets."""
-    persistentvolumeclaims: int = Field(default=10, ge=0, le=10_000)
+    persistentvolumeclaims: int = Field(default=10, ge=0, le=100_000)
     """Number of persistent volume claims."""
 
     def amounts(self) -> dict[str, Decimal]:
@@ -178,10 +178,10 @@ class QuotaBound(Model):
     memory: Quantity | None = None
     storage: Quantity | None = None
     pods: int | None = Field(default=None, ge=0, le=100_000)
-    services: int | None = Field(default=None, ge=0, le=10_000)
+    services: int | None = Field(default=None, ge=0, le=100_000)
     configmaps: int | None = Field(default=None, ge=0, le=100_000)
     secrets: int | None = Field(default=None, ge=0, le=100_000)
-    persistentvolumeclaims: int | None = Field(default=None, ge=0, le=10_000)
+    persistentvolumeclaims: int | None = Field(default=None, ge=0, le=100_000)
 
     def over(self, quota: Quota) -> Quota:
         return Quota.model_validate({**quota.model_dump(), **self.model_dump(exclude_none=True)})
