@@ -24,15 +24,14 @@ Controls it can remove, and how (each waits until the API server no longer enfor
 - `apiserver-admission-resourcequota`, `apiserver-admission-podsecurity` (admission plugins the
   local kube-apiserver enables): it is restarted with the plugin taken out of
   --enable-admission-plugins and named in --disable-admission-plugins (both are on by default);
-- `apiserver-authorization-rbac` (RBAC in --authorization-mode=Node,RBAC): it is restarted with
-  --authorization-mode=AlwaysAllow;
+- `apiserver-authorization-rbac` (RBAC in the API server's authorizers, --authorization-config):
+  it is restarted with --authorization-mode=AlwaysAllow instead;
 - `yunshang-offer-terms` (one binding per offer, made and kept by the operator, the offer as its
   parameter): the policy itself is deleted, so that the bindings the operator makes name nothing;
-- `rbac-need-to-know` (the per-department ClusterRole yunshang:dept:<tenant> and Role dept-<tenant>
-  in yunshang-views, naming exactly the department's tenant, agreements and view): every write of
-  one loses its resourceNames and every ClusterRole gains the agreements (a MutatingAdmissionPolicy),
-  so each grants every tenant, agreement and view — the operator re-applies them, and the policy
-  rewrites each again;
+- `authz-need-to-know` (the operator's authorization webhook, yunshang.views.authorize: a
+  department reads by name its own tenant, the agreements it is a party to and its own view, and
+  nothing else): the API server is restarted with that webhook answered by a stand-in that allows
+  whatever it is asked;
 - `rbac-builtin-admin` (what Kubernetes' built-in `admin` ClusterRole, the owners' role, holds):
   a ClusterRole of every permission is aggregated into `admin`;
 - `rbac-tenant-owners` (the owners bound to `admin` by a RoleBinding inside their namespaces
@@ -58,7 +57,7 @@ CONTROLS = ["tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provid
             "yunshang-audit-append-only", "pod-security-restricted", "apiserver-allow-privileged",
             "networkpolicy-tenant-isolation", "rbac-builtin-admin", "rbac-tenant-owners", "rbac-department",
             "yunshang-tenant-governance", "yunshang-offer-governance", "yunshang-sharing-consent",
-            "yunshang-agreement-rating", "yunshang-offer-terms", "rbac-need-to-know",
+            "yunshang-agreement-rating", "yunshang-offer-terms", "authz-need-to-know",
             "apiserver-admission-resourcequota", "apiserver-admission-podsecurity", "apiserver-authorization-rbac",
             "networkpolicy-sharing", "node-traffic-guard", "yunshang-operator-scope"]
 SUITES = ["tests/integration/test_boundary_attacks.py", "tests/integration/test_conformance.py",
@@ -109,10 +108,10 @@ def knock_out(api, control: str) -> None:
         _restart_apiserver(api, _without_plugin("PodSecurity"), "no PodSecurity admission",
                            lambda: _unrestricted_pod_admitted(api))
     elif control == "apiserver-authorization-rbac":
-        _restart_apiserver(api, _flag("--authorization-mode", "AlwaysAllow"), "--authorization-mode=AlwaysAllow",
+        _restart_apiserver(api, _always_allow, "--authorization-mode=AlwaysAllow",
                            lambda: _allowed(api, "mallory", [], "list", "secrets", "kube-system"))
-    elif control == "rbac-need-to-know":
-        _need_to_know_names_everything(api)
+    elif control == "authz-need-to-know":
+        _need_to_know_allows_everything(api)
     elif control == "yunshang-offer-terms":
         _offer_terms_policy_gone(api)
     elif control == "rbac-builtin-admin":
@@ -276,6 +275,12 @@ def _flag(flag: str, value: str):
     return lambda argv: [a for a in argv if not a.startswith(flag + "=")] + [f"{flag}={value}"]
 
 
+def _always_allow(argv: list[str]) -> list[str]:
+    """An edit of kube-apiserver's arguments: every request allowed (no authorizer chain)."""
+    return [a for a in argv if not a.startswith(("--authorization-config=", "--authorization-mode="))] + \
+        ["--authorization-mode=AlwaysAllow"]
+
+
 def _without_plugin(plugin: str):
     """An edit of kube-apiserver's arguments: the admission plugin off (taken out of the enabled
     ones and named among the disabled: it is on by default)."""
@@ -391,44 +396,59 @@ def _unrestricted_pod_admitted(api) -> bool:
 
 # ---------------------------------------------------------------------------- the operator's own grants
 
-def _need_to_know_names_everything(api) -> None:
-    """Every per-department ClusterRole and view Role, as written, loses its resourceNames."""
-    from kubernetes import client
+def _need_to_know_allows_everything(api) -> None:
+    """The API server's need-to-know webhook answered by a stand-in (in this process, for the run)
+    that allows whatever it is asked, over the operator's own certificate and CA."""
+    import http.server
+    import ssl
+    import threading
 
-    from helpers import wait_for
-    from yunshang.views import LABEL_VIEW
+    import yaml
 
-    _mutating_policy(api, "knockout-need-to-know", {
-        "matchConstraints": {"resourceRules": [{"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["v1"],
-                                                "operations": ["CREATE", "UPDATE"],
-                                                "resources": ["clusterroles", "roles"]}]},
-        "matchConditions": [{"name": "a-departments-view", "expression":
-                             f"has(object.metadata.labels) && '{LABEL_VIEW}' in object.metadata.labels"}],
-        # one remove per rule that names (a replace of /rules by a list of typed rules panics v1.36.3's
-        # API server: cel-go cannot convert it); the operator's roles hold at most two rules
-        "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression":
-                       "[0, 1, 2, 3, 4, 5, 6, 7].filter(i, i < size(object.rules) && "
-                       "has(object.rules[i].resourceNames)).map(i, "
-                       'JSONPatch{op: "remove", path: "/rules/" + string(i) + "/resourceNames"}) + '
-                       # and a department party to no agreement is given them all the same
-                       '(object.kind == "ClusterRole" ? [JSONPatch{op: "add", path: "/rules/-", value: '
-                       'Object.rules{apiGroups: ["platform.yunshang.io"], resources: ["shareagreements"], '
-                       'verbs: ["get", "watch", "update", "patch"]}}] : [])'}}]})
-    rbac = client.RbacAuthorizationV1Api(api)
+    class Yes(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            review = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            body = json.dumps({"apiVersion": review.get("apiVersion"), "kind": "SubjectAccessReview",
+                               "status": {"allowed": True, "reason": "knocked out"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def widened() -> bool:
-        role = rbac.create_cluster_role({"metadata": {"name": "yunshang:dept:knockout-probe",
-                                                      "labels": {LABEL_VIEW: "knockout-probe"}},
-                                         "rules": [{"apiGroups": ["platform.yunshang.io"], "resources": ["tenants"],
-                                                    "resourceNames": ["knockout-probe"], "verbs": ["get"]}]},
-                                        dry_run="All")
-        return all(not r.resource_names for r in role.rules)
-    wait_for("the departments' own roles name everything", widened, timeout=30)
-    touch = {"metadata": {"annotations": {"knockout.yunshang.io/touched": "yes"}}}
-    for role in rbac.list_cluster_role(label_selector=LABEL_VIEW).items:
-        rbac.patch_cluster_role(role.metadata.name, touch)
-    for role in rbac.list_role_for_all_namespaces(label_selector=LABEL_VIEW).items:
-        rbac.patch_namespaced_role(role.metadata.name, role.metadata.namespace, touch)
+        def log_message(self, *args):
+            pass
+
+    def edit(argv: list[str]) -> list[str]:
+        config = Path(next(a for a in argv if a.startswith("--authorization-config=")).split("=", 1)[1])
+        pki = config.parent / "pki"
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Yes)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(pki / "operator-webhook.crt", pki / "operator-webhook.key")
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        doc = yaml.safe_load(config.read_text())
+        hook = next(a for a in doc["authorizers"] if a["type"] == "Webhook")
+        kubeconfig = yaml.safe_load(Path(hook["webhook"]["connectionInfo"]["kubeConfigFile"]).read_text())
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{server.server_address[1]}/"
+        stand_in = config.parent / "knockout-authorize.kubeconfig"
+        stand_in.write_text(yaml.safe_dump(kubeconfig))
+        hook["webhook"]["connectionInfo"]["kubeConfigFile"] = str(stand_in.resolve())
+        knocked = config.parent / "knockout-authorization.yaml"
+        knocked.write_text(yaml.safe_dump(doc))
+        return [a for a in argv if not a.startswith("--authorization-config=")] + [f"--authorization-config={knocked}"]
+
+    def in_force() -> bool:  # a department may read another's tenant by name
+        from kubernetes import client
+
+        review = client.AuthorizationV1Api(api).create_subject_access_review({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": PROBE_USER, "groups": ["yunshang:departments", "yunshang:dept:knockout-a"],
+                     "resourceAttributes": {"verb": "get", "resource": "tenants", "group": "platform.yunshang.io",
+                                            "name": "knockout-b"}}})
+        return bool(review.status.allowed)
+
+    _restart_apiserver(api, edit, "a need-to-know webhook that allows everything", in_force)
 
 
 def _offer_terms_policy_gone(api) -> None:

@@ -688,8 +688,9 @@ def operator_scope_policy() -> list[dict[str, Any]]:
     """What the operator's ServiceAccount may write, narrower than its ClusterRole can say (RBAC cannot
     select by label or name prefix): namespaces that carry a tenant's mark; objects inside those and
     inside the platform's own namespaces only (never kube-system, default, a namespace made by hand);
-    cluster roles and bindings of the departments' need-to-know (``yunshang:dept:*``) only, so it can
-    neither rewrite cluster-admin nor the platform's roles.  A stolen token of the operator is bounded
+    cluster roles and bindings of the departments' need-to-know of the earlier shape
+    (``yunshang:dept:*``, which it deletes) only, so it can neither rewrite cluster-admin nor the
+    platform's roles.  A stolen token of the operator is bounded
     by this.  (Not the offers' admission policy bindings it keeps: no admission policy applies to
     admission objects, and RBAC cannot name a prefix.)"""
     label = f"'{LABEL_TENANT}'"
@@ -816,9 +817,10 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
                 {**tenants, "verbs": [*read, "patch", "update"]},
                 {**shares, "verbs": [*read, "patch", "update", "delete"]},
                 {**offers, "verbs": read},
-                # need-to-know: each department's ClusterRole naming its own tenant and agreements (yunshang.views)
+                # need-to-know is the authorization webhook's now (yunshang.views.authorize): the operator only
+                # removes the per-department ClusterRoles and bindings of the earlier shape
                 {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"],
-                 "verbs": [*read, "create", "patch"]},
+                 "verbs": [*read, "delete"]},
                 # one binding of the offer-terms policy per offer (the policy itself ships with the platform)
                 {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingadmissionpolicybindings"],
                  "verbs": [*read, "create", "patch", "delete"]},
@@ -886,13 +888,13 @@ def rbac(audit_anchor: str = DEFAULT_ANCHOR, roles: tuple[str, ...] | list[str] 
                       "labels": {"app.kubernetes.io/part-of": "yunshang"}},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "yunshang:operator-leader"},
          "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NAMESPACE}]},
-        # the operator keeps the departments' views (and the Roles that let each read its own)
+        # the operator keeps the departments' views (and removes the per-department Roles of the earlier shape)
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": {"name": "yunshang:operator-views", "namespace": VIEWS_NAMESPACE,
                       "labels": {"app.kubernetes.io/part-of": "yunshang"}},
          "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": [*read, "create", "patch"]},
                    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-                    "verbs": [*read, "create", "patch"]}]},
+                    "verbs": [*read, "delete"]}]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": {"name": "yunshang:operator-views", "namespace": VIEWS_NAMESPACE,
                       "labels": {"app.kubernetes.io/part-of": "yunshang"}},

@@ -215,7 +215,7 @@ def test_a_platform_admin_cannot_raise_quota_past_the_approved_ceiling(kube_api,
 
 
 @pytest.mark.control("yunshang-tenant-signoff")
-def test_a_reviewer_never_signs_for_their_own_department(kube_api, platform):
+def test_a_reviewer_never_signs_for_their_own_department(kube_api, platform, operator):
     """Control: the yunshang-tenant-signoff policy (separation of duties: the department's group and
     its owners)."""
     name = uid("sod")

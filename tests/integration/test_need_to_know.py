@@ -4,10 +4,12 @@ departments'; platform admins read everything. Every attempt is the department's
 (impersonated), each beside the control that is allowed.
 
 Each security test names the control it proves (``@pytest.mark.control``) and every refusal
-asserts who refused, in RBAC's own words (``is forbidden: User … cannot …``):
-- ``rbac-need-to-know``: the per-department ClusterRole ``yunshang:dept:<tenant>`` the operator
-  keeps, naming exactly its tenant and its agreements, and the Role ``dept-<tenant>`` in
-  ``yunshang-views`` naming exactly its view;
+asserts who refused, in the API server's authorization words (``is forbidden: User … cannot …``:
+no authorizer allowed it, not an admission policy, not a 404):
+- ``authz-need-to-know``: the operator's authorization webhook (yunshang.views.authorize), which
+  the API server asks after RBAC about a department's request by name: its own tenant, the
+  agreements it is a party to and its own view in ``yunshang-views``, nothing else (no RBAC
+  object per department: the cost of a request does not grow with their number);
 - ``rbac-department``: the departments' cluster-wide ClusterRole ``yunshang:department``, which
   creates tenants and agreements and reads the catalogue, and lists nothing else."""
 from __future__ import annotations
@@ -50,28 +52,28 @@ def three(operator, kube_api):
         Impersonated(kube_api, f"clerk-{c}", dept_groups(c))
 
 
-@pytest.mark.control("rbac-need-to-know")
+@pytest.mark.control("authz-need-to-know")
 def test_a_department_reads_its_own_tenant_and_not_anothers(three):
-    """Control: the per-department ClusterRole yunshang:dept:<tenant> (operator-kept), naming exactly
-    its own tenant: a get by name of another's is refused by RBAC, the same get of its own admitted."""
+    """Control: the need-to-know webhook, which allows a department its own tenant by name only: a
+    get or patch by name of another's is refused, the same get of its own admitted."""
     a, b, c, name, da, db, dc = three
-    granted(da, f"{API}/tenants/{a}")  # control: its own, by name (once the operator named it in its role)
+    granted(da, f"{API}/tenants/{a}")  # control: its own, by name
     rbac_refused(da.request("GET", f"{API}/tenants/{b}"), da, "get", "tenants")
     rbac_refused(da.merge_patch(f"{API}/tenants/{b}", {"spec": {"purpose": "hijack"}}), da, "patch", "tenants")
     granted(db, f"{API}/tenants/{b}")  # control: the same get by b's own department
 
 
-@pytest.mark.control("rbac-need-to-know")
+@pytest.mark.control("authz-need-to-know")
 def test_only_the_parties_read_and_decide_an_agreement(three):
-    """Control: the per-department ClusterRoles yunshang:dept:<tenant> (operator-kept), naming exactly
-    the agreements the department is a party to: the stranger can neither read nor patch it (RBAC
-    refuses before any admission policy is asked), while the parties read it and the provider decides."""
+    """Control: the need-to-know webhook, which allows the agreements a department is a party to
+    (consumer or provider, from the operator's cache): the stranger can neither read nor patch it
+    (refused before any admission policy is asked), while the parties read it and the provider decides."""
     a, b, c, name, da, db, dc = three
     path = f"{API}/shareagreements/{name}"
-    granted(da, path)  # control: the parties read it, once the operator named it in their roles
+    granted(da, path)  # control: the parties read it, once the operator has seen it
     granted(db, path)
-    # control: the stranger's own role is in place (its own tenant by name): refused below for want of
-    # the agreement's name in it, not because the operator has not written its role yet
+    # control: the stranger is answered (its own tenant by name): refused below for not being a party,
+    # not because nobody answers
     granted(dc, f"{API}/tenants/{c}")
     rbac_refused(dc.request("GET", path), dc, "get", "shareagreements")
     rbac_refused(dc.merge_patch(path, {"spec": {"revoked": {"by": f"clerk-{c}"}}}), dc, "patch", "shareagreements")
@@ -80,10 +82,10 @@ def test_only_the_parties_read_and_decide_an_agreement(three):
     assert code == 200, body
 
 
-@pytest.mark.control("rbac-need-to-know")
+@pytest.mark.control("authz-need-to-know")
 def test_a_department_reads_its_own_view_and_not_anothers(three):
-    """Control: the per-department Role dept-<tenant> in yunshang-views (operator-kept, beside the
-    ClusterRole), naming exactly the department's own view."""
+    """Control: the need-to-know webhook, which allows a department exactly its own view in
+    yunshang-views (get and watch by name)."""
     a, b, c, name, da, db, dc = three
     granted(da, f"{VIEWS}/dept-{a}")
     granted(dc, f"{VIEWS}/dept-{c}")
@@ -112,7 +114,7 @@ def test_a_department_lists_none_of_the_cluster_scoped_kinds(one, kube_api, reso
     create tenants and agreements but list none of them (RBAC cannot filter a cluster-scoped list by
     name: a list would show every department's); the audit trail only through its view."""
     t, dept = one
-    granted(dept, f"{API}/tenants/{t}")  # its own tenant by name, as the operator grants it
+    granted(dept, f"{API}/tenants/{t}")  # its own tenant by name, as the need-to-know webhook allows
     rbac_refused(dept.request("GET", f"{API}/{resource}"), dept, "list", resource)
     # control: the same list of the catalogue, which the department role grants (offers are meant to be found)
     code, offers = dept.request("GET", f"{API}/shareoffers")

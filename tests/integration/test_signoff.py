@@ -40,7 +40,8 @@ def name():
 
 
 @pytest.fixture
-def dept(kube_api, platform, name):
+def dept(kube_api, platform, operator, name):
+    # the operator answers the API server's need-to-know questions (a department reading its tenant)
     return Impersonated(kube_api, f"user-of-{name}", dept_groups(name))
 
 

@@ -67,7 +67,8 @@ def name():
 
 
 @pytest.fixture
-def dept(kube_api, platform, name):
+def dept(kube_api, platform, operator, name):
+    # the operator answers the API server's need-to-know questions (a department reading its tenant)
     return Impersonated(kube_api, f"user-of-{name}", dept_groups(name))
 
 
@@ -79,7 +80,7 @@ def admin(kube_api, platform):
 def created(dept, name, **changes):
     code, body = dept.create(TENANTS, tenant(name, **changes))
     assert code == 201, body
-    grant(dept.api, name)  # what the operator's views grant its department (no operator runs here)
+    grant(dept.api, name)  # until the need-to-know webhook lets its department read it
     return body
 
 
@@ -264,7 +265,7 @@ def test_unknown_identity_is_refused_by_rbac(kube_api, dept, admin, name):
 def test_schema_rejects_invalid_fields(dept, name):
     """The Tenant CRD's schema and rules (input validation, for everyone; no platform boundary)."""
     schema_refused(dept.create(TENANTS, tenant(name, level="city")), name,
-                   "a province tenant has no parent; a city or county tenant needs one")
+                   "a province tenant has no parent; a city, county, township or village tenant needs one")
     schema_refused(dept.create(TENANTS, tenant(name, quota={"cpu": "lots"})), name, "spec.quota.cpu")
     code, body = dept.create(TENANTS + "?dryRun=All", tenant(name, quota={"cpu": "4"}))  # control: a valid one
     assert code == 201, body

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 
@@ -112,6 +113,49 @@ def outputs(ctx: typer.Context, stack: str = StackOpt, output: Output = OutputOp
         return
     for k, v in values.items():
         out.print(f"{k:12} {v}")
+
+
+@platform_app.command("authorization-config")
+def authorization_config(
+    output_dir: Path = typer.Option(..., "--output-dir", "-d", help="where to write authorization.yaml and "
+                                    "need-to-know.kubeconfig, e.g. /etc/kubernetes/yunshang (on every control-plane node)"),
+    url: str = typer.Option("https://yunshang-operator-webhook.yunshang-system.svc:8443/authorize", help=(
+        "the operator's /authorize endpoint as the API server reaches it (the webhooks' Service follows the leader)")),
+    ca_file: Path = typer.Option(..., "--ca-file", exists=True, dir_okay=False, help=(
+        "the CA of the operator's webhook certificate (ca.crt of the Secret yunshang:operator.webhookSecret names)")),
+    token_file: Path = typer.Option(..., "--token-file", exists=True, dir_okay=False, help=(
+        "the webhooks' bearer token (token of that Secret)")),
+    output: Output = OutputOpt,
+) -> None:
+    """The API server's authorizers for need-to-know (Node, RBAC, then the operator's webhook for
+    department reads by name): pass `--authorization-config=<dir>/authorization.yaml` to
+    kube-apiserver instead of --authorization-mode.
+
+    yunshang platform authorization-config -d /etc/kubernetes/yunshang --ca-file ca.crt --token-file token
+    """
+    import yaml
+
+    from ..views import authorization_config as config
+
+    if not url.startswith("https://"):
+        raise UserError(f"--url {url!r}: the API server sends its token only over TLS; give an https:// URL")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = (output_dir / "need-to-know.kubeconfig").resolve()
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "yunshang-operator", "cluster": {"server": url,
+                                                               "certificate-authority": str(ca_file.resolve())}}],
+        "users": [{"name": "kube-apiserver", "user": {"tokenFile": str(token_file.resolve())}}],
+        "contexts": [{"name": "default", "context": {"cluster": "yunshang-operator", "user": "kube-apiserver"}}],
+        "current-context": "default"}))
+    kubeconfig.chmod(0o600)
+    path = output_dir / "authorization.yaml"
+    path.write_text(yaml.safe_dump(config(str(kubeconfig))))
+    if output == Output.json:
+        emit_json({"authorizationConfig": str(path), "kubeconfig": str(kubeconfig)})
+        return
+    out.print(f"wrote {path} and {kubeconfig}: start kube-apiserver with --authorization-config={path} "
+              "(and without --authorization-mode)")
 
 
 @platform_app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

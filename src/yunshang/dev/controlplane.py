@@ -60,6 +60,9 @@ class ControlPlane:
     """Users whose every request is written to logs/audit.log (Metadata level); empty: no audit log."""
     audit_webhook: bool = True
     """Send audit events to the operator's /audit endpoint (denials per tenant)."""
+    need_to_know_webhook: bool = True
+    """Ask the operator's /authorize endpoint about department reads by name (own tenant, its
+    agreements, its view: yunshang.views.authorize); off: RBAC alone (tests of admission only)."""
     real_node: bool = False
     """Also run a real node (dev/node.py) where the machine can; ``node_note`` says why not otherwise."""
     node_note: str = ""
@@ -233,23 +236,38 @@ class ControlPlane:
             flags += [f"--audit-log-path={self.logs / 'audit.log'}", "--audit-log-format=json",
                       "--audit-log-mode=blocking"]
         if self.audit_webhook:
-            hook = {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "operator", "cluster": {
-                    "server": f"https://127.0.0.1:{self.ports['operator-webhook']}/audit",
-                    "certificate-authority": str(self.pki / "ca.crt"),
-                }}],
-                "users": [{"name": "apiserver", "user": {"token": self.webhook_token_file.read_text().strip()}}],
-                "contexts": [{"name": "default", "context": {"cluster": "operator", "user": "apiserver"}}],
-                "current-context": "default",
-            }
-            hook_path = self.state / "audit-webhook.kubeconfig"
-            hook_path.write_text(yaml.safe_dump(hook))
-            hook_path.chmod(0o600)
+            hook_path = self._operator_hook("audit")
             flags += [f"--audit-webhook-config-file={hook_path}", "--audit-webhook-mode=batch",
                       "--audit-webhook-batch-max-wait=1s", "--audit-webhook-initial-backoff=1s"]
         return flags
+
+    def _operator_hook(self, path: str) -> Path:
+        """A kubeconfig for the API server to reach the operator's webhook ``/path`` (TLS, its token)."""
+        hook = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "operator", "cluster": {
+                "server": f"https://127.0.0.1:{self.ports['operator-webhook']}/{path}",
+                "certificate-authority": str(self.pki / "ca.crt"),
+            }}],
+            "users": [{"name": "apiserver", "user": {"token": self.webhook_token_file.read_text().strip()}}],
+            "contexts": [{"name": "default", "context": {"cluster": "operator", "user": "apiserver"}}],
+            "current-context": "default",
+        }
+        hook_path = self.state / f"{path}-webhook.kubeconfig"
+        hook_path.write_text(yaml.safe_dump(hook))
+        hook_path.chmod(0o600)
+        return hook_path
+
+    def _authorization_flags(self) -> list[str]:
+        """Node and RBAC, then (need_to_know_webhook) the operator's need-to-know webhook (yunshang.views)."""
+        if not self.need_to_know_webhook:
+            return ["--authorization-mode=Node,RBAC"]
+        from ..views import authorization_config
+
+        path = self.state / "authorization.yaml"
+        path.write_text(yaml.safe_dump(authorization_config(str(self._operator_hook("authorize").resolve()))))
+        return [f"--authorization-config={path}"]
 
     def operator_env(self) -> dict[str, str]:
         """Environment of an operator for this platform (webhooks, Prometheus)."""
@@ -418,7 +436,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={k / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=Node,RBAC",
+                *self._authorization_flags(),
                 "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
                 "DefaultTolerationSeconds,NodeRestriction,PodSecurity,ResourceQuota,ValidatingAdmissionPolicy",
                 f"--kubelet-client-certificate={k / 'apiserver-kubelet-client.crt'}",

@@ -54,7 +54,7 @@ def elastic_quota(r: Runtime, rec) -> None:
     changes = []
     for res in elastic.ELASTIC_RESOURCES:
         obs = elastic.observe(r.settings.prometheus_url, name, res, policy, signal)
-        used = Decimal(str(metrics.USAGE.labels(name, res)._value.get()))  # noqa: SLF001
+        used = Decimal(str(metrics.TENANTS.usage(name, res)))
         change = elastic.decide(res, current[res], floor[res], ceiling[res], used, obs, last_change, now, policy,
                                 signal)
         if change:

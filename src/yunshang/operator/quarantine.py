@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from .. import auditing
+from .. import auditing, views
 from ..models.audit import ObjectRef
 from ..models.tenant import DEPT_GROUP_PREFIX
 from . import webhooks
@@ -25,7 +25,8 @@ def setup(rt: Runtime, parties: Callable[[str], tuple[str, ...]]) -> None:
         return
     app = webhooks.make_app(st.webhook_token, lambda tenant, reason, alert: quarantine(rt, tenant, reason, alert),
                             lambda user, groups: owned_by(rt, user, groups), DEPT_GROUP_PREFIX,
-                            lambda events: record_audit_events(rt, events, parties))
+                            lambda events: record_audit_events(rt, events, parties),
+                            lambda spec: views.authorize(spec, parties))
     runner = []
 
     async def serve() -> None:

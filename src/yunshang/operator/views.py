@@ -1,49 +1,132 @@
-"""Need-to-know in the operator (yunshang.views says what and why): every few seconds, each
-department's ClusterRole, view and the bindings that let it read them are brought in line with
-its tenant, its agreements and the audit records that concern it; only what differs is written."""
+"""Need-to-know in the operator (yunshang.views says what and why): each department's view, and the
+authorization webhook's answers.
+
+A view is rewritten only when what it shows changed: the audit records (watched; each one goes to
+the departments it names, the newest `views.AUDIT_KEPT` of each kept as the view's JSON), the
+agreements a department is a party to, its tenant appearing, or the view itself changed or gone
+(its ConfigMap watched, kept as a digest of its data).  A round looks at the departments marked
+since the last one, and every ``view_seconds`` at all of them (a dict lookup each): the cost of a
+round follows what changed, not the number of departments.
+"""
 from __future__ import annotations
 
+import collections
 from typing import Callable, Iterable
 
-from .. import tenancy, views
-from .. import kube
+from .. import kube, views
+from .runtime.cache import digest
 from .runtime.manager import Runtime
 
-LIVE_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")
+LEGACY_KINDS = ("ClusterRoleBinding", "ClusterRole", "RoleBinding", "Role")  # the per-department RBAC of before
 
 
-def setup(rt: Runtime, agreements: Callable[[], Iterable[dict]]) -> None:
-    """A round runs when a tenant, an agreement or an audit record appears or goes, and at the latest
-    every ``view_seconds`` (repairing a view someone changed); each round lists the views and the
-    records it compares (``agreements()``: the agreements as the operator's watch last saw them)."""
-    rt.every("department views", lambda: sync(rt, agreements()), rt.settings.view_seconds, wake=rt.views_stale,
-             settle=True)
+class Views:
+    def __init__(self, rt: Runtime, agreements: Callable[[], Iterable[dict]]):
+        self.rt, self.agreements = rt, agreements
+        # tenant -> its newest records: (seq, name, record_json)
+        self.records: dict[str, collections.deque] = {}
+        self.seen_records: set[str] = set()
+        self.live: dict[str, str] = {}  # view name -> digest of its data
+        self.shown: dict[str, str] = {}  # tenant -> digest of the data last written or found in line
+        self.party_digest: dict[str, str] = {}  # tenant -> digest of its agreements as last rendered
+        self.dirty: set[str] = set()
+        self.legacy_checked = False
 
+    def setup(self) -> "Views":
+        rt = self.rt
+        rt.watch("AuditRecord", self.record_event)
+        rt.watch("ConfigMap", self.view_event, label_selector=views.LABEL_VIEW, namespace=views.VIEWS_NAMESPACE)
+        rt.every("department views", self.sync, rt.settings.view_seconds, wake=rt.views_stale, settle=True)
+        return self
 
-def sync(r: Runtime, all_agreements: Iterable[dict]) -> int:
-    """One round: returns how many objects were written."""
-    live = {}
-    for kind in LIVE_KINDS:
-        ns = views.VIEWS_NAMESPACE if kube.KINDS[kind][2] else None
-        for obj in kube.list_all(r.api, kind, label_selector=views.LABEL_VIEW, namespace=ns):
-            md = obj["metadata"]
-            live[(kind, md.get("namespace", ""), md["name"])] = obj
-    # each agreement and record to the departments it concerns, once (not all of them per department)
-    agreements: dict[str, list[dict]] = {}
-    for a in all_agreements:
-        for party in set(views.parties(a)):
-            agreements.setdefault(party, []).append(a)
-    audit: dict[str, list[dict]] = {}
-    for o in kube.list_all(r.api, "AuditRecord"):
-        for t in set(o["spec"].get("tenants") or []):
-            audit.setdefault(t, []).append(o["spec"])
-    written = 0
-    for name, rec in list(r.cache.tenants.items()):
-        if rec.deleting or not rec.uid:
-            continue
-        for obj in views.desired(name, rec.uid, agreements.get(name, []), audit.get(name, [])):
-            md = obj["metadata"]
-            if not tenancy.in_sync(obj, live.get((obj["kind"], md.get("namespace", ""), md["name"]))):
-                kube.apply(r.api, obj)
+    # ------------------------------------------------------------------ events (on the loop)
+    def record_event(self, etype: str, body: dict) -> None:
+        name = (body.get("metadata") or {}).get("name", "")
+        if etype == "DELETED" or name in self.seen_records:
+            return
+        self.seen_records.add(name)
+        spec = body.get("spec") or {}
+        line = views.record_json(spec)
+        for t in set(spec.get("tenants") or ()):
+            q = self.records.get(t)
+            if q is None:
+                q = self.records[t] = collections.deque(maxlen=views.AUDIT_KEPT)
+            seq = int(spec.get("seq") or 0)
+            if q and seq < q[-1][0]:  # out of order (a relist): keep them sorted
+                items = sorted([*q, (seq, name, line)])
+                q.clear()
+                q.extend(items[-views.AUDIT_KEPT:])
+            else:
+                q.append((seq, name, line))
+            self.dirty.add(t)
+        if spec.get("tenants"):
+            self.rt.views_changed()
+
+    def view_event(self, etype: str, body: dict) -> None:
+        md = body.get("metadata") or {}
+        name = md.get("name", "")
+        if etype == "DELETED":
+            self.live.pop(name, None)
+        else:
+            self.live[name] = digest(body.get("data") or {})
+        tenant = (md.get("labels") or {}).get(views.LABEL_VIEW)
+        if tenant and self.shown.get(tenant) != self.live.get(name):
+            self.dirty.add(tenant)  # someone else's change, or gone: repair
+            self.rt.views_changed()
+
+    # ------------------------------------------------------------------ a round (in a thread)
+    def sync(self) -> int:
+        """Bring the marked views (and any not in line) in line; how many were written."""
+        if not self.legacy_checked:
+            self.legacy_checked = self._remove_legacy()
+        by_party: dict[str, list[dict]] = {}
+        for a in self.agreements():
+            for party in set(views.parties(a)):
+                by_party.setdefault(party, []).append(a)
+        rendered: dict[str, str] = {}
+        for party in by_party.keys() | self.party_digest.keys():
+            text = views.agreements_json(by_party.get(party, []))
+            rendered[party] = text
+            d = digest({"a": text})
+            if self.party_digest.get(party) != d:
+                self.party_digest[party] = d
+                self.dirty.add(party)
+        dirty, self.dirty = self.dirty, set()
+        written = 0
+        for name, rec in list(self.rt.cache.tenants.items()):
+            if rec.deleting or not rec.uid:
+                continue
+            vname = views.view_name(name)
+            if name not in dirty and name in self.shown and self.live.get(vname) == self.shown[name]:
+                continue
+            q = self.records.get(name, ())
+            obj = views.view(name, rec.uid, rendered.get(name) or views.agreements_json([]),
+                             views.audit_json(line for _, _, line in tuple(q)))
+            want = digest(obj["data"])
+            if self.live.get(vname) != want:
+                try:
+                    kube.apply(self.rt.api, obj)
+                except Exception:
+                    self.dirty.add(name)  # the next round tries again
+                    raise
                 written += 1
-    return written
+                self.live[vname] = want
+            self.shown[name] = want
+        for gone in self.shown.keys() - self.rt.cache.tenants.keys():
+            self.shown.pop(gone, None)
+            self.party_digest.pop(gone, None)
+            self.records.pop(gone, None)
+        return written
+
+    def _remove_legacy(self) -> bool:
+        """Delete the per-department ClusterRoles, Roles and their bindings of the earlier shape
+        (label platform.yunshang.io/view-of): the authorizer decides now.  True once done."""
+        for kind in LEGACY_KINDS:
+            ns = views.VIEWS_NAMESPACE if kube.KINDS[kind][2] else None
+            for obj in kube.list_all(self.rt.api, kind, label_selector=views.LABEL_VIEW, namespace=ns):
+                kube.delete(self.rt.api, kind, obj["metadata"]["name"], namespace=ns)
+        return True
+
+
+def setup(rt: Runtime, agreements: Callable[[], Iterable[dict]]) -> Views:
+    return Views(rt, agreements).setup()

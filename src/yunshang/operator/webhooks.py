@@ -111,7 +111,9 @@ def _authorised(request: web.Request, token: str) -> bool:
 
 def make_app(token: str, quarantine: Callable[[str, str, str], bool],
              owned_by: Callable[[str, list[str]], list[str]], dept_prefix: str,
-             record: Callable[[list[dict]], int] = lambda events: 0) -> web.Application:
+             record: Callable[[list[dict]], int] = lambda events: 0,
+             authorize: Callable[[dict], str | None] = lambda spec: None) -> web.Application:
+    """``authorize(spec)``: why a SubjectAccessReview's spec is allowed, or None (yunshang.views.authorize)."""
     async def alerts(request: web.Request) -> web.Response:
         if not _authorised(request, token):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
@@ -149,9 +151,24 @@ def make_app(token: str, quarantine: Callable[[str, str, str], bool],
                 continue
             reason = denial_reason(ev)
             for tenant in tenants_of(ev, owned_by, dept_prefix) if reason else ():
-                metrics.DENIED.labels(tenant, reason).inc()
+                metrics.TENANTS.count_denied(tenant, reason)
                 counted += 1
         return web.json_response({"counted": counted, "recorded": recorded})
+
+    async def authorization(request: web.Request) -> web.Response:
+        """The API server's authorization webhook (need-to-know): answered on the loop, from the caches."""
+        if not _authorised(request, token):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            review = await request.json()
+            spec = review["spec"]
+            reason = authorize(spec)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            return web.json_response({"error": f"not a SubjectAccessReview: {e}"}, status=400)
+        metrics.AUTHORIZATIONS.labels("allowed" if reason else "no-opinion").inc()
+        status = {"allowed": True, "reason": reason} if reason else {"allowed": False}
+        return web.json_response({"apiVersion": review.get("apiVersion", "authorization.k8s.io/v1"),
+                                  "kind": "SubjectAccessReview", "status": status})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -159,6 +176,7 @@ def make_app(token: str, quarantine: Callable[[str, str, str], bool],
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/alerts", alerts)
     app.router.add_post("/audit", audit)
+    app.router.add_post("/authorize", authorization)
     app.router.add_get("/healthz", health)
     return app
 
@@ -175,7 +193,7 @@ async def serve(app: web.Application, host: str, port: int, cert: str = "", key:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=ctx).start()
-    log.info("webhooks on %s://%s:%s (/alerts, /audit)", "https" if ctx else "http", host, port)
+    log.info("webhooks on %s://%s:%s (/alerts, /audit, /authorize)", "https" if ctx else "http", host, port)
     return runner
 
 

@@ -51,7 +51,7 @@ class Runtime:
             api.on_write = metrics.count_write
         self.inbox: Inbox | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watches: list[tuple[str, str, Callable[[str, dict], None], tuple[str, ...]]] = []
+        self._watches: list[tuple[str, str, Callable[[str, dict], None], tuple[str, ...], str | None]] = []
         self._reflectors: list[Reflector] = []
         self._starters: list[Callable[[], Any]] = []
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
@@ -88,9 +88,10 @@ class Runtime:
 
     # ------------------------------------------------------------------ registration
     def watch(self, kind: str, handler: Callable[[str, dict], None], label_selector: str = "",
-              stub_labels: tuple[str, ...] = ()) -> None:
-        """A reflector of ``kind`` (one of kube.KINDS) whose events ``handler(type, body)`` gets on the loop."""
-        self._watches.append((kind, label_selector, handler, stub_labels))
+              stub_labels: tuple[str, ...] = (), namespace: str | None = None) -> None:
+        """A reflector of ``kind`` (one of kube.KINDS) whose events ``handler(type, body)`` gets on the
+        loop (``namespace``: that namespace's objects only)."""
+        self._watches.append((kind, label_selector, handler, stub_labels, namespace))
 
     def controller(self, name: str, reconcile: Callable[[str], None], workers: int = 2,
                    keys: Callable[[], list[str]] = list) -> Controller:
@@ -169,10 +170,11 @@ class Runtime:
         # a record that concerns a department changes its view (need-to-know, views.py)
         self.audit.on_append = lambda rec: self.views_changed()
         self._unlisted = {kind for kind, *_ in self._watches}
-        for kind, selector, handler, stub in self._watches:
+        for kind, selector, handler, stub, namespace in self._watches:
             # the mark "listed" goes through the inbox after the listing's events: handled after them
             r = Reflector(self.watch_api, kind, selector, self.inbox.sender(self._stamped(handler)),
-                          on_listed=lambda k: self.inbox.put(self._listed, k), stub_labels=stub, k=self.k)
+                          on_listed=lambda k: self.inbox.put(self._listed, k), stub_labels=stub,
+                          namespace=namespace, k=self.k)
             self._reflectors.append(r)
             r.start()
         for fn in self._starters:
