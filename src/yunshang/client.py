@@ -307,7 +307,7 @@ class Tenants:
         return out
 
     def usage(self) -> dict[str, tuple[dict, dict]]:
-        """tenant -> (used, hard) of "cpu" and "memory" requests, summed over its namespaces' quotas."""
+        """tenant -> (used, hard) of "cpu", "memory" and "storage" requests, summed over its namespaces' quotas."""
         from .models.quantity import to_decimal
 
         items = self.call("resource quotas", kube.list_all, self.transport, "ResourceQuota",
@@ -317,7 +317,7 @@ class Tenants:
             tenant = (q["metadata"].get("labels") or {}).get(tenancy.LABEL_TENANT)
             used, hard = out.setdefault(tenant, ({}, {}))
             st = q.get("status") or {}
-            for key, res in (("requests.cpu", "cpu"), ("requests.memory", "memory")):
+            for key, res in (("requests.cpu", "cpu"), ("requests.memory", "memory"), ("requests.storage", "storage")):
                 for side, src in ((used, st.get("used") or {}), (hard, st.get("hard") or {})):
                     if key in src:
                         side[res] = side.get(res, 0) + to_decimal(src[key])

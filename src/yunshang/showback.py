@@ -81,15 +81,20 @@ def report(usages: Iterable[Usage], platform: PriceTable = PLATFORM_DEFAULT,
     return rows
 
 
-def usage_of(tenant: dict) -> Usage:
-    """From a Tenant object: requested = spec.quota; used = the namespaces' quota usage."""
+def usage_of(tenant: dict, quota_used: dict | None = None) -> Usage:
+    """From a Tenant object: requested = spec.quota; used = what its namespaces' ResourceQuotas use
+    (``quota_used``: cpu, memory, storage summed over them, as `Tenants.usage` reads them; without
+    it, the namespaces' usage in the tenant's status, where a status carries it)."""
     spec, st = tenant["spec"], tenant.get("status") or {}
     q = spec.get("quota") or {}
     requested = {"cpu": to_decimal(q.get("cpu", "0")), "memory": to_decimal(q.get("memory", "0")),
                  "storage": to_decimal(q.get("storage", "0"))}
     keys = {"cpu": "requests.cpu", "memory": "requests.memory", "storage": "requests.storage"}
-    used = {k: sum((to_decimal(ns.get("used", {}).get(v, "0")) for ns in st.get("namespaces", [])), Decimal(0))
-            for k, v in keys.items()}
+    if quota_used is not None:
+        used = {k: Decimal(quota_used.get(k, 0)) for k in keys}
+    else:
+        used = {k: sum((to_decimal(ns.get("used", {}).get(v, "0")) for ns in st.get("namespaces", [])), Decimal(0))
+                for k, v in keys.items()}
     return Usage(tenant["metadata"]["name"], spec.get("department", {}).get("name", ""), spec.get("level", ""),
                  requested, used)
 

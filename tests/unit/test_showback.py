@@ -32,6 +32,15 @@ def test_usage_from_a_tenant_object():
     assert u.requested["cpu"] == 4 and u.used["cpu"] == Decimal("1.5") and u.used["memory"] == Decimal(1.5) * GIB
 
 
+def test_usage_from_the_quotas_when_the_status_carries_none():
+    """`report costs` reads what the ResourceQuotas use (the operator keeps usage out of the status):
+    without that, every tenant's used cost was 0."""
+    t = {"metadata": {"name": "x"}, "spec": {"level": "city", "quota": {"cpu": "4", "memory": "8Gi"}}, "status": {}}
+    assert usage_of(t).used["cpu"] == 0
+    u = usage_of(t, {"cpu": Decimal("1.5"), "memory": Decimal(GIB), "storage": Decimal(0)})
+    assert u.used == {"cpu": Decimal("1.5"), "memory": GIB, "storage": 0}
+
+
 # ------------------------------------------------------------------ roll-ups by level and by parent
 
 from yunshang.showback import SUMMED, by_level, by_parent  # noqa: E402

@@ -174,7 +174,10 @@ def costs(
     from ..tree import parents_of
 
     tenants = [t for t in _call(_client(ctx).list) if approved(t)]
-    rows = showback.report([showback.usage_of(t) for t in tenants], cfg.pricing, cfg.own_server_pricing)
+    c = _client(ctx)
+    used = _call(c.usage)  # what the tenants' ResourceQuotas use (the operator keeps usage out of the status)
+    rows = showback.report([showback.usage_of(t, used.get(t["metadata"]["name"], ({}, {}))[0]) for t in tenants],
+                           cfg.pricing, cfg.own_server_pricing)
     if by == By.level:
         rows = showback.by_level(rows)
     elif by == By.parent:
