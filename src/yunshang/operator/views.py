@@ -4,7 +4,7 @@ authorization webhook's answers.
 A view is rewritten only when what it shows changed: the audit records (watched; each one goes to
 the departments it names, the newest `views.AUDIT_KEPT` of each kept as the view's JSON), the
 agreements a department is a party to, its tenant appearing, or the view itself changed or gone
-(its ConfigMap watched, kept as a digest of its data).  A round looks at the departments marked
+(its ConfigMap watched, kept as a fingerprint of its data, labels and owner).  A round looks at the departments marked
 since the last one, and every ``view_seconds`` at all of them (a dict lookup each): the cost of a
 round follows what changed, not the number of departments.
 """
@@ -20,14 +20,22 @@ from .runtime.manager import Runtime
 LEGACY_KINDS = ("ClusterRoleBinding", "ClusterRole", "RoleBinding", "Role")  # the per-department RBAC of before
 
 
+def fingerprint(view: dict) -> str:
+    """What a view must keep: its data, its labels and its owner (a change of anything else, e.g. an
+    annotation, is not ours to undo)."""
+    md = view.get("metadata") or {}
+    return digest({"data": view.get("data") or {}, "labels": md.get("labels") or {},
+                   "owners": sorted(o.get("uid", "") for o in md.get("ownerReferences") or ())})
+
+
 class Views:
     def __init__(self, rt: Runtime, agreements: Callable[[], Iterable[dict]]):
         self.rt, self.agreements = rt, agreements
         # tenant -> its newest records: (seq, name, record_json)
         self.records: dict[str, collections.deque] = {}
         self.seen_records: set[str] = set()
-        self.live: dict[str, str] = {}  # view name -> digest of its data
-        self.shown: dict[str, str] = {}  # tenant -> digest of the data last written or found in line
+        self.live: dict[str, str] = {}  # view name -> its fingerprint
+        self.shown: dict[str, str] = {}  # tenant -> the fingerprint last written or found in line
         self.party_digest: dict[str, str] = {}  # tenant -> digest of its agreements as last rendered
         self.dirty: set[str] = set()
         self.legacy_checked = False
@@ -68,7 +76,7 @@ class Views:
         if etype == "DELETED":
             self.live.pop(name, None)
         else:
-            self.live[name] = digest(body.get("data") or {})
+            self.live[name] = fingerprint(body)
         tenant = (md.get("labels") or {}).get(views.LABEL_VIEW)
         if tenant and self.shown.get(tenant) != self.live.get(name):
             self.dirty.add(tenant)  # someone else's change, or gone: repair
@@ -102,7 +110,7 @@ class Views:
             q = self.records.get(name, ())
             obj = views.view(name, rec.uid, rendered.get(name) or views.agreements_json([]),
                              views.audit_json(line for _, _, line in tuple(q)))
-            want = digest(obj["data"])
+            want = fingerprint(obj)
             if self.live.get(vname) != want:
                 try:
                     kube.apply(self.rt.api, obj)
