@@ -11,12 +11,14 @@ round follows what changed, not the number of departments.
 from __future__ import annotations
 
 import collections
+import logging
 from typing import Callable, Iterable
 
 from .. import kube, views
 from .runtime.cache import digest
 from .runtime.manager import Runtime
 
+log = logging.getLogger("yunshang.operator")
 LEGACY_KINDS = ("ClusterRoleBinding", "ClusterRole", "RoleBinding", "Role")  # the per-department RBAC of before
 
 
@@ -86,7 +88,10 @@ class Views:
     def sync(self) -> int:
         """Bring the marked views (and any not in line) in line; how many were written."""
         if not self.legacy_checked:
-            self.legacy_checked = self._remove_legacy()
+            try:
+                self.legacy_checked = self._remove_legacy()
+            except Exception as e:  # noqa: BLE001  (the views matter more: the next round tries again)
+                log.warning("removing the per-department roles of the earlier need-to-know: %s", kube.why(e))
         by_party: dict[str, list[dict]] = {}
         for a in self.agreements():
             for party in set(views.parties(a)):
