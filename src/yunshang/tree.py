@@ -13,7 +13,9 @@ import dataclasses
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
-LEVELS = ("province", "city", "county", "township", "village")  # top to bottom
+from .models.tenant import Level
+
+LEVELS = tuple(level.value for level in Level)  # top to bottom: the model's five levels
 RESOURCES = ("cpu", "memory")  # what the tree shows; memory in bytes
 
 
