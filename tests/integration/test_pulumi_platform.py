@@ -19,7 +19,7 @@ from helpers import changes, make_project, pulumi, wait_for
 pytestmark = pytest.mark.pulumi
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
-CATALOG = {"gz-bigdata", "gy-police", "gy-health", "xf-health"}
+CATALOG = {p.stem for p in (ROOT / "tenants").glob("*.yaml")}  # each file is named after its tenant
 
 
 @pytest.fixture(scope="module")
@@ -140,24 +140,25 @@ def test_a_second_stack_takes_over_nothing_and_destroys_nothing(project, own_api
 def test_a_catalog_file_removed_keeps_its_department(project, own_api):
     """A file removed from tenants/ lets go of the Tenant in the state and leaves it in the cluster
     (retainOnDelete): the department, its namespaces and data stay; put back, `up` takes it again (it
-    carries this stack's mark, so nothing needs --take-over)."""
+    carries this stack's mark, so nothing needs --take-over).  The village clinic: a file whose
+    tenant is no other's parent (a parent's file removed is refused: its children name it)."""
     root, state = project
     co = client.CustomObjectsApi(own_api)
-    before = co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"]
-    f = root / "tenants" / "xf-health.yaml"
+    before = co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xzb-nanshan")["metadata"]["uid"]
+    f = root / "tenants" / "xzb-nanshan.yaml"
     original = f.read_text()
     f.unlink()
     try:
         up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
         # (an earlier test may leave the provider to update, e.g. the context renamed and back)
         assert changes(up).get("delete") == 1 and not {"create", "replace"} & set(changes(up)), changes(up)
-        assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"] == before
-        client.CoreV1Api(own_api).read_namespace("xf-health-clinics")
+        assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xzb-nanshan")["metadata"]["uid"] == before
+        client.CoreV1Api(own_api).read_namespace("xzb-nanshan-main")
     finally:
         f.write_text(original)
     up = pulumi(["up", "--yes", "--json", "--stack", "test"], root, state)
     assert changes(up).get("create") == 1 and not {"delete", "replace"} & set(changes(up)), changes(up)
-    assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xf-health")["metadata"]["uid"] == before
+    assert co.get_cluster_custom_object(GROUP, VERSION, "tenants", "xzb-nanshan")["metadata"]["uid"] == before
 
 
 def test_reaching_the_cluster_another_way_loses_nothing(project, own_platform, own_api, tmp_path):
