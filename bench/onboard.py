@@ -164,35 +164,7 @@ def peak_rss_mib(pid: int) -> float:
 
 def wait_all_ready(co, names: set[str], t0: float, timeout: float = 1800, phase: str = "Ready") -> float:
     """Watch tenants (no polling) until every one in ``names`` is in ``phase``; seconds since t0."""
-    from kubernetes import watch
-
-    ready: set[str] = set()
-    rv = None
-    while True:
-        if rv is None:
-            listing = co.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-            ready = {t["metadata"]["name"] for t in listing["items"] if (t.get("status") or {}).get("phase") == phase}
-            rv = listing["metadata"]["resourceVersion"]
-        if names <= ready:
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError(f"only {len(ready & names)}/{len(names)} {phase} after {timeout:.0f}s")
-        w = watch.Watch()
-        try:
-            for ev in w.stream(co.list_cluster_custom_object, GROUP, VERSION, PLURAL, resource_version=rv,
-                               timeout_seconds=60):
-                obj = ev["object"]
-                rv = obj["metadata"]["resourceVersion"]
-                if (obj.get("status") or {}).get("phase") == phase:
-                    ready.add(obj["metadata"]["name"])
-                if names <= ready:
-                    w.stop()
-                    return time.monotonic() - t0
-        except client.ApiException as e:
-            if e.status == 410:  # too old: list again
-                rv = None
-            else:
-                raise
+    return wait_phase(co, names, t0, None, phase, timeout)
 
 
 def drift_repairs(api, tenant: str, times: int = 20) -> list[float]:
