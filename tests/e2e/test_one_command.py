@@ -16,6 +16,7 @@ from helpers import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.pulumi]
 BIN = Path(sys.executable).parent / "yunshang"
+CATALOG = {p.stem for p in (Path(__file__).resolve().parents[2] / "tenants").glob("*.yaml")}  # named after their tenants
 
 
 def run(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -40,7 +41,7 @@ def test_up_try_next_down(tmp_path):
 
         def all_ready():
             tenants = json.loads(run(state, "tenant", "list", "-o", "json").stdout)
-            return len(tenants) == 4 and all(t["phase"] == "Ready" for t in tenants)
+            return {t["name"] for t in tenants} == CATALOG and all(t["phase"] == "Ready" for t in tenants)
 
         wait_for("catalog Ready", all_ready, timeout=60)
         run(state, "share", "request", "--consumer", "gy-police", "--provider", "gz-bigdata",
