@@ -71,7 +71,7 @@ def test_up_try_next_down(tmp_path):
         wait_for("audit records", lambda: "AgreementApproved" in run(state, "audit").stdout, timeout=30)
         assert "chain intact" in run(state, "audit", "verify").stdout
         costs = json.loads(run(state, "report", "costs", "-o", "json").stdout)
-        assert {c["tenant"] for c in costs} == {"gz-bigdata", "gy-police", "gy-health", "xf-health"}
+        assert {c["tenant"] for c in costs} == CATALOG
         assert all(float(c["saving"]) > 0 for c in costs)
         st = json.loads(run(state, "dev", "status", "--state-dir", str(state), "-o", "json").stdout)["components"]
         assert all(c["running"] for c in st.values())
