@@ -33,8 +33,11 @@ AUDIT_KEPT = 200  # newest records per department in its view
 LABEL_VIEW = "platform.yunshang.io/view-of"
 
 
+VIEW_PREFIX = "dept-"
+
+
 def view_name(tenant: str) -> str:
-    return f"dept-{tenant}"
+    return VIEW_PREFIX + tenant
 
 
 def role_name(tenant: str) -> str:
@@ -108,9 +111,20 @@ def authorize(spec: Mapping[str, Any], agreement_parties: Callable[[str], Iterab
         party = next((p for p in agreement_parties(name) if p and dept_group(p) in groups), None)
         return f"{party} is a party to agreement {name}" if party else None
     if group == "" and resource == "configmaps" and namespace == VIEWS_NAMESPACE and verb in VIEW_VERBS:
-        tenant = name[len("dept-"):] if name.startswith("dept-") else ""
+        tenant = name[len(VIEW_PREFIX):] if name.startswith(VIEW_PREFIX) else ""
         return f"the view of its own tenant {tenant}" if tenant and dept_group(tenant) in groups else None
     return None
+
+
+def webhook_kubeconfig(url: str, ca_file: str, *, token: str = "", token_file: str = "") -> dict[str, Any]:
+    """The kubeconfig kube-apiserver reaches one of the operator's webhooks with (its /audit,
+    /authorize): the URL, the CA of the operator's certificate, the bearer token or a file holding it."""
+    user = {"tokenFile": token_file} if token_file else {"token": token}
+    return {"apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "yunshang-operator", "cluster": {"server": url, "certificate-authority": ca_file}}],
+            "users": [{"name": "kube-apiserver", "user": user}],
+            "contexts": [{"name": "default", "context": {"cluster": "yunshang-operator", "user": "kube-apiserver"}}],
+            "current-context": "default"}
 
 
 def authorization_config(kubeconfig: str, timeout: str = "3s", authorized_ttl: str = "10s") -> dict[str, Any]:

@@ -135,19 +135,14 @@ def authorization_config(
     """
     import yaml
 
-    from ..views import authorization_config as config
+    from ..views import authorization_config as config, webhook_kubeconfig
 
     if not url.startswith("https://"):
         raise UserError(f"--url {url!r}: the API server sends its token only over TLS; give an https:// URL")
     output_dir.mkdir(parents=True, exist_ok=True)
     kubeconfig = (output_dir / "need-to-know.kubeconfig").resolve()
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "yunshang-operator", "cluster": {"server": url,
-                                                               "certificate-authority": str(ca_file.resolve())}}],
-        "users": [{"name": "kube-apiserver", "user": {"tokenFile": str(token_file.resolve())}}],
-        "contexts": [{"name": "default", "context": {"cluster": "yunshang-operator", "user": "kube-apiserver"}}],
-        "current-context": "default"}))
+    kubeconfig.write_text(yaml.safe_dump(webhook_kubeconfig(url, str(ca_file.resolve()),
+                                                            token_file=str(token_file.resolve()))))
     kubeconfig.chmod(0o600)
     path = output_dir / "authorization.yaml"
     path.write_text(yaml.safe_dump(config(str(kubeconfig))))

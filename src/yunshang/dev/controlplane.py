@@ -243,17 +243,10 @@ class ControlPlane:
 
     def _operator_hook(self, path: str) -> Path:
         """A kubeconfig for the API server to reach the operator's webhook ``/path`` (TLS, its token)."""
-        hook = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "operator", "cluster": {
-                "server": f"https://127.0.0.1:{self.ports['operator-webhook']}/{path}",
-                "certificate-authority": str(self.pki / "ca.crt"),
-            }}],
-            "users": [{"name": "apiserver", "user": {"token": self.webhook_token_file.read_text().strip()}}],
-            "contexts": [{"name": "default", "context": {"cluster": "operator", "user": "apiserver"}}],
-            "current-context": "default",
-        }
+        from ..views import webhook_kubeconfig
+
+        hook = webhook_kubeconfig(f"https://127.0.0.1:{self.ports['operator-webhook']}/{path}",
+                                  str(self.pki / "ca.crt"), token=self.webhook_token_file.read_text().strip())
         hook_path = self.state / f"{path}-webhook.kubeconfig"
         hook_path.write_text(yaml.safe_dump(hook))
         hook_path.chmod(0o600)
