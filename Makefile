@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: setup up down test toolchain clean-state image
+.PHONY: setup up down test check toolchain clean-state image
 
 setup: $(VENV)/.installed toolchain  ## venv + pinned toolchain (idempotent, cached)
 
@@ -28,5 +28,10 @@ image: $(VENV)/.installed
 # tests stand alone: modules and the tests in each run in a shuffled order, the seed printed in the
 # header (`make test SEED=<n>` repeats an order; SEED=none runs them in file order)
 SEED ?= 1818
+ORDER = $(if $(filter none,$(SEED)),,-p random_order --random-order-bucket=module --random-order-seed=$(SEED))
 test: setup
-	$(VENV)/bin/pytest $(if $(filter none,$(SEED)),,-p random_order --random-order-bucket=module --random-order-seed=$(SEED))
+	$(VENV)/bin/pytest $(ORDER) --durations=30
+
+# the quick loop: what needs no cluster (unit, property, promtool, generated manifests), under 2 minutes
+check: setup
+	$(VENV)/bin/pytest $(ORDER) tests/unit

@@ -15,6 +15,33 @@ def pytest_addoption(parser):
                      "(@pytest.mark.control); with YUNSHANG_KNOCK_OUT=<it> they must fail (tests/knockout.py)")
 
 
+def pytest_configure(config):
+    _away_from_the_user(config)
+
+
+def _away_from_the_user(config) -> None:
+    """The whole run, and every process it starts, has a HOME, KUBECONFIG and XDG directories of its
+    own (issue 30.5): a user's ~/.kube/config, local platforms and Pulumi stacks are never read,
+    whatever imported the kubernetes client first (it takes its default kubeconfig's path from the
+    environment at import).  The pinned toolchain and the Go caches stay where `make setup` put them."""
+    import shutil
+    import tempfile
+
+    real_home = Path.home()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(real_home / ".cache")
+    keep = {"YUNSHANG_CACHE": str(toolchain.cache_root()), "GOPATH": str(real_home / "go"),
+            "GOCACHE": str(Path(cache) / "go-build")}
+    for k, v in keep.items():
+        os.environ.setdefault(k, v)
+    home = Path(tempfile.mkdtemp(prefix="yunshang-test-home-"))
+    for k, v in {"HOME": home, "KUBECONFIG": home / ".kube" / "config", "XDG_STATE_HOME": home / ".local" / "state",
+                 "XDG_CONFIG_HOME": home / ".config", "XDG_CACHE_HOME": home / ".cache"}.items():
+        os.environ[k] = str(v)
+    for k in ("YUNSHANG_STATE_DIR", "PULUMI_BACKEND_URL", "PULUMI_HOME", "YUNSHANG_KUBECONFIG", "YUNSHANG_CONTEXT"):
+        os.environ.pop(k, None)
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
