@@ -42,7 +42,13 @@ def _away_from_the_user(config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
+KNOCKOUT_TEST = "test_every_security_test_fails_without_the_control_it_names"
+
+
+@pytest.hookimpl(trylast=True)  # after the shuffle
 def pytest_collection_modifyitems(config, items):
+    # the knock-out run goes on beside the suite from its start; its test, last, reads the verdict
+    items.sort(key=lambda i: i.name == KNOCKOUT_TEST)
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.cluster)
@@ -51,6 +57,24 @@ def pytest_collection_modifyitems(config, items):
         keep = [i for i in items if any(m.args and m.args[0] == wanted for m in i.iter_markers("control"))]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    if any(i.name == KNOCKOUT_TEST for i in session.items) and not session.config.option.collectonly:
+        from knockout import Background
+
+        Background.start(session.config)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    from knockout import BACKGROUND
+
+    run = config.stash.get(BACKGROUND, None)
+    if run is not None and run.figures():
+        terminalreporter.section("knock-out run")
+        for line in run.figures():
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

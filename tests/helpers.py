@@ -275,10 +275,39 @@ def listening(pids) -> list[str]:
 
 
 @contextlib.contextmanager
+def host_lock(alone: bool = False):
+    """Real nodes change the host while they run (links, routes, guard chains, cgroups).  Any number
+    of them may run at once, in this process and in the knock-out run beside it (a shared lock);
+    a test that compares the host before and after takes it ``alone`` (exclusive), so that no other
+    real node starts or stops meanwhile."""
+    import fcntl
+    import os
+    import tempfile
+
+    path = Path(os.environ.get("YUNSHANG_TEST_LOCKS", tempfile.gettempdir())) / "yunshang-tests-real-nodes.lock"
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def real_platform(state, monitoring=None, operator_env=None):
     """A platform of its own with a real node, (``monitoring`` settings: Prometheus and
     Alertmanager,) the platform installed and the operator running (``operator_env``: its settings);
     the knock-out run's control taken away where one is asked for; all of it down at the end."""
+    from kubernetes import config
+
+    from yunshang.dev import controlplane
+
+    with host_lock(), _real_platform(state, monitoring, operator_env) as both:
+        yield both
+
+
+@contextlib.contextmanager
+def _real_platform(state, monitoring, operator_env):
     from kubernetes import config
 
     from yunshang.dev import controlplane

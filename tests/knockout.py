@@ -51,15 +51,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
-CONTROLS = ["tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provider-namespace",
+# the real nodes' controls first: they share the host with the suite's (helpers.host_lock)
+CONTROLS = ["networkpolicy-tenant-isolation", "networkpolicy-sharing", "node-traffic-guard", "tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provider-namespace",
             "yunshang-tenant-signoff", "yunshang-tenant-controls", "yunshang-platform-objects",
             "yunshang-audit-append-only", "pod-security-restricted", "apiserver-allow-privileged",
-            "networkpolicy-tenant-isolation", "rbac-builtin-admin", "rbac-tenant-owners", "rbac-department",
+            "rbac-builtin-admin", "rbac-tenant-owners", "rbac-department",
             "yunshang-tenant-governance", "yunshang-offer-governance", "yunshang-sharing-consent",
             "yunshang-agreement-rating", "yunshang-offer-terms", "authz-need-to-know",
             "apiserver-admission-resourcequota", "apiserver-admission-podsecurity", "apiserver-authorization-rbac",
-            "networkpolicy-sharing", "node-traffic-guard", "yunshang-operator-scope"]
+            "yunshang-operator-scope"]
 SUITES = ["tests/integration/test_boundary_attacks.py", "tests/integration/test_conformance.py",
           "tests/integration/test_audit_trail.py", "tests/integration/test_features.py",
           "tests/integration/test_need_to_know.py", "tests/integration/test_offers.py",
@@ -578,11 +581,19 @@ def _owners_bound_cluster_wide(api) -> None:
 
 # ---------------------------------------------------------------------------- the run
 
+def suites_naming(control: str) -> list[str]:
+    """The suites with a test that names ``control`` (only those are collected: each module
+    collected costs its imports; a control no suite names gets them all, and no test to fail)."""
+    mark = f'control("{control}")'
+    return [s for s in SUITES if mark in (ROOT / s).read_text()] or SUITES
+
+
 def run(control: str) -> dict:
     import os
 
     env = {**os.environ, "YUNSHANG_KNOCK_OUT": control}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "--control", control, *SUITES],
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "--control", control, *suites_naming(control)],
                        cwd=ROOT, env=env, capture_output=True, text=True)
     tail = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-300:]
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error)", tail)}
@@ -591,6 +602,7 @@ def run(control: str) -> dict:
     errors = re.findall(r"^ERROR (\S+.*)$", r.stdout, re.M)
     return {"control": control, "failed": counts.get("failed", 0), "errors": counts.get("error", 0),
             "passed": counts.get("passed", 0), "still_passing": passed, "summary": tail,
+            "seconds": round(time.monotonic() - t0, 1),
             **({"error_lines": errors, "error_output": _error_excerpt(r.stdout)} if errors else {})}
 
 
@@ -616,11 +628,63 @@ def run_once_more_if_broken(control: str) -> dict:
     return row
 
 
+class Background:
+    """The whole knock-out run as a process of its own beside the suite (its output in a file)."""
+
+    def __init__(self, proc: subprocess.Popen, out: Path, err: Path, started: float):
+        self.proc, self.out, self.err, self.started = proc, out, err, started
+        self.returncode: int | None = None
+
+    @classmethod
+    def start(cls, config) -> "Background":
+        import tempfile
+
+        where = Path(tempfile.mkdtemp(prefix="yunshang-knockout-"))
+        out, err = where / "stdout", where / "stderr"
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], cwd=ROOT,
+                                stdout=out.open("wb"), stderr=err.open("wb"), start_new_session=True)
+        run = cls(proc, out, err, time.monotonic())
+        config.stash[BACKGROUND] = run
+        config.add_cleanup(run.stop)
+        return run
+
+    def result(self, timeout: float) -> tuple[str, str]:
+        self.returncode = self.proc.wait(timeout=timeout)
+        return self.out.read_text(errors="replace"), self.err.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """At the end of the session: a run nobody waited for (the test deselected or interrupted) is ended."""
+        import os
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def figures(self) -> list[str]:
+        """The run's per-control seconds and totals, for the suite's summary."""
+        if self.proc.poll() is None or not self.out.exists():
+            return []
+        return [ln for ln in self.out.read_text(errors="replace").splitlines()
+                if ln.startswith(("seconds per control", "knock-out run took")) or " tests failed without" in ln]
+
+
+BACKGROUND = pytest.StashKey[Background]()
+
+
 def main(argv: list[str]) -> int:
+    t0 = time.monotonic()
     rows = [run_once_more_if_broken(c) for c in (argv or CONTROLS)]
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     bad = [r for r in rows if r["passed"] or r["errors"] or not r["failed"]]
+    print("seconds per control: " + ", ".join(f"{r['control']} {r['seconds']}" for r in
+                                              sorted(rows, key=lambda r: -r["seconds"])))
+    print(f"knock-out run took {time.monotonic() - t0:.0f} s for {len(rows)} controls")
     print(f"{sum(r['failed'] for r in rows)} tests failed without their control, "
           f"{sum(r['passed'] for r in rows)} passed without it (must be 0), "
           f"{sum(r['errors'] for r in rows)} errors (must be 0)")

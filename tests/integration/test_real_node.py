@@ -13,7 +13,7 @@ import uuid
 import pytest
 from kubernetes import client, config
 
-from helpers import knock_out_if_asked, listening, on_the_node, phase, run_in, shell_in, wait_for  # noqa: F401
+from helpers import host_lock, knock_out_if_asked, listening, on_the_node, phase, run_in, shell_in, wait_for  # noqa: F401
 
 from yunshang.dev import controlplane, node
 
@@ -25,14 +25,17 @@ pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("real-node"), real_node=True, audit_webhook=False)
-    cp.up()
-    assert cp.real_node_name(), cp.node_note  # e.g. not root, no cgroups
-    api = config.new_client_from_config(str(cp.kubeconfig))
-    knock_out_if_asked(api)
-    yield cp, api
-    api.close()
-    cp.down()
+    with host_lock():
+        cp = controlplane.ControlPlane(state=tmp_path_factory.mktemp("real-node"), real_node=True, audit_webhook=False)
+        cp.up()
+        try:
+            assert cp.real_node_name(), cp.node_note  # e.g. not root, no cgroups
+            api = config.new_client_from_config(str(cp.kubeconfig))
+            knock_out_if_asked(api)
+            yield cp, api
+            api.close()
+        finally:
+            cp.down()
 
 
 def test_the_node_registers_ready_with_its_taint_and_bridge_address(real):

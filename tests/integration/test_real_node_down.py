@@ -7,8 +7,9 @@ closes that platform's connection while the other's stays open (kube-router and 
 two keep chains and ipsets of the same names, each in its own namespace); one platform going down
 leaves the other's pods serving; after both, links, addresses, routes, ip rules, iptables, ipsets,
 mounts, cgroups, sysctls and the fixed host paths the kubelet and containerd write are as before.
-Its own module, so that no other real node starts or stops meanwhile (modules run one after
-another, whatever the order)."""
+Its own module, so that no other real node of this run starts or stops meanwhile (modules run one
+after another, whatever the order), and alone on the host (helpers.host_lock: the knock-out run's
+real nodes, running beside the suite, wait or are waited for)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,7 @@ import uuid
 
 from kubernetes import client, config
 
-from helpers import on_the_node, phase, run_in, shell_in, wait_for
+from helpers import host_lock, on_the_node, phase, run_in, shell_in, wait_for
 from test_real_node import pytestmark  # noqa: F401  (the same skip: no real node, no packets)
 
 from yunshang.dev import controlplane, node
@@ -59,6 +60,11 @@ class Side:
 
 
 def test_two_platforms_real_nodes_side_by_side_then_the_machine_as_found(tmp_path_factory):
+    with host_lock(alone=True):  # no other real node (the knock-out run's) starts or stops meanwhile
+        two_nodes_then_the_machine_as_found(tmp_path_factory)
+
+
+def two_nodes_then_the_machine_as_found(tmp_path_factory):
     before = node.host_snapshot()
     a, b = Side(tmp_path_factory.mktemp("node-a")), Side(tmp_path_factory.mktemp("node-b"))
     with contextlib.ExitStack() as stack:

@@ -30,3 +30,8 @@ def test_every_control_a_test_names_can_be_knocked_out():
 def test_the_run_takes_every_module_that_names_a_control():
     modules = set().union(*named().values())
     assert modules <= set(knockout.SUITES), sorted(modules - set(knockout.SUITES))
+
+
+def test_each_control_runs_every_module_that_names_it_and_no_other():
+    for control, modules in named().items():
+        assert set(knockout.suites_naming(control)) == modules, control
