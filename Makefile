@@ -28,9 +28,11 @@ image: $(VENV)/.installed
 # tests stand alone: modules and the tests in each run in a shuffled order, the seed printed in the
 # header (`make test SEED=<n>` repeats an order; SEED=none runs them in file order)
 SEED ?= 1818
+# JOBS workers take whole modules (a module's platform is set up once); JOBS=0: one process
+JOBS ?= 2
 ORDER = $(if $(filter none,$(SEED)),,-p random_order --random-order-bucket=module --random-order-seed=$(SEED))
 test: setup
-	$(VENV)/bin/pytest $(ORDER) --durations=30
+	$(VENV)/bin/pytest $(ORDER) -n $(JOBS) --dist loadfile --durations=30
 
 # the quick loop: what needs no cluster (unit, property, promtool, generated manifests), under 2 minutes
 check: setup

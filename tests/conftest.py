@@ -17,6 +17,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     _away_from_the_user(config)
+    _knockout_run(config)
 
 
 def _away_from_the_user(config) -> None:
@@ -43,6 +44,7 @@ def _away_from_the_user(config) -> None:
 
 
 KNOCKOUT_TEST = "test_every_security_test_fails_without_the_control_it_names"
+KNOCKOUT_RUN = pytest.StashKey["object"]()
 
 
 @pytest.hookimpl(trylast=True)  # after the shuffle
@@ -59,18 +61,46 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def _knockout_run(config):
+    """The knock-out run beside the suite (tests/knockout.py Background): named once by the process
+    that runs the session (pytest workers inherit the name), started by it when the suite holds the
+    knock-out test, ended by it at the end if nobody waited for it."""
+    import knockout
+
+    if hasattr(config, "workerinput"):
+        return None
+    run = config.stash.get(KNOCKOUT_RUN, None)
+    if run is None:
+        import tempfile
+        import uuid
+
+        run = knockout.Background(Path(tempfile.gettempdir()) / f"yunshang-knockout-{uuid.uuid4().hex[:8]}")
+        os.environ[knockout.RUN_ENV] = str(run.where)
+        config.stash[KNOCKOUT_RUN] = run
+        config.add_cleanup(run.stop)
+    return run
+
+
+def _start_knockout_run(config, test_ids) -> None:
+    run = _knockout_run(config)
+    if run is not None and not run.started and not config.option.collectonly and \
+            any(i.endswith("::" + KNOCKOUT_TEST) for i in test_ids):
+        run.start()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session):
-    if any(i.name == KNOCKOUT_TEST for i in session.items) and not session.config.option.collectonly:
-        from knockout import Background
+    _start_knockout_run(session.config, [i.nodeid for i in session.items])
 
-        Background.start(session.config)
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """With pytest workers (-n): what one of them collected decides (the same for all)."""
+    _start_knockout_run(node.config, ids)
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    from knockout import BACKGROUND
-
-    run = config.stash.get(BACKGROUND, None)
+    run = config.stash.get(KNOCKOUT_RUN, None)
     if run is not None and run.figures():
         terminalreporter.section("knock-out run")
         for line in run.figures():
@@ -167,6 +197,17 @@ def platform(control_plane, kube_api):
 
     knock_out_if_asked(kube_api)  # tests/knockout.py: the platform without one control
     return control_plane
+
+
+@pytest.fixture(autouse=True)
+def _no_network_in_unit_tests(request, monkeypatch):
+    """A unit test reaches no server it did not start (tests/netguard.py, issue 30.5)."""
+    if "unit" not in request.node.path.relative_to(Path(__file__).parent).parts:
+        yield None
+        return
+    import netguard
+
+    yield from netguard.unit_guard(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

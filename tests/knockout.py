@@ -51,8 +51,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 # the real nodes' controls first: they share the host with the suite's (helpers.host_lock)
 CONTROLS = ["networkpolicy-tenant-isolation", "networkpolicy-sharing", "node-traffic-guard", "tenant-crd-rules", "yunshang-namespace-ownership", "yunshang-provider-namespace",
@@ -629,56 +627,84 @@ def run_once_more_if_broken(control: str) -> dict:
 
 
 class Background:
-    """The whole knock-out run as a process of its own beside the suite (its output in a file)."""
+    """The whole knock-out run as a process of its own beside the suite: its output and exit code
+    are files in ``where`` (the directory the suite names in $YUNSHANG_KNOCKOUT_RUN), so that the
+    process that started it and the one whose test reads its verdict need not be the same (pytest
+    workers)."""
 
-    def __init__(self, proc: subprocess.Popen, out: Path, err: Path, started: float):
-        self.proc, self.out, self.err, self.started = proc, out, err, started
-        self.returncode: int | None = None
+    def __init__(self, where: Path):
+        self.where = where
 
-    @classmethod
-    def start(cls, config) -> "Background":
-        import tempfile
+    @property
+    def started(self) -> bool:
+        return (self.where / "pid").exists()
 
-        where = Path(tempfile.mkdtemp(prefix="yunshang-knockout-"))
-        out, err = where / "stdout", where / "stderr"
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], cwd=ROOT,
-                                stdout=out.open("wb"), stderr=err.open("wb"), start_new_session=True)
-        run = cls(proc, out, err, time.monotonic())
-        config.stash[BACKGROUND] = run
-        config.add_cleanup(run.stop)
-        return run
+    @property
+    def done(self) -> bool:
+        return (self.where / "returncode").exists()
 
-    def result(self, timeout: float) -> tuple[str, str]:
-        self.returncode = self.proc.wait(timeout=timeout)
-        return self.out.read_text(errors="replace"), self.err.read_text(errors="replace")
+    def start(self) -> "Background":
+        import shlex
+
+        self.where.mkdir(parents=True, exist_ok=True)
+        w = self.where
+        script = (f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} "
+                  f"> {shlex.quote(str(w / 'stdout'))} 2> {shlex.quote(str(w / 'stderr'))}; "
+                  f"echo $? > {shlex.quote(str(w / 'rc.tmp'))} && mv {shlex.quote(str(w / 'rc.tmp'))} "
+                  f"{shlex.quote(str(w / 'returncode'))}")
+        proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=ROOT, start_new_session=True,
+                                stdin=subprocess.DEVNULL)
+        (w / "pid").write_text(str(proc.pid))
+        return self
+
+    def result(self, timeout: float) -> tuple[str, str, int]:
+        deadline = time.monotonic() + timeout
+        while not self.done:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the knock-out run ({self.where}) did not end within {timeout:.0f} s")
+            time.sleep(1)
+        return ((self.where / "stdout").read_text(errors="replace"), (self.where / "stderr").read_text(errors="replace"),
+                int((self.where / "returncode").read_text().strip() or 1))
 
     def stop(self) -> None:
-        """At the end of the session: a run nobody waited for (the test deselected or interrupted) is ended."""
+        """At the end of the session: a run nobody waited for (its test deselected, the suite
+        interrupted) is ended, with its platforms."""
         import os
         import signal
 
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if not self.started or self.done:
+            return
+        pgid = int((self.where / "pid").read_text())
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+            for _ in range(60):
+                time.sleep(1)
+                os.killpg(pgid, 0)
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def figures(self) -> list[str]:
         """The run's per-control seconds and totals, for the suite's summary."""
-        if self.proc.poll() is None or not self.out.exists():
+        if not self.done:
             return []
-        return [ln for ln in self.out.read_text(errors="replace").splitlines()
+        return [ln for ln in (self.where / "stdout").read_text(errors="replace").splitlines()
                 if ln.startswith(("seconds per control", "knock-out run took")) or " tests failed without" in ln]
 
 
-BACKGROUND = pytest.StashKey[Background]()
+RUN_ENV = "YUNSHANG_KNOCKOUT_RUN"
 
 
 def main(argv: list[str]) -> int:
+    """Each control on a platform of its own, ``YUNSHANG_KNOCKOUT_JOBS`` (default 2) at a time: a
+    control's run mostly waits (for the API server, the operator, a node), so two share 2 cores."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     t0 = time.monotonic()
-    rows = [run_once_more_if_broken(c) for c in (argv or CONTROLS)]
+    jobs = max(1, int(os.environ.get("YUNSHANG_KNOCKOUT_JOBS", "2")))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(run_once_more_if_broken, argv or CONTROLS))
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     bad = [r for r in rows if r["passed"] or r["errors"] or not r["failed"]]

@@ -12,6 +12,8 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 
 class NetworkUsed(ConnectionRefusedError):
     """A unit test tried to open a network connection it does not own.  A ConnectionRefusedError, so
@@ -112,3 +114,12 @@ class Guard:
         if why:
             self.attempts.append(why)
             raise NetworkUsed(f"a unit test opened a network connection: {why}")
+
+
+def unit_guard(monkeypatch):
+    """The body of the unit tests' autouse fixture (tests/conftest.py): the code under test may
+    swallow the refusal (a warning, a retry), so the record fails the test."""
+    guard = Guard(monkeypatch)
+    yield guard
+    if guard.attempts:
+        pytest.fail("a unit test reached outside itself: " + "; ".join(dict.fromkeys(guard.attempts)), pytrace=False)

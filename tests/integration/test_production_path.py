@@ -39,13 +39,16 @@ GROUP, VERSION = "platform.yunshang.io", "v1alpha1"
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
     """tests/production.py's platform: the images built and imported, `pulumi up` of stack `test`."""
-    p = production.deploy(tmp_path_factory.mktemp("prod"))
-    print(f"\nimage {p.built.ref}: {p.built.summary()}; {p.figures}")
-    try:
-        yield p.cp, p.api, p.root, p.state, p.built, p
-    finally:
-        p.close()
-        p.cp.down()
+    from helpers import host_lock
+
+    with host_lock():  # a real node: never while a test compares the host before and after
+        p = production.deploy(tmp_path_factory.mktemp("prod"))
+        print(f"\nimage {p.built.ref}: {p.built.summary()}; {p.figures}")
+        try:
+            yield p.cp, p.api, p.root, p.state, p.built, p
+        finally:
+            p.close()
+            p.cp.down()
 
 
 def make_tenants(api, names: list[str]) -> None:

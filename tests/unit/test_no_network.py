@@ -1,7 +1,7 @@
 """A unit test that reaches a server it did not start fails (issue 30.5: four unit tests reached the
 API server of a user's stopped local platform through the kubernetes client's default kubeconfig).
 
-The unit tests' guard (tests/unit/conftest.py, tests/netguard.py) is run here on tests of its own,
+The unit tests' guard (tests/netguard.py, autouse for tests/unit in tests/conftest.py) is run here on tests of its own,
 in a pytest of their own, beside a server this test holds open: that server stands for a user's
 platform (a process the inner tests did not start)."""
 from __future__ import annotations
@@ -13,6 +13,17 @@ import pytest
 
 pytest_plugins = ["pytester"]
 HERE = Path(__file__).resolve().parent
+
+CONFTEST = '''
+import pytest
+
+import netguard
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    yield from netguard.unit_guard(monkeypatch)
+'''
 
 INNER = '''
 import socket
@@ -66,7 +77,7 @@ def test_a_unit_test_that_reaches_a_server_it_did_not_start_fails(pytester, monk
     users_platform.bind(("127.0.0.1", 0))
     users_platform.listen()
     try:
-        pytester.makeconftest((HERE / "conftest.py").read_text())
+        pytester.makeconftest(CONFTEST)
         pytester.makepyfile(test_inner=INNER.format(port=users_platform.getsockname()[1]))
         monkeypatch.setenv("PYTHONPATH", str(HERE.parent))  # netguard
         result = pytester.runpytest_subprocess("-p", "no:random_order", "-p", "no:cacheprovider", "-rA")
