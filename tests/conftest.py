@@ -161,7 +161,7 @@ def _own_tenants(request):
                 raise
     if mine and SESSION.get("operator"):
         wait_for(f"{len(mine)} tenants of {request.module.__name__} gone",
-                 lambda: not (_tenant_names(api) & mine), timeout=120, interval=1)
+                 lambda: not (_tenant_names(api) & mine), timeout=120, interval=0.25)
 
 
 def _tenant_names(api) -> set[str]:

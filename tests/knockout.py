@@ -5,6 +5,11 @@ which must all fail there.  A test that still passes without its control proves 
     .venv/bin/python tests/knockout.py                 # every control, a table
     .venv/bin/python tests/knockout.py yunshang-tenant-signoff
 
+Each control gets a platform of its own and collects only the modules whose tests name it;
+``YUNSHANG_KNOCKOUT_JOBS`` controls (default 2) run at a time, and the table ends with each
+control's seconds.  In the suite the whole run starts with the session and goes on beside the
+other tests (``Background``; tests/integration/test_knockout.py reads its verdict, last).
+
 Controls it can remove, and how (each waits until the API server no longer enforces it):
 
 - an admission policy (`yunshang-…`): its binding is deleted;

@@ -11,10 +11,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +32,9 @@ SERVICE_CIDR = "10.96.0.0/16"  # allocated addresses only; nothing is ever sent 
 SERVICE_IP = "10.96.0.1"
 CONTEXT = "yunshang-local"
 OPERATOR_READER = "system:serviceaccount:yunshang-system:yunshang-operator"  # policies.OPERATOR_USER
+
+SOCKET_PATH_MAX = 104  # bytes of a Unix socket's path containerd and the kubelet accept
+NODE_SOCKET_DEPTH = len("/kubelet/pod-resources/2244406994")  # the deepest socket under a node's state
 
 # fake nodes: name -> capacity (kwok makes them Ready and runs the pods scheduled on them)
 DEFAULT_NODES = {f"kwok-node-{i}": {"cpu": "32", "memory": "128Gi", "pods": "110"} for i in range(3)}
@@ -90,7 +95,15 @@ class ControlPlane:
 
     @property
     def node_state(self) -> Path:
-        return self.state / "node"
+        """The real node's state: ``<state>/node``, unless that path is too long for the Unix sockets
+        the node's programs make under it (containerd's ``containerd/containerd.sock.ttrpc``, the
+        kubelet's ``kubelet/pod-resources/<n>``: 104 bytes at most), then a short directory of the
+        temp dir named after the state dir (the same one every time; ``down`` removes it)."""
+        own = self.state / "node"
+        if len(os.fsencode(own.resolve())) + NODE_SOCKET_DEPTH <= SOCKET_PATH_MAX:
+            return own
+        tag = hashlib.sha256(os.fsencode(self.state.resolve())).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"yunshang-node-{tag}"
 
     def running_node(self) -> "node_mod.RealNode | None":
         """The real node, while its processes are recorded as running."""
@@ -597,6 +610,8 @@ class ControlPlane:
             if self._stop(name, timeout):
                 stopped.append(name)
         self.pids = {}
+        if self.node_state != self.state / "node" and self.node_state.exists() and real is not None:
+            shutil.rmtree(self.node_state, ignore_errors=True)  # the short directory of a long state dir
         if self.state.exists():
             self.save()
         return stopped
