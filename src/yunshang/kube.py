@@ -13,6 +13,7 @@ kind)`` (its write counter).  The kubernetes package is imported on first use.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterator
 
 from .lazy import OnFirstUse
@@ -86,7 +87,9 @@ def connect(kubeconfig: str = "", context: str = "", pool_size: int = 8, agent: 
             raise config.ConfigException("a kubeconfig was named")
         config.load_incluster_config(client_configuration=cfg)
     except config.ConfigException:
-        config.load_kube_config(config_file=kubeconfig or None, context=context or None, client_configuration=cfg)
+        # $KUBECONFIG read now: the client's own default is what it was when the client was imported
+        config.load_kube_config(config_file=kubeconfig or os.environ.get("KUBECONFIG") or None,
+                                context=context or None, client_configuration=cfg)
     cfg.connection_pool_maxsize = pool_size
     api = k8s.ApiClient(cfg)
     if agent:

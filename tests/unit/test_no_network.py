@@ -91,3 +91,18 @@ def test_a_unit_test_that_reaches_a_server_it_did_not_start_fails(pytester, monk
     assert "ERROR test_inner.py::test_control" not in out  # its own server, a closed port: allowed
     assert "a server this test did not start" in out  # the swallowed one, caught by its record
     assert "192.0.2.1:443 is not this machine's loopback" in out
+
+
+def test_the_client_takes_kubeconfig_as_it_is_now_not_as_it_was_at_import(tmp_path, monkeypatch):
+    """kube.connect reads $KUBECONFIG when it connects (the kubernetes client's own default is the
+    value it had when the client was first imported, e.g. a user's ~/.kube/config)."""
+    import kubernetes.config  # noqa: F401  (imported before the variable changes)
+
+    from yunshang import kube
+
+    path = tmp_path / "kc"
+    path.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                    "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    assert kube.connect().configuration.host == "https://127.0.0.1:1"
