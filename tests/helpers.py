@@ -253,19 +253,13 @@ def run_in(core, ns: str, command: str, pod: str = "shell") -> str:
 def listening(pids) -> list[str]:
     """The addresses (hex, as /proc/net/tcp writes them, without the port) of the TCP sockets the
     processes ``pids`` listen on (each seen in its own network namespace: a real node's are in its)."""
-    import os
     from pathlib import Path
+
+    from netguard import socket_inodes
 
     out = []
     for pid in pids:
-        inodes = set()
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+        inodes = socket_inodes([pid])
         for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):
             for line in Path(table).read_text().splitlines()[1:]:
                 f = line.split()

@@ -52,7 +52,8 @@ def _family(pid: int) -> set[int]:
     return out
 
 
-def _socket_inodes(pids: set[int]) -> set[str]:
+def socket_inodes(pids) -> set[str]:
+    """Inodes of the sockets the processes ``pids`` hold open."""
     out = set()
     for pid in pids:
         try:
@@ -83,7 +84,7 @@ def why_not(address) -> str:
     listeners = _listening_inodes(port)
     if not listeners:
         return ""  # nobody listens: the refusal the test expects
-    if listeners & _socket_inodes(_family(os.getpid())):
+    if listeners & socket_inodes(_family(os.getpid())):
         return ""  # the test's own server
     return f"{host}:{port} is a server this test did not start (a user's platform, another run's)"
 
