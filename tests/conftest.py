@@ -15,9 +15,11 @@ def pytest_addoption(parser):
                      "(@pytest.mark.control); with YUNSHANG_KNOCK_OUT=<it> they must fail (tests/knockout.py)")
 
 
+pytest_plugins = ["knockout_run"]  # the knock-out run beside the suite
+
+
 def pytest_configure(config):
     _away_from_the_user(config)
-    _knockout_run(config)
 
 
 def _away_from_the_user(config) -> None:
@@ -43,14 +45,7 @@ def _away_from_the_user(config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
-KNOCKOUT_TEST = "test_every_security_test_fails_without_the_control_it_names"
-KNOCKOUT_RUN = pytest.StashKey["object"]()
-
-
-@pytest.hookimpl(trylast=True)  # after the shuffle
 def pytest_collection_modifyitems(config, items):
-    # the knock-out run goes on beside the suite from its start; its test, last, reads the verdict
-    items.sort(key=lambda i: i.name == KNOCKOUT_TEST)
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.cluster)
@@ -59,52 +54,6 @@ def pytest_collection_modifyitems(config, items):
         keep = [i for i in items if any(m.args and m.args[0] == wanted for m in i.iter_markers("control"))]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
-
-
-def _knockout_run(config):
-    """The knock-out run beside the suite (tests/knockout.py Background): named once by the process
-    that runs the session (pytest workers inherit the name), started by it when the suite holds the
-    knock-out test, ended by it at the end if nobody waited for it."""
-    import knockout
-
-    if hasattr(config, "workerinput"):
-        return None
-    run = config.stash.get(KNOCKOUT_RUN, None)
-    if run is None:
-        import tempfile
-        import uuid
-
-        run = knockout.Background(Path(tempfile.gettempdir()) / f"yunshang-knockout-{uuid.uuid4().hex[:8]}")
-        os.environ[knockout.RUN_ENV] = str(run.where)
-        config.stash[KNOCKOUT_RUN] = run
-        config.add_cleanup(run.stop)
-    return run
-
-
-def _start_knockout_run(config, test_ids) -> None:
-    run = _knockout_run(config)
-    if run is not None and not run.started and not config.option.collectonly and \
-            any(i.endswith("::" + KNOCKOUT_TEST) for i in test_ids):
-        run.start()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session):
-    _start_knockout_run(session.config, [i.nodeid for i in session.items])
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node, ids):
-    """With pytest workers (-n): what one of them collected decides (the same for all)."""
-    _start_knockout_run(node.config, ids)
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    run = config.stash.get(KNOCKOUT_RUN, None)
-    if run is not None and run.figures():
-        terminalreporter.section("knock-out run")
-        for line in run.figures():
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -291,11 +291,8 @@ def host_lock(alone: bool = False):
 def real_platform(state, monitoring=None, operator_env=None):
     """A platform of its own with a real node, (``monitoring`` settings: Prometheus and
     Alertmanager,) the platform installed and the operator running (``operator_env``: its settings);
-    the knock-out run's control taken away where one is asked for; all of it down at the end."""
-    from kubernetes import config
-
-    from yunshang.dev import controlplane
-
+    the knock-out run's control taken away where one is asked for; all of it down at the end; the
+    host shared with other real nodes (``host_lock``) meanwhile."""
     with host_lock(), _real_platform(state, monitoring, operator_env) as both:
         yield both
 

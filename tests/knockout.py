@@ -8,7 +8,7 @@ which must all fail there.  A test that still passes without its control proves 
 Each control gets a platform of its own and collects only the modules whose tests name it;
 ``YUNSHANG_KNOCKOUT_JOBS`` controls (default 2) run at a time, and the table ends with each
 control's seconds.  In the suite the whole run starts with the session and goes on beside the
-other tests (``Background``; tests/integration/test_knockout.py reads its verdict, last).
+other tests (tests/knockout_run.py; tests/integration/test_knockout.py reads its verdict, last).
 
 Controls it can remove, and how (each waits until the API server no longer enforces it):
 
@@ -631,73 +631,6 @@ def run_once_more_if_broken(control: str) -> dict:
     return row
 
 
-class Background:
-    """The whole knock-out run as a process of its own beside the suite: its output and exit code
-    are files in ``where`` (the directory the suite names in $YUNSHANG_KNOCKOUT_RUN), so that the
-    process that started it and the one whose test reads its verdict need not be the same (pytest
-    workers)."""
-
-    def __init__(self, where: Path):
-        self.where = where
-
-    @property
-    def started(self) -> bool:
-        return (self.where / "pid").exists()
-
-    @property
-    def done(self) -> bool:
-        return (self.where / "returncode").exists()
-
-    def start(self) -> "Background":
-        import shlex
-
-        self.where.mkdir(parents=True, exist_ok=True)
-        w = self.where
-        script = (f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} "
-                  f"> {shlex.quote(str(w / 'stdout'))} 2> {shlex.quote(str(w / 'stderr'))}; "
-                  f"echo $? > {shlex.quote(str(w / 'rc.tmp'))} && mv {shlex.quote(str(w / 'rc.tmp'))} "
-                  f"{shlex.quote(str(w / 'returncode'))}")
-        proc = subprocess.Popen(["/bin/sh", "-c", script], cwd=ROOT, start_new_session=True,
-                                stdin=subprocess.DEVNULL)
-        (w / "pid").write_text(str(proc.pid))
-        return self
-
-    def result(self, timeout: float) -> tuple[str, str, int]:
-        deadline = time.monotonic() + timeout
-        while not self.done:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the knock-out run ({self.where}) did not end within {timeout:.0f} s")
-            time.sleep(1)
-        return ((self.where / "stdout").read_text(errors="replace"), (self.where / "stderr").read_text(errors="replace"),
-                int((self.where / "returncode").read_text().strip() or 1))
-
-    def stop(self) -> None:
-        """At the end of the session: a run nobody waited for (its test deselected, the suite
-        interrupted) is ended, with its platforms."""
-        import os
-        import signal
-
-        if not self.started or self.done:
-            return
-        pgid = int((self.where / "pid").read_text())
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-            for _ in range(60):
-                time.sleep(1)
-                os.killpg(pgid, 0)
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def figures(self) -> list[str]:
-        """The run's per-control seconds and totals, for the suite's summary."""
-        if not self.done:
-            return []
-        return [ln for ln in (self.where / "stdout").read_text(errors="replace").splitlines()
-                if ln.startswith(("seconds per control", "knock-out run took")) or " tests failed without" in ln]
-
-
-RUN_ENV = "YUNSHANG_KNOCKOUT_RUN"
 
 
 def main(argv: list[str]) -> int:

@@ -3,9 +3,9 @@
 runs the tests that name it, which must all fail there.  This runs it and fails on any test that
 still passes without its control (a test that proves something else than it says).
 
-The run is started when the suite starts and goes on beside it (its platforms are its own; the
-real nodes share the host through helpers.host_lock); this test, put last, reads its verdict
-(issue 30).  Run alone, it starts the run itself and waits for it."""
+The run is started when the suite starts and goes on beside it (tests/knockout_run.py; its
+platforms are its own, the real nodes share the host through helpers.host_lock); this test, put
+last, reads its verdict (issue 30).  Run alone, it starts the run itself and waits for it."""
 from __future__ import annotations
 
 import json
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-import knockout
+import knockout_run
 
 
 @pytest.mark.timeout(3000)
 def test_every_security_test_fails_without_the_control_it_names():
-    run = knockout.Background(Path(os.environ.get(knockout.RUN_ENV) or tempfile.mkdtemp(prefix="yunshang-knockout-")))
+    run = knockout_run.Background(Path(os.environ.get(knockout_run.RUN_ENV)
+                                       or tempfile.mkdtemp(prefix="yunshang-knockout-")))
     if not run.started:  # run alone, or without the suite's start
         run.start()
     out, err, returncode = run.result(timeout=3000)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import pytest
-
 pytest_plugins = ["pytester"]
 HERE = Path(__file__).resolve().parent
 
