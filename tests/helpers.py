@@ -275,10 +275,11 @@ def host_lock(alone: bool = False):
     a test that compares the host before and after takes it ``alone`` (exclusive), so that no other
     real node starts or stops meanwhile."""
     import fcntl
-    import os
-    import tempfile
 
-    path = Path(os.environ.get("YUNSHANG_TEST_LOCKS", tempfile.gettempdir())) / "yunshang-tests-real-nodes.lock"
+    from yunshang.dev import toolchain
+
+    path = toolchain.cache_root() / "tests-host.lock"  # where the nodes claim their indexes too
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         try:

@@ -63,11 +63,18 @@ class Background:
 
     def stop(self) -> None:
         """At the end of the session: a run nobody waited for (its test deselected, the suite
-        interrupted) is ended, with its platforms."""
+        interrupted) is ended, with its platforms; the files of one that passed are removed (those
+        of one that failed are kept for a look)."""
         import os
         import signal
 
-        if not self.started or self.done:
+        if self.done:
+            if (self.where / "returncode").read_text().strip() == "0":
+                import shutil
+
+                shutil.rmtree(self.where, ignore_errors=True)  # read and passed: nothing to look into
+            return
+        if not self.started:
             return
         pgid = int((self.where / "pid").read_text())
         try:
