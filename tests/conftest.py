@@ -45,6 +45,21 @@ def _away_from_the_user(config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
+def pytest_sessionfinish(session):
+    """No platform a test started outlives the session, whatever its fixture's teardown did: every
+    control plane recorded under this process's temp dirs with a process still running is taken down
+    (and named, so that the fixture that lost it can be mended)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    base = factory.getbasetemp() if factory is not None else None
+    if base is None or not base.exists():
+        return
+    for record in sorted({r.resolve() for r in [*base.glob("*/processes.json"), *base.glob("*/*/processes.json")]}):
+        cp = controlplane.ControlPlane.load(record.parent)
+        if any(cp.alive(name) for name in cp.pids):
+            cp.down()
+            session.config.get_terminal_writer().line(f"left running by its fixture, now down: {record.parent}")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:

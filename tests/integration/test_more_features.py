@@ -131,9 +131,11 @@ def cli_platform(tmp_path_factory):
         op = OperatorProcess(cp, cp.state).start()
         yield cp, api
     finally:
-        _stop(op)
-        api.close()
-        cp.down()
+        try:
+            _stop(op)
+            api.close()
+        finally:
+            cp.down()  # whatever stopping the operator did: the platform goes
 
 
 @pytest.fixture(scope="module")
@@ -295,9 +297,11 @@ def two_role_platform(tmp_path_factory):
                                                        "YUNSHANG_SIGNOFF_TENANT_DAYS": "1"}).start()
         yield api, op
     finally:
-        _stop(op)
-        api.close()
-        cp.down()
+        try:
+            _stop(op)
+            api.close()
+        finally:
+            cp.down()  # whatever stopping the operator did: the platform goes
 
 
 def _reviewer(api, role: str) -> Impersonated:
