@@ -25,6 +25,7 @@ from typing import Callable
 
 import yaml
 
+from . import keycloak
 from . import node as node_mod
 from . import pki, toolchain
 
@@ -68,6 +69,9 @@ class ControlPlane:
     need_to_know_webhook: bool = True
     """Ask the operator's /authorize endpoint about department reads by name (own tenant, its
     agreements, its view: yunshang.views.authorize); off: RBAC alone (tests of admission only)."""
+    identity: "keycloak.LocalIdentity | None" = None
+    """Also run Keycloak (its realm from the catalog and the people file) and have the API server trust
+    it (the stack's yunshang:identity, its issuer this Keycloak's); None: client certificates only."""
     real_node: bool = False
     """Also run a real node (dev/node.py) where the machine can; ``node_note`` says why not otherwise."""
     node_note: str = ""
@@ -88,6 +92,16 @@ class ControlPlane:
     @property
     def webhook_token_file(self) -> Path:
         return self.state / "webhook-token"
+
+    @property
+    def people_file(self) -> Path:
+        """The local provider's people with their passwords (0600): `yunshang dev people`."""
+        return self.state / "keycloak" / "people.json"
+
+    @property
+    def identity_file(self) -> Path:
+        """Where `yunshang login` finds the local provider: issuer, client, CA."""
+        return self.state / "identity.json"
 
     @property
     def server(self) -> str:
@@ -353,7 +367,8 @@ class ControlPlane:
             self.write_kubeconfig(self.state / f"{client}.kubeconfig", client)
         self.write_kubeconfig(self.kubeconfig, "admin")
         try:
-            self._start_all(bins, progress, timeout)
+            kc = self._spawn_keycloak(progress) if self.identity else None
+            self._start_all(bins, progress, timeout, kc)
             if self.real_node:
                 self.node_note = node_mod.why_not()
                 if self.node_note:
@@ -363,6 +378,57 @@ class ControlPlane:
         except BaseException:
             self.down()
             raise
+
+    # ------------------------------------------------------------------ identity provider
+    def _identity_config(self):
+        """The stack's identity settings with this platform's Keycloak as the issuer."""
+        from ..identity.realm import REALM
+
+        cfg = self.identity.config
+        return cfg.model_copy(update={"issuer": keycloak.issuer(self.ports["keycloak"], REALM),
+                                      "ca_file": str(self.pki / "ca.crt")})
+
+    def _spawn_keycloak(self, progress) -> subprocess.Popen:
+        """Keycloak starts first (it takes the longest), beside etcd."""
+        import secrets
+
+        progress("starting Keycloak (the identity provider)")
+        self.ports["keycloak"] = free_port()
+        self.save()
+        pki.issue_server(self.pki, "keycloak", ["127.0.0.1", "localhost"])
+        home = self.state / "keycloak"
+        home.mkdir(parents=True, exist_ok=True)
+        admin = home / "bootstrap-admin"
+        if not admin.exists():
+            admin.write_text(secrets.token_urlsafe(24))
+            admin.chmod(0o600)
+        return self._spawn("keycloak", keycloak.argv(self.ports["keycloak"], self.pki / "keycloak.crt",
+                                                     self.pki / "keycloak.key"),
+                           env=keycloak.env(home, admin.read_text()))
+
+    def _finish_keycloak(self, proc, progress, timeout: float) -> None:
+        port, ca = self.ports["keycloak"], self.pki / "ca.crt"
+        self._wait("keycloak", lambda: keycloak.ready(port, ca), max(timeout, 120), proc)
+        progress("loading the realm: the catalog's departments, reviewers, admins, ops")
+        people = self.identity.passwords(self.people_file)
+        try:
+            keycloak.load_realm(port, ca, (self.state / "keycloak" / "bootstrap-admin").read_text(),
+                                self.identity.realm(people))
+        except RuntimeError as e:
+            raise self._fail("keycloak", str(e)) from None
+        cfg = self._identity_config()
+        self.identity_file.write_text(json.dumps({"issuer": cfg.issuer, "clientId": cfg.client_id,
+                                                  "caFile": cfg.ca_file}, indent=1))
+
+    def _authentication_flags(self) -> list[str]:
+        if not self.identity:
+            return []
+        from ..identity.authn import authentication_config
+
+        path = self.state / "authentication.yaml"
+        path.write_text(yaml.safe_dump(authentication_config(self._identity_config(),
+                                                             (self.pki / "ca.crt").read_text())))
+        return [f"--authentication-config={path}"]
 
     def _start_node(self, progress, timeout: float) -> None:
         from kubernetes import client, config
@@ -391,7 +457,7 @@ class ControlPlane:
         finally:
             api.close()
 
-    def _start_all(self, bins: dict[str, Path], progress, timeout: float) -> None:
+    def _start_all(self, bins: dict[str, Path], progress, timeout: float, keycloak_proc=None) -> None:
         p = self.ports
         etcd_url = f"http://127.0.0.1:{p['etcd']}"
         progress("starting etcd")
@@ -417,6 +483,10 @@ class ControlPlane:
                 return json.loads(r.read()).get("health") == "true"
 
         self._wait("etcd", etcd_ready, timeout, proc)
+        if keycloak_proc is not None:
+            # the API server's JWT authenticator reads the provider's discovery document when it
+            # starts and retries only every 10 s: the realm is there first
+            self._finish_keycloak(keycloak_proc, progress, timeout)
 
         progress("starting kube-apiserver")
         k = self.pki
@@ -443,6 +513,7 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 *self._authorization_flags(),
+                *self._authentication_flags(),
                 "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
                 "DefaultTolerationSeconds,NodeRestriction,PodSecurity,ResourceQuota,ValidatingAdmissionPolicy",
                 f"--kubelet-client-certificate={k / 'apiserver-kubelet-client.crt'}",

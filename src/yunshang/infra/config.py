@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..alerting import Base as AlertingBase
+from ..identity.settings import IdentityConfig
 from ..models.audit import DEFAULT_ANCHOR
 from ..models.tenant import Hostname, Registry
 from ..policies import DEFAULT_REGISTRIES
@@ -131,6 +132,9 @@ class StackConfig(BaseModel):
     """Monthly prices of the shared platform (showback: `yunshang report costs`)."""
     own_server_pricing: PriceTable = OWN_SERVERS_DEFAULT
     """Monthly prices of the same capacity on a department's own servers (the saving compared to)."""
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    """The province's identity provider the API server trusts, and how its groups map to the
+    platform's (`yunshang platform authentication-config`; the local platform runs its own Keycloak)."""
 
     def kubeconfig_path(self) -> str:
         return str(Path(os.path.expanduser(self.kubeconfig))) if self.kubeconfig else ""
@@ -153,6 +157,7 @@ KEYS = {
     "demo": "demo",
     "pricing": "pricing",
     "ownServerPricing": "own_server_pricing",
+    "identity": "identity",
 }
 
 
