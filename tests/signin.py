@@ -63,3 +63,24 @@ def approve_device(verification_uri: str, user_code: str, username: str, passwor
         page = b.post(_action(page), data={"accept": "Yes"})
     if "success" not in page.text.lower() and "device login successful" not in page.text.lower():
         raise SignInRefused(f"{username}: device not approved: {_words(page.text)}")
+
+
+def main(argv: list[str]) -> int:
+    """As $BROWSER for `yunshang login` (webbrowser runs ``python tests/signin.py <url>``): signs in as
+    $YUNSHANG_TEST_USER with $YUNSHANG_TEST_PASSWORD, then follows the redirect to the CLI's listener."""
+    import os
+
+    ca = os.environ["YUNSHANG_TEST_CA"]
+    try:
+        where = sign_in(argv[0], os.environ["YUNSHANG_TEST_USER"], os.environ["YUNSHANG_TEST_PASSWORD"], ca)
+    except SignInRefused as e:
+        print(f"browser: {e}", file=sys.stderr)
+        return 1
+    requests.get(where, timeout=10)  # the loopback callback: plain http on 127.0.0.1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

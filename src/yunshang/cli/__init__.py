@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from . import auth
 from .audit import audit_app
 from .common import run_app
 from .dev import dev_app
@@ -46,6 +47,8 @@ app.add_typer(platform_app, name="platform")
 app.add_typer(share_app, name="share")
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
+for command in (auth.login, auth.logout, auth.whoami, auth.token):
+    app.command(command.__name__)(command)
 
 
 def main() -> None:

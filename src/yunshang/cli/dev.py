@@ -1,6 +1,7 @@
 """`yunshang dev`: the local platform (a real control plane on loopback) and its toolchain."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ from .common import Output, OutputOpt, UserError, emit_json, out
 
 cp_mod = OnFirstUse("yunshang.dev.controlplane")
 toolchain = OnFirstUse("yunshang.dev.toolchain")
+setup_mod = OnFirstUse("yunshang.dev.setup")
 
 dev_app = typer.Typer(
     help="Run the local platform: etcd, kube-apiserver, controller-manager, scheduler and kwok "
@@ -61,6 +63,11 @@ def up(
         help="also run one real node (kubelet, containerd, a CNI bridge: pods really run) beside kwok's fake "
              "ones; needs root and cgroups, else it says why and runs fake nodes only",
     ),
+    identity: bool = typer.Option(
+        True, "--identity/--no-identity",
+        help="also run Keycloak, the identity provider the API server trusts (its realm: the catalog's departments "
+             "and stacks/people.local.yaml); people then sign in with `yunshang login`",
+    ),
     output: Output = OutputOpt,
 ) -> None:
     """Start the local platform and wait until it is ready.
@@ -69,6 +76,8 @@ def up(
     """
     cp = cp_mod.ControlPlane.load(_state(state_dir))
     cp.real_node = real_node
+    if identity:
+        cp.identity = _local_identity()
     with out.status("starting the local platform") as status:
         cp.up(progress=lambda m: status.update(m))
         if with_platform:
@@ -95,6 +104,8 @@ def up(
         "nodes": list(cp.nodes),
         "real_node": cp.real_node_name(),
         "real_node_note": cp.node_note,
+        "identity": {"issuer": json.loads(cp.identity_file.read_text())["issuer"],
+                     "people": str(cp.people_file)} if identity else None,
     }
     if output == Output.json:
         emit_json(info)
@@ -109,6 +120,9 @@ def up(
                   f"{cp_mod.node_mod.TAINT['key']} run there; the rest on kwok's fake nodes)", highlight=False)
     elif real_node:
         out.print(f"  real node  : none — {cp.node_note}", highlight=False)
+    if identity:
+        out.print(f"  sign-in    : Keycloak at {info['identity']['issuer']}; its people and passwords: "
+                  "`yunshang dev people`; then `yunshang login` (or `--device`)", highlight=False)
     if with_platform:
         if catalog:
             out.print(f"  pulumi up  : stack local, {changes}; departments from tenants/ are being provisioned")
@@ -192,9 +206,10 @@ def env(state_dir: Path = StateOpt, output: Output = OutputOpt) -> None:
 
 @dev_app.command()
 def setup() -> None:
-    """Build or install every missing tool into the cache (what `make setup` runs)."""
+    """Build or install every missing tool into the cache (what `make setup` runs): the toolchain,
+    and Keycloak from Maven Central with the JDK it runs on."""
     with out.status("installing the toolchain") as s:
-        timings = toolchain.install(lambda m: (s.update(m), out.print(f"[dim]{m}[/]")))
+        timings = setup_mod.install(lambda m: (s.update(m), out.print(f"[dim]{m}[/]")))
     out.print(f"toolchain ready in {toolchain.bin_dir()} " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
 
 
@@ -251,10 +266,38 @@ def image(
 
 
 @dev_app.command()
+def people(state_dir: Path = StateOpt, output: Output = OutputOpt) -> None:
+    """The local identity provider's people: username, provider groups and the password made for this
+    platform (stacks/people.local.yaml and a clerk for each department of tenants/).  Sign in as one
+    with `yunshang login`."""
+    cp = cp_mod.ControlPlane.load(_state(state_dir))
+    if not cp.people_file.exists():
+        raise UserError(f"no identity provider was started in {cp.state}: `yunshang dev up` starts one "
+                        "(unless --no-identity)")
+    everyone = json.loads(cp.people_file.read_text())
+    if output == Output.json:
+        emit_json(everyone)
+        return
+    for name, p in everyone.items():
+        out.print(f"{name:22} {p['password']:18} {', '.join(p['groups']) or '— (no group)'}",
+                  highlight=False, markup=False)
+
+
+def _local_identity():
+    from ..dev.keycloak import LocalIdentity
+    from ..infra.config import PROJECT_ROOT, ConfigError
+
+    try:
+        return LocalIdentity.of_project(PROJECT_ROOT)
+    except (ConfigError, ValueError) as e:
+        raise UserError(f"the local identity provider's realm: {e}") from None
+
+
+@dev_app.command()
 def tools(output: Output = OutputOpt) -> None:
     """Show the binary each tool resolves to (YUNSHANG_<TOOL>, then YUNSHANG_BIN_DIR, then the pinned
-    toolchain cache) and, where it says, its version."""
-    v = toolchain.versions()
+    toolchain cache) and, where it says, its version; then Keycloak and the JDK it runs on."""
+    v = setup_mod.versions()
     if output == Output.json:
         emit_json(v)
     else:
