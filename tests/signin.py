@@ -11,6 +11,7 @@ import urllib.parse
 import requests
 
 FORM = re.compile(r'<form[^>]*\baction="([^"]+)"', re.S)
+METHOD = re.compile(r'<form[^>]*\bmethod="([^"]+)"', re.S)
 
 
 class SignInRefused(AssertionError):
@@ -29,6 +30,14 @@ def _action(page: requests.Response) -> str:
     if not m:
         raise SignInRefused(f"no form on {page.url}: {_words(page.text)}")
     return urllib.parse.urljoin(page.url, html.unescape(m.group(1)))
+
+
+def _submit(b: requests.Session, page: requests.Response, data: dict[str, str]) -> requests.Response:
+    """Submit the page's form as a browser would (its method, its action)."""
+    m = METHOD.search(page.text)
+    if m and m.group(1).lower() == "get":
+        return b.get(_action(page), params=data)
+    return b.post(_action(page), data=data)
 
 
 def _words(text: str) -> str:
@@ -52,15 +61,16 @@ def sign_in(url: str, username: str, password: str, ca_file: str) -> str:
     return r.headers["Location"]
 
 
-def approve_device(verification_uri: str, user_code: str, username: str, password: str, ca_file: str) -> None:
-    """The device grant's other half: on another device, enter the code, sign in, grant access."""
+def approve_device(verification_uri_complete: str, username: str, password: str, ca_file: str) -> None:
+    """The device grant's other half: on another device, open the link the CLI printed (the code in
+    it, as a phone scanning it would), sign in, grant access.  (Keycloak 26.7's page for typing the
+    code posts it where its device endpoint answers invalid_client: the link is the way that works.)"""
     b = _browser(ca_file)
-    page = b.get(verification_uri)
-    page = b.post(_action(page), data={"device_user_code": user_code})
+    page = b.get(verification_uri_complete)
     if 'name="username"' in page.text:
-        page = b.post(_action(page), data={"username": username, "password": password})
-    if "accept" in page.text and 'name="accept"' in page.text:
-        page = b.post(_action(page), data={"accept": "Yes"})
+        page = _submit(b, page, {"username": username, "password": password})
+    if 'name="accept"' in page.text:
+        page = _submit(b, page, {"accept": "Yes"})
     if "success" not in page.text.lower() and "device login successful" not in page.text.lower():
         raise SignInRefused(f"{username}: device not approved: {_words(page.text)}")
 

@@ -239,7 +239,13 @@ def login_device(provider: Provider, show: Callable[[str, str, str], None], time
     endpoint = doc.get("device_authorization_endpoint")
     if not endpoint:
         raise SignInError(f"the provider at {provider.issuer} offers no device grant; use `yunshang login` with a browser")
-    r = provider.post(endpoint, {"client_id": provider.client_id, "scope": " ".join(SCOPES)})
+    from oauthlib.oauth2 import WebApplicationClient
+
+    pkce = WebApplicationClient(provider.client_id)  # a provider that asks PKCE of the client asks it here too
+    verifier = pkce.create_code_verifier(64)
+    r = provider.post(endpoint, {"client_id": provider.client_id, "scope": " ".join(SCOPES),
+                                 "code_challenge": pkce.create_code_challenge(verifier, "S256"),
+                                 "code_challenge_method": "S256"})
     if r.status_code != 200:
         error, why = _oauth_error(r)
         raise SignInError(f"the provider refused the device grant for client {provider.client_id!r}: {error} {why}".strip())
@@ -250,7 +256,8 @@ def login_device(provider: Provider, show: Callable[[str, str, str], None], time
     while time.monotonic() < deadline:
         time.sleep(interval)
         r = provider.post(doc["token_endpoint"], {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-                                                  "device_code": d["device_code"], "client_id": provider.client_id})
+                                                  "device_code": d["device_code"], "client_id": provider.client_id,
+                                                  "code_verifier": verifier})
         if r.status_code == 200:
             return _token_response(provider, r)
         error, why = _oauth_error(r)
