@@ -42,7 +42,11 @@ Controls it can remove, and how (each waits until the API server no longer enfor
 - `rbac-tenant-owners` (the owners bound to `admin` by a RoleBinding inside their namespaces
   only): each owners' RoleBinding is mirrored as a ClusterRoleBinding, for the whole run;
 - `rbac-department` (the departments' only cluster-wide grant, ClusterRole yunshang:department:
-  tenants, agreements and offers): that ClusterRole is given every permission.
+  tenants, agreements and offers): that ClusterRole is given every permission;
+- `identity-authorized-party`, `identity-reserved-usernames` (validation rules of the API server's
+  JWT authenticator, yunshang.identity.authn): the rule is taken out of the authentication
+  configuration file, which the API server reloads when it changes (its metric of the loaded
+  configuration's hash says when).
 
 RBAC denies by default, so an RBAC control is removed by widening the grant it limits, never by
 deleting a binding (that would only refuse more).
@@ -65,13 +69,14 @@ CONTROLS = ["networkpolicy-tenant-isolation", "networkpolicy-sharing", "node-tra
             "yunshang-tenant-governance", "yunshang-offer-governance", "yunshang-sharing-consent",
             "yunshang-agreement-rating", "yunshang-offer-terms", "authz-need-to-know",
             "apiserver-admission-resourcequota", "apiserver-admission-podsecurity", "apiserver-authorization-rbac",
-            "yunshang-operator-scope"]
+            "yunshang-operator-scope", "identity-authorized-party", "identity-reserved-usernames"]
 SUITES = ["tests/integration/test_boundary_attacks.py", "tests/integration/test_conformance.py",
           "tests/integration/test_audit_trail.py", "tests/integration/test_features.py",
           "tests/integration/test_need_to_know.py", "tests/integration/test_offers.py",
           "tests/integration/test_signoff.py", "tests/integration/test_tenant_admission.py",
           "tests/integration/test_controlplane.py", "tests/integration/test_packets.py",
-          "tests/integration/test_real_node.py", "tests/integration/test_operator_privileges.py"]
+          "tests/integration/test_real_node.py", "tests/integration/test_operator_privileges.py",
+          "tests/integration/test_identity.py"]
 
 TENANT_LABEL = "platform.yunshang.io/tenant"
 MANAGED = "app.kubernetes.io/managed-by=yunshang"
@@ -118,6 +123,8 @@ def knock_out(api, control: str) -> None:
                            lambda: _allowed(api, "mallory", [], "list", "secrets", "kube-system"))
     elif control == "authz-need-to-know":
         _need_to_know_allows_everything(api)
+    elif control.startswith("identity-"):
+        _authentication_rule_removed(api, control)
     elif control == "yunshang-offer-terms":
         _offer_terms_policy_gone(api)
     elif control == "rbac-builtin-admin":
@@ -353,6 +360,53 @@ def _restart_apiserver(api, edit, what: str, in_force) -> None:
             return False
     wait_for("the API server back", back, timeout=90, interval=0.5)
     wait_for(f"the API server with {what}", in_force, timeout=60)
+
+
+def _apiserver_argv(api) -> list[str]:
+    """The arguments of the kube-apiserver ``api`` talks to (found by its port)."""
+    import os
+    import urllib.parse
+
+    port = urllib.parse.urlparse(api.configuration.host).port
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = [a.decode() for a in Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        if args and Path(args[0]).name == "kube-apiserver" and f"--secure-port={port}" in args:
+            return args
+    raise RuntimeError(f"no kube-apiserver on port {port}")
+
+
+def _loaded_authentication_config(api) -> str:
+    """The hash of the authentication configuration the API server has loaded (its own metric)."""
+    text = api.rest_client.pool_manager.request("GET", api.configuration.host + "/metrics").data.decode()
+    m = re.search(r'apiserver_authentication_config_controller_last_config_info\{[^}]*hash="([^"]+)"', text)
+    return m.group(1) if m else ""
+
+
+def _authentication_rule_removed(api, control: str) -> None:
+    """The validation rule ``control`` out of the file --authentication-config names; the API server
+    reloads the file when it changes (within about a minute)."""
+    import yaml
+
+    from helpers import wait_for
+
+    arg = next(a for a in _apiserver_argv(api) if a.startswith("--authentication-config="))
+    path = Path(arg.split("=", 1)[1])
+    config = yaml.safe_load(path.read_text())
+    removed = 0
+    for jwt in config["jwt"]:
+        for key in ("claimValidationRules", "userValidationRules"):
+            kept = [r for r in jwt.get(key, []) if not r["message"].startswith(control + ":")]
+            removed += len(jwt.get(key, [])) - len(kept)
+            jwt[key] = kept
+    if not removed:
+        raise RuntimeError(f"no validation rule named {control} in {path}")
+    before = _loaded_authentication_config(api)
+    path.write_text(yaml.safe_dump(config))
+    wait_for(f"the API server without {control}", lambda: _loaded_authentication_config(api) not in ("", before),
+             timeout=150, interval=2)
 
 
 def _probe_namespace(api, labels: dict[str, str]) -> str:

@@ -153,6 +153,49 @@ def authorization_config(
               "(and without --authorization-mode)")
 
 
+@platform_app.command("authentication-config")
+def authentication_config(
+    output_dir: Path = typer.Option(..., "--output-dir", "-d", help="where to write authentication.yaml, e.g. "
+                                    "/etc/kubernetes/yunshang (on every control-plane node)"),
+    stack: str = typer.Option("prod", "--stack", "-s", help="the stack whose yunshang:identity names the provider"),
+    ca_file: Path = typer.Option(None, "--ca-file", exists=True, dir_okay=False, help=(
+        "the CA of the provider's certificate, embedded in the file (default: the stack's yunshang:identity.caFile; "
+        "none: the system's)")),
+    output: Output = OutputOpt,
+) -> None:
+    """The API server's authentication configuration (统一身份认证): a JWT authenticator for the province's
+    identity provider, its claims mapped to the platform's groups as the stack's yunshang:identity says, and
+    the validation rules that keep reserved names out of every token.  Pass
+    `--authentication-config=<dir>/authentication.yaml` to kube-apiserver (instead of any --oidc-* flag); it
+    reloads the file when it changes.
+
+    yunshang platform authentication-config --stack prod -d /etc/kubernetes/yunshang
+    """
+    import yaml
+
+    from ..identity.authn import authentication_config as config
+    from ..infra.config import PROJECT_ROOT, ConfigError, from_stack_file
+
+    try:
+        ident = from_stack_file(stack, PROJECT_ROOT).identity
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    if not ident.enabled:
+        raise UserError(f"stack {stack} names no provider: set yunshang:identity.issuer (https://…) in "
+                        f"stacks/Pulumi.{stack}.yaml")
+    ca = ca_file or (Path(ident.ca_file).expanduser() if ident.ca_file else None)
+    if ca is not None and not ca.is_file():
+        raise UserError(f"yunshang:identity.caFile {str(ca)!r} does not exist here: pass the provider's CA with --ca-file")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "authentication.yaml"
+    path.write_text(yaml.safe_dump(config(ident, ca.read_text() if ca else "")))
+    if output == Output.json:
+        emit_json({"authenticationConfig": str(path), "issuer": ident.issuer})
+        return
+    out.print(f"wrote {path}: start kube-apiserver with --authentication-config={path} (and no --oidc-* flags); "
+              f"it trusts {ident.issuer} for audiences {', '.join(ident.audiences)}", highlight=False)
+
+
 @platform_app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def pulumi(ctx: typer.Context) -> None:
     """Run the pinned pulumi CLI offline on this project's stacks, e.g.
