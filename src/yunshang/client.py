@@ -145,6 +145,8 @@ class Tenants:
         self._identity: tuple[str, list[str]] | None = None
         try:  # reads go through the light path when the kubeconfig allows it (rest.py says why)
             self.rest: rest.Endpoint | None = rest.Endpoint(kubeconfig, context)
+        except rest.CredentialFailed as e:
+            raise ClientError(str(e)) from None
         except (rest.Unsupported, OSError, ValueError, ssl.SSLError, AttributeError, TypeError, KeyError):
             self.rest = None
             self._usable_kubeconfig(named)  # a file that is no kubeconfig at all: said so, in one line

@@ -3,9 +3,11 @@
 Importing the `kubernetes` package costs about 0.4 s (it loads every API and model class), more
 than the whole budget of `yunshang tenant list` (0.3 s, bench/cli_latency.py).  Reads that only
 need JSON go through here when the kubeconfig uses what this module understands: a server with a
-CA (data or file) or insecure-skip-tls-verify, and client certificates (data or file) or a bearer
-token (or token file).  Anything else (exec plugins, auth providers, proxies, basic auth) raises
-`Unsupported` and the caller uses the kubernetes client instead, so nothing is lost.
+CA (data or file) or insecure-skip-tls-verify, and client certificates (data or file), a bearer
+token (or token file) or an exec credential plugin that gives a token (`yunshang token`, kubelogin:
+client.authentication.k8s.io/v1; a plugin that fails is said in one line, where the kubernetes
+client would log it and go on anonymously).  Anything else (auth providers, proxies, basic auth)
+raises `Unsupported` and the caller uses the kubernetes client instead, so nothing is lost.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from typing import Any
 import yaml
 
 SUPPORTED_USER_KEYS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data",
-                       "token", "tokenFile"}
+                       "token", "tokenFile", "exec"}
+EXEC_APIS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 
 
 class Unsupported(Exception):
@@ -36,6 +39,35 @@ class RestError(Exception):
 
 class Unreachable(Exception):
     pass
+
+
+class CredentialFailed(Exception):
+    """The kubeconfig's credential plugin said no (its last line of stderr)."""
+
+
+def exec_credential(spec: dict) -> str:
+    """The token an exec credential plugin gives (it is run as kubectl runs it, not interactively)."""
+    import os
+    import subprocess
+
+    if spec.get("apiVersion") not in EXEC_APIS:
+        raise Unsupported(f"exec plugin apiVersion {spec.get('apiVersion')!r}")
+    env = {**os.environ, **{e["name"]: e["value"] for e in spec.get("env") or []},
+           "KUBERNETES_EXEC_INFO": json.dumps({"apiVersion": spec["apiVersion"], "kind": "ExecCredential",
+                                               "spec": {"interactive": False}})}
+    try:
+        r = subprocess.run([spec["command"], *(spec.get("args") or [])], capture_output=True, text=True, env=env,
+                           timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CredentialFailed(f"the kubeconfig's credential plugin {spec['command']!r} did not run: {e}") from None
+    if r.returncode != 0:
+        lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip()]
+        raise CredentialFailed((lines[-1].removeprefix("error: ") if lines else
+                                f"the kubeconfig's credential plugin {spec['command']!r} exited {r.returncode}"))
+    status = json.loads(r.stdout).get("status") or {}
+    if not status.get("token"):
+        raise Unsupported("an exec plugin that gives no token (client certificates)")
+    return status["token"]
 
 
 def _named(items: list[dict] | None, name: str, what: str) -> dict:
@@ -68,6 +100,8 @@ class Endpoint:
         if user.get("token") or user.get("tokenFile"):
             token = user.get("token") or (base / user["tokenFile"]).read_text().strip()
             self.headers["Authorization"] = f"Bearer {token}"
+        elif user.get("exec"):
+            self.headers["Authorization"] = f"Bearer {exec_credential(user['exec'])}"
         self.tls: ssl.SSLContext | None = None
         if self.scheme == "https":
             self.tls = self._tls(cluster, user, base)

@@ -234,36 +234,31 @@ def whoami(ctx: typer.Context, output: Output = OutputOpt) -> None:
 
 
 def _review(t) -> dict:
-    from .. import kube
-    from ..client import ClientError
+    """A SelfSubjectReview as the kubeconfig's user (its credential plugin run first, its refusal said)."""
+    from .. import rest
 
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
     try:
-        api = kube.connect(t.kubeconfig or "", t.context or "")
-    except Exception as e:  # noqa: BLE001 — the kubeconfig or its credential plugin said why
-        raise UserError(_one_line(e)) from None
-    try:
-        from kubernetes import client
-
-        r = client.AuthenticationV1Api(api).create_self_subject_review(
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
-        return r.status.user_info.to_dict()
-    except client.exceptions.ApiException as e:
+        endpoint = rest.Endpoint(t.kubeconfig, t.context)
+        review = endpoint.send_raw("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=body)
+    except rest.CredentialFailed as e:
+        raise UserError(str(e)) from None
+    except rest.RestError as e:
         if e.status == 401:
             raise UserError("the API server does not accept your credentials (401): sign in again with "
                             "`yunshang login`") from None
         raise UserError(f"the API server said {e.status}: {e.reason}") from None
-    except ClientError as e:
-        raise UserError(str(e)) from None
-    except Exception as e:  # noqa: BLE001 — the credential plugin failed while the request was made
-        raise UserError(_one_line(e)) from None
-    finally:
-        api.close()
+    except rest.Unreachable as e:
+        raise UserError(f"the API server does not answer ({e}); is the platform running?") from None
+    except (rest.Unsupported, OSError, ValueError) as e:
+        raise UserError(f"cannot use this kubeconfig ({_one_line(e)}); is it the platform's?") from None
+    info = (review.get("status") or {}).get("userInfo") or {}
+    return info
 
 
 def _one_line(e: Exception) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    mine = [ln.removeprefix("error: ") for ln in lines if "yunshang login" in ln or ln.startswith("error: ")]
-    return (mine or lines or [type(e).__name__])[-1][:400]
+    return (lines or [type(e).__name__])[0][:300]
 
 
 def _token_expiry(t) -> str:
