@@ -376,10 +376,11 @@ def test_what_a_person_edits_about_themselves_never_becomes_a_group_or_a_name(id
     reach the token as name, given_name, family_name and email, none of which the platform maps."""
     tokens = idp.code_flow("gy-police.clerk", "account-console", idp.issuer + "/account/")
     account = idp.issuer + "/account/"
-    headers = {"Authorization": f"Bearer {tokens['access_token']}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {tokens['access_token']}", "Content-Type": "application/json",
+               "Accept": "application/json"}
     me = requests.get(account, headers=headers, verify=idp.ca, timeout=10)
     assert me.status_code == 200, me.text
-    names = {**me.json(), "firstName": "system:masters", "lastName": "/platform-admins"}
+    names = {**me.json(), "firstName": "system:masters", "lastName": "yunshang:platform-admins"}
     r = requests.post(account, json=names, headers=headers, verify=idp.ca, timeout=10)
     assert r.status_code == 204, r.text  # a person may rename themselves ...
     extra = {**names, "attributes": {"groups": ["/platform-admins"], "preferred_username": ["system:admin"]}}

@@ -115,5 +115,8 @@ def realm(tenants: list[str], roles: list[str], people: list[Person], passwords:
             "emailVerified": True,
             "credentials": [{"type": "password", "value": passwords[p.username], "temporary": False}],
             "groups": list(p.groups),
+            # as a province's provider has them: each person may see and edit their own profile
+            # (the account console); what they edit there never reaches the platform's groups
+            "realmRoles": [f"default-roles-{REALM}"],
         } for p in persons],
     }
