@@ -42,6 +42,7 @@ def up_try_next_down(tmp_path):
         out = up.stdout
         assert "local platform ready" in out and "pulumi up" in out and "try next" in out
         assert "/consoles/yunshang.html" in out
+        assert "sign-in    : Keycloak at https://127.0.0.1:" in out and "yunshang login" in out, out
         print(f"dev up with the catalog: {seconds:.1f}s")
 
         def all_ready():
@@ -80,7 +81,7 @@ def up_try_next_down(tmp_path):
         assert all(float(c["saving"]) > 0 for c in costs)
         st = json.loads(run(state, "dev", "status", "--state-dir", str(state), "-o", "json").stdout)["components"]
         assert all(c["running"] for c in st.values())
-        assert {"etcd", "kube-apiserver", "kwok", "prometheus", "alertmanager", "operator"} <= set(st)
+        assert {"keycloak", "etcd", "kube-apiserver", "kwok", "prometheus", "alertmanager", "operator"} <= set(st)
         from yunshang.dev import node
 
         if not node.why_not():  # `make up` brings a real node where the machine can run one
