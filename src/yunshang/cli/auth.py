@@ -40,15 +40,7 @@ def _provider(issuer: str | None, client_id: str | None, ca_file: str | None, st
             raise UsageProblem(f"--issuer {issuer!r}: must be an https:// URL (the API server trusts nothing else)")
         return Provider(issuer.rstrip("/"), client_id or "yunshang", ca_file or "")
     if stack:
-        from ..infra.config import PROJECT_ROOT, ConfigError, from_stack_file
-
-        try:
-            ident = from_stack_file(stack, PROJECT_ROOT).identity
-        except ConfigError as e:
-            raise UserError(str(e)) from None
-        if not ident.enabled:
-            raise UserError(f"stack {stack} has no yunshang:identity.issuer (the local platform's is its own "
-                            "Keycloak: leave out --stack); or pass --issuer")
+        ident = stack_identity(stack, "(the local platform's is its own Keycloak: leave out --stack, or pass --issuer)")
         return Provider(ident.issuer, client_id or ident.client_id, ca_file or ident.ca_file)
     from ..dev.controlplane import ControlPlane, default_state_dir
 
@@ -58,6 +50,19 @@ def _provider(issuer: str | None, client_id: str | None, ca_file: str | None, st
                         "--stack prod, or start the local platform with `yunshang dev up`")
     local = json.loads(cp.identity_file.read_text())
     return Provider(local["issuer"], client_id or local["clientId"], ca_file or local["caFile"])
+
+
+def stack_identity(stack: str, otherwise: str):
+    """The stack's yunshang:identity, which must name a provider (``otherwise``: what to do if not)."""
+    from ..infra.config import PROJECT_ROOT, ConfigError, from_stack_file
+
+    try:
+        ident = from_stack_file(stack, PROJECT_ROOT).identity
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    if not ident.enabled:
+        raise UserError(f"stack {stack} names no provider: yunshang:identity.issuer is empty {otherwise}")
+    return ident
 
 
 def _fail(e) -> UserError:

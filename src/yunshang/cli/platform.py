@@ -174,15 +174,9 @@ def authentication_config(
     import yaml
 
     from ..identity.authn import authentication_config as config
-    from ..infra.config import PROJECT_ROOT, ConfigError, from_stack_file
+    from .auth import stack_identity
 
-    try:
-        ident = from_stack_file(stack, PROJECT_ROOT).identity
-    except ConfigError as e:
-        raise UserError(str(e)) from None
-    if not ident.enabled:
-        raise UserError(f"stack {stack} names no provider: set yunshang:identity.issuer (https://…) in "
-                        f"stacks/Pulumi.{stack}.yaml")
+    ident = stack_identity(stack, f"(set it, https://…, in stacks/Pulumi.{stack}.yaml)")
     ca = ca_file or (Path(ident.ca_file).expanduser() if ident.ca_file else None)
     if ca is not None and not ca.is_file():
         raise UserError(f"yunshang:identity.caFile {str(ca)!r} does not exist here: pass the provider's CA with --ca-file")
