@@ -80,7 +80,9 @@ def main() -> None:
         co = client.CustomObjectsApi(api)
         for name, changes in {"gz-bigdata": {"level": "province"},
                               "gy-health": {"level": "city", "parent": "gz-bigdata",
-                                            "quota": {"cpu": "1", "memory": "1Gi", "pods": 5}}}.items():
+                                            "quota": {"cpu": "1", "memory": "1Gi", "storage": "1Gi", "pods": 5,
+                                                      "services": 2, "configmaps": 5, "secrets": 5,
+                                                      "persistentvolumeclaims": 1}}}.items():
             body = tenant(name, **changes)
             body["spec"]["approval"] = approval()
             co.create_cluster_custom_object("platform.yunshang.io", "v1alpha1", "tenants", body)

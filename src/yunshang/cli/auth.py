@@ -17,7 +17,6 @@ import typer
 
 from .common import Output, OutputOpt, UserError, UsageProblem, emit_json, err, out
 
-EXEC_API = "client.authentication.k8s.io/v1"
 
 IssuerOpt = typer.Option(None, "--issuer", help="the provider's issuer URL (https; default: the stack's "
                          "yunshang:identity.issuer with --stack, else the local platform's Keycloak)")
@@ -80,7 +79,9 @@ def _exec_user(provider) -> dict:
     args = ["token", "--issuer", provider.issuer, "--client-id", provider.client_id]
     if provider.ca_file:
         args += ["--ca-file", str(Path(provider.ca_file).resolve())]
-    return {"exec": {"apiVersion": EXEC_API, "command": command, "args": args,
+    from ..identity.credential import API
+
+    return {"exec": {"apiVersion": API, "command": command, "args": args,
                      "interactiveMode": "Never", "provideClusterInfo": False}}
 
 
@@ -195,18 +196,11 @@ def logout(issuer: Optional[str] = IssuerOpt, client_id: Optional[str] = ClientO
 def token(issuer: str = typer.Option(..., "--issuer"), client_id: str = typer.Option("yunshang", "--client-id"),
           ca_file: str = typer.Option("", "--ca-file")) -> None:
     """The kubeconfig's credential plugin (client.authentication.k8s.io/v1 ExecCredential): the cached
-    ID token, refreshed when it ends within 30 s.  kubectl and yunshang call it; people run `login`."""
-    from ..identity import oidc
+    ID token, refreshed when it ends within 30 s.  kubectl and yunshang call it; people run `login`.
+    (It answers on a fast path of its own, yunshang.identity.credential.)"""
+    from ..identity.credential import main
 
-    provider = oidc.Provider(issuer.rstrip("/"), client_id, ca_file)
-    try:
-        tokens = oidc.current(provider, oidc.TokenCache(provider))
-    except oidc.SignInError as e:
-        sys.stderr.write(f"error: {e}\n")
-        raise typer.Exit(1)
-    exp = oidc.claims(tokens["id_token"])["exp"]
-    sys.stdout.write(json.dumps({"apiVersion": EXEC_API, "kind": "ExecCredential",
-                                 "status": {"token": tokens["id_token"], "expirationTimestamp": _until(exp)}}) + "\n")
+    raise typer.Exit(main(["--issuer", issuer, "--client-id", client_id, "--ca-file", ca_file]))
 
 
 def whoami(ctx: typer.Context, output: Output = OutputOpt) -> None:
