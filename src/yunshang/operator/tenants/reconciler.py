@@ -238,6 +238,8 @@ class Reconciler:
             try:
                 if self.active():
                     await self.reconcile(name)
+                    # every completed reconcile counts, a pending tenant's too (each resync adds one per tenant)
+                    metrics.RECONCILES.labels("ok").inc()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001  (one tenant's failure must not stop the others)
@@ -331,7 +333,6 @@ class Reconciler:
             await self._record_review_transition(name, want.spec, want.review, old)
         metrics.observe(name, want.spec, Phase(new["phase"]), self._usage(name), want.spec.quarantine is not None,
                         want.review)
-        metrics.RECONCILES.labels("ok").inc()
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - t0)
 
     async def _apply(self, rec: TenantRecord, obj: dict, want: Desired) -> None:
