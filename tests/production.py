@@ -70,14 +70,33 @@ class Production:
     door: subprocess.Popen | None = None
 
     def up(self) -> subprocess.CompletedProcess:
-        """`pulumi up` of the stack (the webhook Secrets made as their namespaces appear)."""
+        """`pulumi up` of the stack (the webhook Secrets made as their namespaces appear), then the
+        API server's door to the operator's Service, at its address now (an `up` after a `destroy`
+        makes the Service anew, with another ClusterIP: a door to the old one would lose the audit
+        events, as a test running after the destroy test found)."""
         threading.Thread(target=webhook_secrets, args=(self.cp, self.api), daemon=True).start()
-        return pulumi(["up", "--yes", "--skip-preview", "--stack", "test"], self.root, self.state, check=False)
+        r = pulumi(["up", "--yes", "--skip-preview", "--stack", "test"], self.root, self.state, check=False)
+        if r.returncode == 0:
+            self.open_door()
+        return r
 
-    def close(self) -> None:
+    def open_door(self) -> None:
+        service = client.CoreV1Api(self.api).read_namespaced_service(WEBHOOK_SECRET, NS)
+        self.close_door()
+        rn = node.RealNode.load(self.cp.node_state)
+        self.door = subprocess.Popen([sys.executable, "-m", "yunshang.dev.door", "--reverse", "--netns",
+                                      str(node.netns_path(rn.index)), "--listen",
+                                      f"127.0.0.1:{self.cp.ports['operator-webhook']}",
+                                      "--to", f"{service.spec.cluster_ip}:8443"], start_new_session=True)
+
+    def close_door(self) -> None:
         if self.door is not None:
             self.door.terminate()
             self.door.wait(10)
+            self.door = None
+
+    def close(self) -> None:
+        self.close_door()
         self.api.close()
 
 
@@ -106,10 +125,6 @@ def deploy(work: Path, replicas: int = 2, progress: Callable[[str], None] = lamb
         up = p.up()
         assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
         figures["pulumi_up_s"] = time.monotonic() - started
-        service = client.CoreV1Api(api).read_namespaced_service(WEBHOOK_SECRET, NS)
-        p.door = subprocess.Popen([sys.executable, "-m", "yunshang.dev.door", "--reverse", "--netns",
-                                   str(node.netns_path(rn.index)), "--listen", f"127.0.0.1:{cp.ports['operator-webhook']}",
-                                   "--to", f"{service.spec.cluster_ip}:8443"], start_new_session=True)
         return p
     except BaseException:
         cp.down()
