@@ -315,26 +315,12 @@ def _restart_apiserver(api, edit, what: str, in_force) -> None:
     holds; the new one ends with this process."""
     import os
     import signal
-    import urllib.parse
 
     from kubernetes import client
 
     from helpers import wait_for
 
-    port = urllib.parse.urlparse(api.configuration.host).port
-    pid, argv = None, []
-    for d in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            args = [a.decode() for a in Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0") if a]
-            ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if args and Path(args[0]).name == "kube-apiserver" and f"--secure-port={port}" in args \
-                and ppid == os.getpid():
-            pid, argv = int(d), args
-            break
-    if pid is None:
-        raise RuntimeError(f"no kube-apiserver on port {port} started by this process")
+    pid, argv = _apiserver(api, started_here=True)
     env = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in e)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10  # it would wait for its watches much longer
@@ -362,8 +348,9 @@ def _restart_apiserver(api, edit, what: str, in_force) -> None:
     wait_for(f"the API server with {what}", in_force, timeout=60)
 
 
-def _apiserver_argv(api) -> list[str]:
-    """The arguments of the kube-apiserver ``api`` talks to (found by its port)."""
+def _apiserver(api, started_here: bool = False) -> tuple[int, list[str]]:
+    """The kube-apiserver ``api`` talks to (found by its port): its pid and arguments;
+    ``started_here``: only one this process started (a restart must end with this process)."""
     import os
     import urllib.parse
 
@@ -371,11 +358,13 @@ def _apiserver_argv(api) -> list[str]:
     for d in filter(str.isdigit, os.listdir("/proc")):
         try:
             args = [a.decode() for a in Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0") if a]
-        except OSError:
+            ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if args and Path(args[0]).name == "kube-apiserver" and f"--secure-port={port}" in args:
-            return args
-    raise RuntimeError(f"no kube-apiserver on port {port}")
+        if args and Path(args[0]).name == "kube-apiserver" and f"--secure-port={port}" in args \
+                and (not started_here or ppid == os.getpid()):
+            return int(d), args
+    raise RuntimeError(f"no kube-apiserver on port {port}" + (" started by this process" if started_here else ""))
 
 
 def _loaded_authentication_config(api) -> str:
@@ -392,7 +381,7 @@ def _authentication_rule_removed(api, control: str) -> None:
 
     from helpers import wait_for
 
-    arg = next(a for a in _apiserver_argv(api) if a.startswith("--authentication-config="))
+    arg = next(a for a in _apiserver(api)[1] if a.startswith("--authentication-config="))
     path = Path(arg.split("=", 1)[1])
     config = yaml.safe_load(path.read_text())
     removed = 0

@@ -7,7 +7,6 @@ act as that person.  The platform engineer's admin kubeconfig is left as it is.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from ..identity.credential import until
 from .common import Output, OutputOpt, UserError, UsageProblem, emit_json, err, out
 
 
@@ -62,14 +62,6 @@ def stack_identity(stack: str, otherwise: str):
     if not ident.enabled:
         raise UserError(f"stack {stack} names no provider: yunshang:identity.issuer is empty {otherwise}")
     return ident
-
-
-def _fail(e) -> UserError:
-    return UserError(str(e))
-
-
-def _until(exp: float) -> str:
-    return dt.datetime.fromtimestamp(exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _exec_user(provider) -> dict:
@@ -165,12 +157,12 @@ def login(
                 return webbrowser.open(url)
             tokens = oidc.login_browser(provider, open_url, timeout)
     except oidc.SignInError as e:
-        raise _fail(e) from None
+        raise UserError(str(e)) from None
     oidc.TokenCache(provider).save(tokens)
     c = oidc.claims(tokens["id_token"])
     where = _into_kubeconfig(ctx, provider) if kubeconfig_user else None
     info = {"username": c.get("preferred_username") or c.get("sub"), "issuer": provider.issuer,
-            "providerGroups": c.get("groups", []), "expires": _until(c["exp"]),
+            "providerGroups": c.get("groups", []), "expires": until(c["exp"]),
             "kubeconfig": str(where[0]) if where else None, "context": where[1] if where else None}
     if output == Output.json:
         emit_json(info)
@@ -278,4 +270,4 @@ def _token_expiry(t) -> str:
         return ""
     opt = lambda flag, default="": args[args.index(flag) + 1] if flag in args else default  # noqa: E731
     tokens = oidc.TokenCache(oidc.Provider(opt("--issuer"), opt("--client-id", "yunshang"), opt("--ca-file"))).load()
-    return _until(oidc.claims(tokens["id_token"])["exp"]) if tokens else ""
+    return until(oidc.claims(tokens["id_token"])["exp"]) if tokens else ""

@@ -14,12 +14,15 @@ from . import oidc
 API = "client.authentication.k8s.io/v1"
 
 
+def until(exp: float) -> str:
+    """A token's end (its ``exp``) as the RFC 3339 time ExecCredential and `whoami` show."""
+    return dt.datetime.fromtimestamp(exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def exec_credential(provider: oidc.Provider) -> dict:
     tokens = oidc.current(provider, oidc.TokenCache(provider))
-    exp = oidc.claims(tokens["id_token"])["exp"]
-    until = dt.datetime.fromtimestamp(exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"apiVersion": API, "kind": "ExecCredential",
-            "status": {"token": tokens["id_token"], "expirationTimestamp": until}}
+            "status": {"token": tokens["id_token"], "expirationTimestamp": until(oidc.claims(tokens["id_token"])["exp"])}}
 
 
 def main(argv: list[str]) -> int:
